@@ -1,0 +1,35 @@
+# The two commands of the README: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+## Load the bundled sample shop, train, and serve on http://127.0.0.1:8000 (local provider).
+run: $(STAMP)
+	$(BIN)/python -m chalicelib serve --bootstrap
+
+## The whole test suite.
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## Serving latency of GET /recommendations through the Chalice handler.
+bench: $(STAMP)
+	$(BIN)/python bench/serving.py
+
+clean:
+	rm -rf $(VENV) .data .pytest_cache .ruff_cache

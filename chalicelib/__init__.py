@@ -1,0 +1,1 @@
+"""Braze ⇄ Amazon Personalize bridge: all that is not Chalice wiring lives in this package."""

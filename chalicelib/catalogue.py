@@ -1,0 +1,116 @@
+"""The item catalogue that turns recommended ids into render-ready Braze items.
+
+Each item is rendered to its JSON fragment once, when the catalogue is built, so that decorating a
+response is a dictionary lookup and a string join on the request path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+NAME_FIELDS = ("name", "product_name", "title")
+IMAGE_FIELDS = ("image", "image_url")
+URL_FIELDS = ("url", "product_url")
+
+
+def field_name(key: str) -> str:
+    """`PRODUCT_NAME`, `productName` and `product_name` all become `product_name`."""
+    return _CAMEL.sub("_", key.strip()).lower()
+
+
+def normalise(properties: Mapping[str, Any]) -> dict[str, Any]:
+    return {field_name(k): v for k, v in properties.items()}
+
+
+def _price(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _first(fields: dict[str, Any], names: Sequence[str]) -> Any:
+    for name in names:
+        if fields.get(name) not in (None, ""):
+            return fields.pop(name)
+    return None
+
+
+def _fill(template: str, item_id: str) -> str | None:
+    # str.replace, not str.format: a template or an id with braces must never be interpreted.
+    return template.replace("{id}", quote(item_id, safe="")) if template else None
+
+
+def decorate(
+    item_id: str, properties: Mapping[str, Any], url_template: str, image_template: str
+) -> dict[str, Any]:
+    fields = normalise(properties)
+    fields.pop("item_id", None)
+    name = _first(fields, NAME_FIELDS)
+    url = _first(fields, URL_FIELDS) or _fill(url_template, item_id)
+    image = _first(fields, IMAGE_FIELDS) or _fill(image_template, item_id)
+    price = _price(fields.pop("price", None))
+    return {"id": item_id, "url": url, "name": name, "price": price, "image": image, **fields}
+
+
+class Catalogue:
+    """Item id → rendered item. Immutable: a change to the items builds a new catalogue."""
+
+    def __init__(
+        self,
+        items: Iterable[tuple[str, Mapping[str, Any]]],
+        url_template: str = "",
+        image_template: str = "",
+        revision: object = None,
+    ) -> None:
+        self.revision = revision
+        self._url_template, self._image_template = url_template, image_template
+        self._json: dict[str, str] = {}
+        self._fields: dict[str, dict[str, Any]] = {}
+        for item_id, properties in items:
+            rendered = decorate(item_id, properties, url_template, image_template)
+            self._json[item_id] = json.dumps(rendered, ensure_ascii=False, separators=(",", ":"))
+            self._fields[item_id] = normalise(properties)
+        self._columns: dict[str, dict[str, Any]] = {}
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._json
+
+    def __len__(self) -> int:
+        return len(self._json)
+
+    def ids(self) -> Iterable[str]:
+        return self._json.keys()
+
+    def render(self, item_ids: Iterable[str], limit: int | None = None) -> str:
+        """The JSON array of `item_ids`, in order, at most `limit` long."""
+        parts: list[str] = []
+        for item_id in item_ids:
+            fragment = self._json.get(item_id)
+            if fragment is None:
+                # Only when the shop has no items dataset yet: render what the templates give.
+                bare = decorate(item_id, {}, self._url_template, self._image_template)
+                fragment = json.dumps(bare, ensure_ascii=False, separators=(",", ":"))
+            parts.append(fragment)
+            if limit is not None and len(parts) >= limit:
+                break
+        return "[" + ",".join(parts) + "]"
+
+    def column(self, field: str) -> dict[str, Any]:
+        """Item id → value of one normalised field (for filters), built once per field."""
+        column = self._columns.get(field)
+        if column is None:
+            column = {i: f[field] for i, f in self._fields.items() if field in f}
+            self._columns[field] = column
+        return column
+
+    def item(self, item_id: str) -> dict[str, Any] | None:
+        fragment = self._json.get(item_id)
+        return None if fragment is None else json.loads(fragment)

@@ -1,0 +1,179 @@
+"""The command line: `python -m chalicelib {import,train,metrics,recommend,batch,serve}`.
+
+Commands run against the provider of the current `RECS_*` environment (default: `local`), the same
+code the Lambda functions run. `serve` is what `make run` calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from chalicelib import runtime
+from chalicelib.providers.base import Progress
+from chalicelib.settings import PROJECT_ROOT
+
+SAMPLE_DIR = PROJECT_ROOT / "data" / "online-retail-ii"
+DEV_STAGE = "local"
+# The `local` stage's development key, as documented in the README and .chalice/config.json.
+DEV_KEY = "dev-local-key"
+
+
+@contextmanager
+def progress_bar() -> Iterator[Progress]:
+    """A rich progress display on a terminal; plain lines in logs and CI."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}"),
+        TimeElapsedColumn(), transient=False,
+    ) as bar:  # fmt: skip
+        tasks: dict[str, Any] = {}
+
+        def report(stage: str, done: int, total: int | None) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield report
+
+
+def _print(data: object) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    provider = runtime.current().provider
+    with progress_bar() as report:
+        result = provider.import_file(args.dataset, Path(args.path), args.mode, report)
+    _print(asdict(result))
+    return 0 if result.status == "imported" else 1
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    provider = runtime.current().provider
+    with progress_bar() as report:
+        infos = provider.train(args.solution, report)
+    for info in infos:
+        print(f"{info.version_id}: {info.training_seconds:.1f} s, {dict(info.counts)}")
+        for name, value in info.metrics.items():
+            print(f"  {name:48s} {value:.4f}")
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    info = runtime.current().provider.metrics(args.solution)
+    if info is None:
+        print("no solution version yet: run `python -m chalicelib train`", file=sys.stderr)
+        return 1
+    if args.json:
+        _print({"solutionVersionArn": info.version_id, "metrics": dict(info.metrics)})
+    else:
+        print(info.version_id)
+        for name, value in info.metrics.items():
+            print(f"  {name:48s} {value:.4f}")
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    rt = runtime.current()
+    from chalicelib.providers.base import FilterRequest  # noqa: PLC0415
+
+    flt = FilterRequest(args.filter, {}) if args.filter else None
+    recs = rt.provider.recommend(args.user_id, args.num_results, flt)
+    items = json.loads(rt.provider.catalogue().render(recs.item_ids, args.num_results))
+    _print({"source": recs.source, "items": items})
+    return 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    report = runtime.current().provider.batch(Path(args.input), Path(args.output), args.num_results)
+    _print(asdict(report))
+    return 0 if not report.errors else 1
+
+
+def bootstrap() -> None:
+    """Load the bundled sample shop and train once, unless the store already has them."""
+    provider = runtime.current().provider
+    health = provider.health()
+    if not health.get("items"):
+        with progress_bar() as report:
+            for dataset in ("items", "users", "interactions"):
+                path = SAMPLE_DIR / f"{dataset}.csv.gz"
+                result = provider.import_file(dataset, path, "full", report)  # type: ignore[arg-type]
+                if result.status != "imported":
+                    raise SystemExit(f"could not import {path}: {result.errors}")
+    if not health.get("model_version"):
+        with progress_bar() as report:
+            provider.train(None, report)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    os.environ.setdefault("RECS_API_KEYS", DEV_KEY)
+    if args.bootstrap:
+        started = time.perf_counter()
+        bootstrap()
+        print(f"sample shop ready in {time.perf_counter() - started:.1f} s")
+    key = os.environ["RECS_API_KEYS"].split(",")[0]
+    base = f"http://{args.host}:{args.port}"
+    print("\nTry it:\n")
+    print(f"  curl -H 'x-api-key: {key}' '{base}/recommendations?user_id=13085'\n")
+    chalice = shutil.which("chalice", path=str(Path(sys.executable).parent)) or "chalice"
+    command = [chalice, "local", "--stage", args.stage, "--host", args.host]
+    command += ["--port", str(args.port), "--no-autoreload"]
+    os.chdir(PROJECT_ROOT)
+    os.execvp(command[0], command)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m chalicelib", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("import", help="validate a CSV file and load it as a dataset")
+    s.add_argument("dataset", choices=["interactions", "users", "items"])
+    s.add_argument("path")
+    s.add_argument("--mode", choices=["full", "incremental"], default="incremental")
+    s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("train", help="train new solution versions and deploy them")
+    s.add_argument("--solution", help="only this solution (default: all in the configuration)")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("metrics", help="offline metrics of the served solution version")
+    s.add_argument("--solution")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_metrics)
+
+    s = sub.add_parser("recommend", help="recommendations for one user, decorated")
+    s.add_argument("user_id")
+    s.add_argument("--num-results", type=int, default=25)
+    s.add_argument("--filter")
+    s.set_defaults(func=cmd_recommend)
+
+    s = sub.add_parser("batch", help="batch recommendations, Personalize JSON-lines formats")
+    s.add_argument("--input", required=True)
+    s.add_argument("--output", required=True)
+    s.add_argument("--num-results", type=int, default=25)
+    s.set_defaults(func=cmd_batch)
+
+    s = sub.add_parser("serve", help="serve the API with `chalice local`")
+    s.add_argument("--bootstrap", action="store_true", help="load the sample shop and train first")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--stage", default=DEV_STAGE)
+    s.set_defaults(func=cmd_serve)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.func(args))

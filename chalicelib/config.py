@@ -1,0 +1,76 @@
+"""The declarative configuration (`recs.toml`): dataset group, solutions, campaigns, filters."""
+
+from __future__ import annotations
+
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Recipe = Literal[
+    "user-personalization", "personalized-ranking", "similar-items", "popularity-count"
+]
+CampaignName = Literal["recommendations", "related-items", "rankings"]
+NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9\-_]{0,62}$"  # Personalize's resource-name rule
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetGroup(_Strict):
+    name: str = Field(default="braze-shop", pattern=NAME_PATTERN)
+
+
+class Solution(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    recipe: Recipe
+    hyperparameters: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+class Campaign(_Strict):
+    solution: str
+
+
+class ProjectConfig(_Strict):
+    dataset_group: DatasetGroup = DatasetGroup()
+    solutions: list[Solution] = Field(min_length=1)
+    campaigns: dict[CampaignName, Campaign] = Field(default_factory=dict)
+    filters: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _campaigns_name_solutions(self) -> ProjectConfig:
+        names = [s.name for s in self.solutions]
+        if len(set(names)) != len(names):
+            raise ValueError("solution names must be unique")
+        for route, campaign in self.campaigns.items():
+            if campaign.solution not in names:
+                raise ValueError(f"campaign {route!r} names unknown solution {campaign.solution!r}")
+        return self
+
+    def solution(self, name: str) -> Solution:
+        for solution in self.solutions:
+            if solution.name == name:
+                return solution
+        raise KeyError(name)
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing or invalid; the message says where."""
+
+
+@lru_cache(maxsize=8)
+def load_config(path: Path) -> ProjectConfig:
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"configuration file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    try:
+        return ProjectConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc

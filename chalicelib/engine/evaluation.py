@@ -1,0 +1,75 @@
+"""Personalize's offline evaluation protocol and the metrics table it produces.
+
+90% of users (all their events) train the model; for each of the other 10%, the oldest 90% of
+their events are the input and the newest 10% (at least one event) are the truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from chalicelib.engine.data import Interactions
+from chalicelib.engine.metrics import coverage, ndcg_at_k, precision_at_k, reciprocal_rank_at_k
+
+CUTOFFS = (5, 10, 25)
+
+
+@dataclass(frozen=True)
+class Split:
+    train: Interactions
+    inputs: list[np.ndarray]  # per held-out user: distinct item indices, oldest first
+    truths: list[set[int]]
+
+
+def split(data: Interactions, holdout: float = 0.1, seed: int = 42) -> Split:
+    rng = np.random.default_rng(seed)
+    per_user = np.bincount(data.users, minlength=data.n_users)
+    eligible = np.flatnonzero(per_user >= 2)  # a user needs an input and a truth
+    n_test = max(1, round(holdout * data.n_users))
+    test_users = rng.choice(eligible, size=min(n_test, len(eligible)), replace=False)
+    is_test = np.zeros(data.n_users, dtype=bool)
+    is_test[test_users] = True
+    train = data.select(~is_test[data.users])
+
+    test = data.select(is_test[data.users])
+    order = np.lexsort((test.ts, test.users))
+    users, items = test.users[order], test.items[order]
+    bounds = np.flatnonzero(np.diff(users)) + 1
+    inputs, truths = [], []
+    for chunk in np.split(items, bounds):
+        cut = int(np.floor(0.9 * len(chunk)))
+        cut = min(max(cut, 1), len(chunk) - 1)
+        _, first = np.unique(chunk[:cut][::-1], return_index=True)
+        inputs.append(chunk[:cut][::-1][np.sort(first)][::-1])  # distinct, oldest first
+        truths.append(set(chunk[cut:].tolist()))
+    return Split(train, inputs, truths)
+
+
+def evaluate(
+    recommend: Callable[[np.ndarray, int], Sequence[int]], data: Split, n_items: int
+) -> dict[str, float]:
+    """Metrics under Personalize's names; `recommend(history, k)` returns item indices."""
+    k_max = max(CUTOFFS)
+    lists: list[list[int]] = [list(recommend(hist, k_max)) for hist in data.inputs]
+    metrics: dict[str, float] = {}
+    for k in CUTOFFS:
+        metrics[f"normalized_discounted_cumulative_gain_at_{k}"] = _mean(
+            ndcg_at_k(recs, truth, k) for recs, truth in zip(lists, data.truths, strict=True)
+        )
+        metrics[f"precision_at_{k}"] = _mean(
+            precision_at_k(recs, truth, k) for recs, truth in zip(lists, data.truths, strict=True)
+        )
+    metrics["mean_reciprocal_rank_at_25"] = _mean(
+        reciprocal_rank_at_k(recs, truth, 25)
+        for recs, truth in zip(lists, data.truths, strict=True)
+    )
+    metrics["coverage"] = coverage(lists, n_items)
+    return {name: round(value, 6) for name, value in sorted(metrics.items())}
+
+
+def _mean(values: object) -> float:
+    arr = np.fromiter(values, dtype=np.float64)  # type: ignore[call-overload]
+    return float(np.nanmean(arr)) if arr.size else float("nan")

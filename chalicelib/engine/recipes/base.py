@@ -1,0 +1,49 @@
+"""The contract every recipe keeps, and the ranking kernel they share."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol, Self
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from chalicelib.engine.data import Interactions
+
+
+class RecipeParams(BaseModel):
+    """Hyperparameters of one recipe; unknown names are refused, so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Recipe(Protocol):
+    Params: ClassVar[type[RecipeParams]]
+    params: Any
+
+    def fit(self, data: Interactions) -> Self: ...
+
+    def scores(self, history: np.ndarray) -> np.ndarray:
+        """A float32 score per item for a user whose distinct items (oldest first) are
+        `history`; NaN where the recipe cannot score."""
+        ...
+
+    def related(self, item: int) -> tuple[np.ndarray, np.ndarray]:
+        """(item indices, scores) of the items most similar to `item`, best first."""
+        ...
+
+    def arrays(self) -> dict[str, np.ndarray]: ...
+
+    @classmethod
+    def from_arrays(cls, params: RecipeParams, arrays: dict[str, np.ndarray]) -> Self: ...
+
+
+def top_k(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the `k` best finite scores among `allowed` items, best first."""
+    scores = np.where(np.isnan(scores), -np.inf, scores)
+    if allowed is not None:
+        scores = np.where(allowed, scores, -np.inf)
+    k = min(k, int(np.isfinite(scores).sum()))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    part = np.argpartition(-scores, k - 1)[:k]
+    return part[np.argsort(-scores[part], kind="stable")]

@@ -1,0 +1,180 @@
+"""A solution version: a fitted recipe with the data it needs to serve, saved as plain arrays.
+
+Artifacts are `.npz` files loaded with `allow_pickle=False`: loading a model never runs code.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chalicelib.engine.data import Interactions
+from chalicelib.engine.evaluation import evaluate, split
+from chalicelib.engine.recipes import RECIPES, Recipe, top_k
+from chalicelib.engine.recipes.base import RecipeParams
+from chalicelib.engine.recipes.popularity import popularity
+
+Progress = Callable[[str, int, int | None], None]
+
+
+@dataclass
+class SolutionModel:
+    recipe_name: str
+    params: RecipeParams
+    recipe: Recipe
+    item_ids: np.ndarray
+    user_ids: np.ndarray
+    hist_indptr: np.ndarray
+    hist_indices: np.ndarray
+    popularity: np.ndarray
+    item_index: dict[str, int] = field(init=False)
+    user_index: dict[str, int] = field(init=False)
+    popular_order: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.item_index = {item: i for i, item in enumerate(self.item_ids.tolist())}
+        self.user_index = {user: i for i, user in enumerate(self.user_ids.tolist())}
+        self.popular_order = np.argsort(-self.popularity, kind="stable")
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def exclude_seen(self) -> bool:
+        return bool(getattr(self.params, "exclude_seen", False))
+
+    def history(self, user_id: str, recent_items: Sequence[str] = ()) -> np.ndarray:
+        """The user's distinct known items, oldest first: trained history, then recent events."""
+        row = self.user_index.get(user_id)
+        trained = (
+            self.hist_indices[self.hist_indptr[row] : self.hist_indptr[row + 1]]
+            if row is not None
+            else np.zeros(0, dtype=np.int32)
+        )
+        if not recent_items:
+            return trained
+        recent = [self.item_index[i] for i in recent_items if i in self.item_index]
+        if not recent:
+            return trained
+        merged = np.concatenate([trained, np.asarray(recent, dtype=np.int32)])
+        _, last = np.unique(merged[::-1], return_index=True)
+        return merged[::-1][np.sort(last)][::-1]
+
+    def recommend_indices(
+        self, history: np.ndarray, n: int, allowed: np.ndarray | None = None
+    ) -> np.ndarray:
+        scores = self.recipe.scores(history)
+        if self.exclude_seen and len(history):
+            allowed = np.ones(self.n_items, dtype=bool) if allowed is None else allowed.copy()
+            allowed[history] = False
+        return top_k(scores, n, allowed)
+
+    def recommend(self, history: np.ndarray, n: int, allowed: np.ndarray | None) -> list[str]:
+        return self.item_ids[self.recommend_indices(history, n, allowed)].tolist()
+
+    def related(self, item_id: str, n: int, allowed: np.ndarray | None) -> list[str] | None:
+        """Items similar to `item_id`, or None when the model does not know it."""
+        item = self.item_index.get(item_id)
+        if item is None:
+            return None
+        indices, _ = self.recipe.related(item)
+        if allowed is not None:
+            indices = indices[allowed[indices]]
+        return self.item_ids[indices[:n]].tolist()
+
+    def rank(self, history: np.ndarray, item_ids: Sequence[str]) -> list[str]:
+        """`item_ids` by score; items the model does not know go last, in the given order."""
+        scores = self.recipe.scores(history)
+        known = [(i, self.item_index[i]) for i in item_ids if i in self.item_index]
+        unknown = [i for i in item_ids if i not in self.item_index]
+        order = sorted(range(len(known)), key=lambda j: -float(scores[known[j][1]]))
+        return [known[j][0] for j in order] + unknown
+
+    # -- persistence ------------------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        arrays = {
+            "item_ids": self.item_ids,
+            "user_ids": self.user_ids,
+            "hist_indptr": self.hist_indptr,
+            "hist_indices": self.hist_indices,
+            "popularity": self.popularity,
+        }
+        arrays.update({f"recipe_{k}": v for k, v in self.recipe.arrays().items()})
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path, recipe_name: str, hyperparameters: dict[str, Any]) -> SolutionModel:
+        recipe_cls = RECIPES[recipe_name]
+        params = recipe_cls.Params.model_validate(hyperparameters)
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        recipe_arrays = {
+            k.removeprefix("recipe_"): v for k, v in arrays.items() if k[:7] == "recipe_"
+        }
+        return cls(
+            recipe_name=recipe_name,
+            params=params,
+            recipe=recipe_cls.from_arrays(params, recipe_arrays),
+            item_ids=arrays["item_ids"],
+            user_ids=arrays["user_ids"],
+            hist_indptr=arrays["hist_indptr"],
+            hist_indices=arrays["hist_indices"],
+            popularity=arrays["popularity"],
+        )
+
+
+def fit(recipe_name: str, params: RecipeParams, data: Interactions) -> SolutionModel:
+    recipe = RECIPES[recipe_name](params).fit(data)  # type: ignore[call-arg]
+    indptr, indices = data.histories()
+    return SolutionModel(
+        recipe_name=recipe_name,
+        params=params,
+        recipe=recipe,
+        item_ids=data.item_ids,
+        user_ids=data.user_ids,
+        hist_indptr=indptr,
+        hist_indices=indices,
+        popularity=popularity(data),
+    )
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    model: SolutionModel
+    metrics: dict[str, float]
+    counts: dict[str, int]
+    seconds: float
+
+
+def train(
+    recipe_name: str,
+    hyperparameters: dict[str, Any],
+    data: Interactions,
+    progress: Progress | None = None,
+) -> TrainingResult:
+    """Evaluate on Personalize's split, then fit the served model on all the data."""
+    started = time.perf_counter()
+    report = progress or (lambda stage, done, total: None)
+    if recipe_name not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe_name!r}; known: {', '.join(sorted(RECIPES))}")
+    params = RECIPES[recipe_name].Params.model_validate(hyperparameters)
+    data.check_trainable()
+    report("evaluating on held-out users", 0, 2)
+    parts = split(data)
+    held_out = fit(recipe_name, params, parts.train)
+    metrics = evaluate(held_out.recommend_indices, parts, data.n_items)
+    report("fitting the solution version", 1, 2)
+    model = fit(recipe_name, params, data)
+    report("done", 2, 2)
+    counts = {"interactions": len(data), "users": data.n_users, "items": data.n_items}
+    return TrainingResult(model, metrics, counts, time.perf_counter() - started)

@@ -1,0 +1,177 @@
+"""Pydantic models of every payload at the HTTP and queue edges, with Personalize's limits.
+
+botocore checks minimum lengths but never maximums, so every maximum Personalize enforces
+(10 events a call, 256-character ids, 1,024-character event properties, ...) is checked here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+
+MAX_ID = 256
+Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID)]
+# Epoch seconds beyond this are almost surely milliseconds sent by mistake (year 2100).
+MAX_EPOCH_SECONDS = 4_102_444_800
+RESERVED_EVENT_PROPERTIES = frozenset(
+    {"userid", "sessionid", "eventtype", "timestamp", "recommendationid", "impression"}
+)
+
+
+class _Edge(BaseModel):
+    # Numeric ids (e.g. 13085) are common in shop backends: accept them as strings.
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+
+def _json_limited(value: dict[str, Any], limit: int) -> dict[str, Any]:
+    encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if len(encoded) > limit:
+        raise ValueError(f"properties are {len(encoded)} characters as JSON; the limit is {limit}")
+    return value
+
+
+def parse_timestamp(value: object) -> float:
+    """Epoch seconds (number or numeric string) or ISO-8601; naive times are UTC."""
+    if isinstance(value, bool):
+        raise ValueError("timestamp must be epoch seconds or ISO-8601, not a boolean")
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = float(text)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(text)
+            except ValueError as exc:
+                raise ValueError("timestamp must be epoch seconds or ISO-8601") from exc
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            value = parsed.timestamp()
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError("timestamp must be epoch seconds or ISO-8601")
+    if not 0 <= value <= MAX_EPOCH_SECONDS:
+        raise ValueError("timestamp must be epoch seconds between 1970 and 2100")
+    return float(value)
+
+
+class Event(_Edge):
+    event_type: Id
+    item_id: Id
+    timestamp: float = Field(default_factory=time.time)
+    event_value: float | None = None
+    event_id: Id | None = None
+    properties: dict[str, Any] | None = None
+    recommendation_id: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = None
+    impression: Annotated[list[Id], Field(min_length=1, max_length=25)] | None = None
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _timestamp(cls, value: object) -> float:
+        return parse_timestamp(value)
+
+    @field_validator("event_value")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("event_value must be a finite number")
+        return value
+
+    @field_validator("properties")
+    @classmethod
+    def _properties(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        reserved = sorted(k for k in value if k.lower() in RESERVED_EVENT_PROPERTIES)
+        if reserved:
+            raise ValueError(f"reserved property names: {', '.join(reserved)}")
+        if not value:
+            raise ValueError("properties must not be empty; leave the field out instead")
+        return _json_limited(value, 1024)
+
+
+class EventBatch(_Edge):
+    """`POST /events` and the `{"type": "events"}` queue envelope: one user, one session."""
+
+    user_id: Id
+    session_id: Id | None = None
+    events: Annotated[list[Event], Field(min_length=1, max_length=10)]
+
+    @property
+    def session(self) -> str:
+        return self.session_id or self.user_id
+
+
+class User(_Edge):
+    user_id: Id
+    properties: Annotated[dict[str, Any], Field(min_length=1)]
+
+    @field_validator("properties")
+    @classmethod
+    def _size(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _json_limited(value, 24_000)
+
+
+class Item(_Edge):
+    item_id: Id
+    properties: Annotated[dict[str, Any], Field(min_length=1)]
+
+    @field_validator("properties")
+    @classmethod
+    def _size(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _json_limited(value, 32_000)
+
+
+class UserBatch(_Edge):
+    users: Annotated[list[User], Field(min_length=1, max_length=10)]
+
+
+class ItemBatch(_Edge):
+    items: Annotated[list[Item], Field(min_length=1, max_length=10)]
+
+
+class RankingRequest(_Edge):
+    user_id: Id
+    item_ids: Annotated[list[Id], Field(min_length=1, max_length=500)]
+    filter: str | None = None
+    filter_values: dict[str, str] = Field(default_factory=dict)
+
+
+class RecommendationsQuery(_Edge):
+    model_config = ConfigDict(extra="ignore", frozen=True, coerce_numbers_to_str=True)
+
+    user_id: Id
+    num_results: int = Field(default=25, ge=1, le=100)
+    filter: str | None = None
+
+
+class RelatedItemsQuery(_Edge):
+    model_config = ConfigDict(extra="ignore", frozen=True, coerce_numbers_to_str=True)
+
+    item_id: Id
+    user_id: Id | None = None
+    num_results: int = Field(default=25, ge=1, le=100)
+    filter: str | None = None
+
+
+def describe(error: ValidationError) -> str:
+    """A one-line account of what was wrong and where, without echoing the input back."""
+    parts = []
+    for item in error.errors(include_url=False, include_input=False)[:5]:
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in item["loc"]).lstrip(
+            "."
+        )
+        message = item["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    more = error.error_count() - len(parts)
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")

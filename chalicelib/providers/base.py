@@ -1,0 +1,103 @@
+"""The provider interface: one small typed Protocol covering serving, events, metadata, import,
+training, metrics and batch, plus the plain data it exchanges."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from chalicelib.catalogue import Catalogue
+    from chalicelib.models import EventBatch, Item, User
+
+Source = Literal["personalized", "fallback"]
+Dataset = Literal["interactions", "users", "items"]
+Progress = Callable[[str, int, int | None], None]  # (stage, done, total)
+
+
+class ProviderError(Exception):
+    """The backend could not answer; serving turns this into the fallback list."""
+
+
+class FilterError(ValueError):
+    """A filter expression, or the values a request gave it, are wrong; the message says where."""
+
+
+class UnknownFilterError(FilterError):
+    """A request named a filter the configuration does not define."""
+
+
+@dataclass(frozen=True, slots=True)
+class FilterRequest:
+    name: str
+    values: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendations:
+    item_ids: Sequence[str]
+    source: Source
+    recommendation_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    dataset: Dataset
+    rows: int
+    imported: int
+    errors: list[str]
+    status: Literal["imported", "rejected"]
+
+
+@dataclass(frozen=True, slots=True)
+class SolutionVersionInfo:
+    version_id: str
+    solution: str
+    recipe: str
+    status: str
+    metrics: Mapping[str, float]
+    counts: Mapping[str, int]
+    training_seconds: float
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReport:
+    lines: int
+    written: int
+    errors: list[str]
+
+
+class Provider(Protocol):
+    name: str
+
+    # serving
+    def recommend(
+        self, user_id: str, num_results: int, flt: FilterRequest | None
+    ) -> Recommendations: ...
+    def related_items(
+        self, item_id: str, num_results: int, user_id: str | None, flt: FilterRequest | None
+    ) -> Recommendations: ...
+    def rank(
+        self, user_id: str, item_ids: Sequence[str], flt: FilterRequest | None
+    ) -> Recommendations: ...
+    def popular(self, num_results: int, flt: FilterRequest | None) -> Sequence[str]: ...
+    def catalogue(self) -> Catalogue: ...
+    def health(self) -> dict[str, object]: ...
+
+    # events and metadata
+    def put_events(self, batch: EventBatch) -> int: ...
+    def put_users(self, users: Sequence[User]) -> int: ...
+    def put_items(self, items: Sequence[Item]) -> int: ...
+
+    # workflow
+    def import_file(
+        self, dataset: Dataset, path: Path, mode: str, progress: Progress | None
+    ) -> ImportReport: ...
+    def train(
+        self, solution: str | None, progress: Progress | None
+    ) -> list[SolutionVersionInfo]: ...
+    def metrics(self, solution: str | None) -> SolutionVersionInfo | None: ...
+    def batch(self, input_path: Path, output_path: Path, num_results: int) -> BatchReport: ...

@@ -1,0 +1,312 @@
+"""The `local` provider's store: interactions, users, items, solution versions and campaigns in one
+SQLite file that survives restarts of `chalice local`.
+
+SQLite (standard library, WAL mode) rather than a server: the local provider must run with nothing
+installed but Python. Each thread gets its own connection, because `chalice local` serves requests
+on a thread per connection.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS interactions (
+    seq INTEGER PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    event_value REAL,
+    ts REAL NOT NULL,
+    session_id TEXT,
+    event_id TEXT UNIQUE,
+    recommendation_id TEXT,
+    impression TEXT,
+    properties TEXT
+);
+CREATE INDEX IF NOT EXISTS interactions_user ON interactions (user_id, seq);
+CREATE TABLE IF NOT EXISTS users (user_id TEXT PRIMARY KEY, properties TEXT NOT NULL, updated REAL);
+CREATE TABLE IF NOT EXISTS items (item_id TEXT PRIMARY KEY, properties TEXT NOT NULL, updated REAL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS solution_versions (
+    version_id TEXT PRIMARY KEY,
+    solution TEXT NOT NULL,
+    recipe TEXT NOT NULL,
+    status TEXT NOT NULL,
+    params TEXT NOT NULL,
+    metrics TEXT NOT NULL,
+    counts TEXT NOT NULL,
+    training_seconds REAL NOT NULL,
+    created REAL NOT NULL,
+    max_seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS campaigns (
+    name TEXT PRIMARY KEY, version_id TEXT NOT NULL, updated REAL
+);
+"""
+
+InteractionRow = tuple[str, str, str, float | None, float, str | None, str | None]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class LocalStore:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.models_dir = data_dir / "models"
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        self.path = data_dir / "store.sqlite3"
+        self._local = threading.local()
+        self.db.executescript(SCHEMA)  # idempotent; executescript manages its own transaction
+
+    # -- connections -------------------------------------------------------------------------
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self.db)
+
+    def bulk_load(
+        self,
+        dataset: str,
+        rows: Iterable[tuple[Any, ...]],
+        replace: bool,
+        keep: Callable[[], bool],
+        chunk: int = 20_000,
+    ) -> int:
+        """Load rows in one transaction, committed only if `keep()` says so once all rows are
+        read (a file with a bad row loads nothing). `replace` empties the dataset first."""
+        table = {"interactions": "interactions", "users": "users", "items": "items"}[dataset]
+        if table == "interactions":
+            sql = (
+                "INSERT OR IGNORE INTO interactions (user_id, item_id, event_type, event_value, "
+                "ts, session_id, event_id) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            )
+        else:
+            key = "user_id" if table == "users" else "item_id"
+            sql = (
+                f"INSERT INTO {table} ({key}, properties, updated) VALUES (?, ?, ?) "
+                f"ON CONFLICT({key}) DO UPDATE SET properties = excluded.properties, "
+                "updated = excluded.updated"
+            )
+            now = time.time()
+            rows = ((entity, _dumps(props), now) for entity, props in rows)
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if replace:
+                db.execute(f"DELETE FROM {table}")
+            loaded = 0
+            for batch in _chunks(rows, chunk):
+                db.executemany(sql, batch)
+                loaded += len(batch)
+            if not keep():
+                db.execute("ROLLBACK")
+                return 0
+            self._bump(db, f"{table}_rev")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return loaded
+
+    def _bump(self, db: sqlite3.Connection, key: str) -> None:
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, 1) "
+            "ON CONFLICT(key) DO UPDATE SET value = value + 1",
+            (key,),
+        )
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def add_interactions(self, rows: Iterable[InteractionRow]) -> int:
+        """Append (user, item, type, value, ts, session, event_id) rows; repeated event ids are
+        ignored, as Personalize ignores them. Returns how many were stored."""
+        with self._tx() as db:
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO interactions "
+                "(user_id, item_id, event_type, event_value, ts, session_id, event_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            stored = db.total_changes - before
+            self._bump(db, "interactions_rev")
+        return stored
+
+    def add_events(self, rows: Sequence[dict[str, Any]]) -> int:
+        with self._tx() as db:
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO interactions (user_id, item_id, event_type, event_value, "
+                "ts, session_id, event_id, recommendation_id, impression, properties) VALUES "
+                "(:user_id, :item_id, :event_type, :event_value, :ts, :session_id, :event_id, "
+                ":recommendation_id, :impression, :properties)",
+                rows,
+            )
+            stored = db.total_changes - before
+            self._bump(db, "interactions_rev")
+        return stored
+
+    def upsert(self, table: str, rows: Iterable[tuple[str, dict[str, Any]]], merge: bool) -> int:
+        """Insert or update users/items. `merge` keeps fields the update does not mention
+        (PutItems semantics for one-off updates); a bulk import replaces."""
+        key = {"users": "user_id", "items": "item_id"}[table]
+        now = time.time()
+        count = 0
+        with self._tx() as db:
+            for entity_id, given in rows:
+                properties = given
+                if merge:
+                    found = db.execute(
+                        f"SELECT properties FROM {table} WHERE {key} = ?", (entity_id,)
+                    ).fetchone()
+                    if found:
+                        properties = {**json.loads(found[0]), **given}
+                db.execute(
+                    f"INSERT INTO {table} ({key}, properties, updated) VALUES (?, ?, ?) "
+                    f"ON CONFLICT({key}) DO UPDATE SET properties = excluded.properties, "
+                    "updated = excluded.updated",
+                    (entity_id, _dumps(properties), now),
+                )
+                count += 1
+            self._bump(db, f"{table}_rev")
+        return count
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def revisions(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+
+    def items(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        for item_id, properties in self.db.execute("SELECT item_id, properties FROM items"):
+            yield item_id, json.loads(properties)
+
+    def user(self, user_id: str) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT properties FROM users WHERE user_id = ?", (user_id,)
+        ).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def user_events(self, user_id: str, after_seq: int = 0) -> list[tuple[str, str, float]]:
+        """(item_id, event_type, ts) of the user's events stored after `after_seq`, oldest first."""
+        return self.db.execute(
+            "SELECT item_id, event_type, ts FROM interactions WHERE user_id = ? AND seq > ? "
+            "ORDER BY seq",
+            (user_id, after_seq),
+        ).fetchall()
+
+    def interactions(self, max_seq: int | None = None) -> list[tuple[str, str, str, float, float]]:
+        """All (user, item, event_type, event_value, ts) up to `max_seq`, for training."""
+        sql = "SELECT user_id, item_id, event_type, event_value, ts FROM interactions"
+        if max_seq is None:
+            return self.db.execute(sql).fetchall()
+        return self.db.execute(sql + " WHERE seq <= ?", (max_seq,)).fetchall()
+
+    def max_seq(self) -> int:
+        return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM interactions").fetchone()[0]
+
+    def counts(self) -> dict[str, int]:
+        db = self.db
+        return {
+            table: db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            for table in ("interactions", "users", "items")
+        }
+
+    def popular_items(self, limit: int) -> list[str]:
+        rows = self.db.execute(
+            "SELECT item_id FROM interactions GROUP BY item_id "
+            "ORDER BY COUNT(DISTINCT user_id) DESC, item_id LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    # -- solution versions and campaigns -----------------------------------------------------
+
+    def save_version(self, info: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO solution_versions (version_id, solution, recipe, status, params, "
+                "metrics, counts, training_seconds, created, max_seq) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    info["version_id"],
+                    info["solution"],
+                    info["recipe"],
+                    info["status"],
+                    _dumps(info["params"]),
+                    _dumps(info["metrics"]),
+                    _dumps(info["counts"]),
+                    info["training_seconds"],
+                    info["created"],
+                    info["max_seq"],
+                ),
+            )
+
+    def version(self, version_id: str) -> dict[str, Any] | None:
+        cur = self.db.execute("SELECT * FROM solution_versions WHERE version_id = ?", (version_id,))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        info = dict(zip([c[0] for c in cur.description], row, strict=True))
+        for key in ("params", "metrics", "counts"):
+            info[key] = json.loads(info[key])
+        return info
+
+    def latest_version(self, solution: str | None) -> dict[str, Any] | None:
+        sql = "SELECT version_id FROM solution_versions"
+        args: tuple[str, ...] = ()
+        if solution:
+            sql += " WHERE solution = ?"
+            args = (solution,)
+        row = self.db.execute(sql + " ORDER BY created DESC LIMIT 1", args).fetchone()
+        return None if row is None else self.version(row[0])
+
+    def deploy(self, campaign: str, version_id: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO campaigns (name, version_id, updated) VALUES (?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET version_id = excluded.version_id, "
+                "updated = excluded.updated",
+                (campaign, version_id, time.time()),
+            )
+            self._bump(db, "campaigns_rev")
+
+    def campaigns(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT name, version_id FROM campaigns").fetchall())
+
+
+def _chunks(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(rows)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT/ROLLBACK, so that a failed write changes nothing."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")

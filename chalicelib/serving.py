@@ -1,0 +1,226 @@
+"""The HTTP API's logic, free of Chalice: auth, parsing and validation, the provider call,
+fallback, decoration and headers. `app.py` turns a `Request` into a `Reply` with these functions.
+
+Every failure becomes a JSON `{"error", "message"}` object with a 4xx status; the recommendation
+routes never answer 404 or 5xx: a provider failure gives the fallback list.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from chalicelib import runtime
+from chalicelib.auth import is_authorized
+from chalicelib.models import (
+    EventBatch,
+    ItemBatch,
+    RankingRequest,
+    RecommendationsQuery,
+    RelatedItemsQuery,
+    UserBatch,
+    describe,
+)
+from chalicelib.providers.base import FilterError, FilterRequest, Recommendations
+
+log = logging.getLogger("recs.serving")
+Model = TypeVar("Model", bound=BaseModel)
+JSON = "application/json"
+_RESERVED_QUERY = {"user_id", "item_id", "num_results", "filter"}
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    headers: Mapping[str, str]  # lower-case names
+    query: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: str
+    headers: dict[str, str]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_reply(status: int, code: str, message: str) -> Reply:
+    body = json.dumps({"error": code, "message": message}, ensure_ascii=False)
+    return Reply(status, body, {"Content-Type": JSON, "Cache-Control": "no-store"})
+
+
+def _guarded(handler: Callable[[Request], Reply]) -> Callable[[Request], Reply]:
+    """Authenticate, then map every error to the JSON error envelope."""
+
+    def wrapped(request: Request) -> Reply:
+        try:
+            rt = runtime.current()
+            if not is_authorized(request.headers, rt.settings.keys):
+                if not rt.settings.keys:
+                    log.error("no API key configured (RECS_API_KEYS): refusing every request")
+                return error_reply(401, "unauthorized", "a valid API key is required")
+            return handler(request)
+        except ApiError as exc:
+            return error_reply(exc.status, exc.code, exc.message)
+        except Exception:
+            log.exception("unhandled error in %s", handler.__name__)
+            return error_reply(500, "internal_error", "an internal error occurred")
+
+    wrapped.__name__ = handler.__name__
+    return wrapped
+
+
+# -- parsing ---------------------------------------------------------------------------------
+
+
+def _validate(model: type[Model], data: Any) -> Model:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_request", describe(exc)) from None
+
+
+def _query(model: type[Model], request: Request) -> Model:
+    return _validate(model, {k: v[-1] for k, v in request.query.items() if v})
+
+
+def _body(model: type[Model], request: Request) -> Model:
+    limit = runtime.current().settings.max_body_bytes
+    if len(request.body) > limit:
+        raise ApiError(413, "payload_too_large", f"the body is larger than {limit} bytes")
+    content_type = request.headers.get("content-type", JSON).split(";")[0].strip().lower()
+    if content_type != JSON:
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    try:
+        data = json.loads(request.body)
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_request", "the body must be a JSON object")
+    return _validate(model, data)
+
+
+def _filter(name: str | None, query: Mapping[str, Sequence[str]]) -> FilterRequest | None:
+    if name is None:
+        return None
+    if name not in runtime.current().config.filters:
+        raise ApiError(400, "unknown_filter", f"no filter named {name!r} is configured")
+    values = {
+        key: [part for raw in raw_values for part in raw.split(",") if part]
+        for key, raw_values in query.items()
+        if key not in _RESERVED_QUERY
+    }
+    return FilterRequest(name, values)
+
+
+# -- item lists ------------------------------------------------------------------------------
+
+
+def _items_reply(recs: Recommendations, limit: int, cacheable: bool) -> Reply:
+    rt = runtime.current()
+    body = rt.provider.catalogue().render(recs.item_ids, limit)
+    headers = {"Content-Type": JSON, "X-Recommendation-Source": recs.source}
+    headers["Cache-Control"] = (
+        f"public, max-age={rt.settings.cache_max_age}" if cacheable else "no-store"
+    )
+    return Reply(200, body, headers)
+
+
+def _or_fallback(
+    call: Callable[[], Recommendations], num_results: int, flt: FilterRequest | None
+) -> Recommendations:
+    provider = runtime.current().provider
+    try:
+        return call()
+    except ApiError:
+        raise
+    except FilterError as exc:
+        raise ApiError(400, "invalid_filter", str(exc)) from None
+    except Exception:
+        log.exception("provider %s failed; serving the fallback list", provider.name)
+    try:
+        return Recommendations(provider.popular(num_results, flt), "fallback")
+    except Exception:
+        log.exception("the fallback list failed too; serving an empty list")
+        return Recommendations([], "fallback")
+
+
+@_guarded
+def recommendations(request: Request) -> Reply:
+    q = _query(RecommendationsQuery, request)
+    flt = _filter(q.filter, request.query)
+    provider = runtime.current().provider
+    recs = _or_fallback(
+        lambda: provider.recommend(q.user_id, q.num_results, flt), q.num_results, flt
+    )
+    return _items_reply(recs, q.num_results, cacheable=True)
+
+
+@_guarded
+def related_items(request: Request) -> Reply:
+    q = _query(RelatedItemsQuery, request)
+    flt = _filter(q.filter, request.query)
+    provider = runtime.current().provider
+    recs = _or_fallback(
+        lambda: provider.related_items(q.item_id, q.num_results, q.user_id, flt), q.num_results, flt
+    )
+    return _items_reply(recs, q.num_results, cacheable=True)
+
+
+@_guarded
+def rankings(request: Request) -> Reply:
+    body = _body(RankingRequest, request)
+    flt = _filter(body.filter, {k: [v] for k, v in body.filter_values.items()})
+    provider = runtime.current().provider
+    recs = _or_fallback(
+        lambda: provider.rank(body.user_id, body.item_ids, flt), len(body.item_ids), flt
+    )
+    if recs.source == "fallback" and not recs.item_ids:
+        recs = Recommendations(body.item_ids, "fallback")
+    return _items_reply(recs, len(body.item_ids), cacheable=False)
+
+
+# -- writes ----------------------------------------------------------------------------------
+
+
+def _accepted(count: int) -> Reply:
+    return Reply(202, json.dumps({"accepted": count}), {"Content-Type": JSON})
+
+
+@_guarded
+def events(request: Request) -> Reply:
+    batch = _body(EventBatch, request)
+    return _accepted(runtime.current().provider.put_events(batch))
+
+
+@_guarded
+def users(request: Request) -> Reply:
+    batch = _body(UserBatch, request)
+    return _accepted(runtime.current().provider.put_users(batch.users))
+
+
+@_guarded
+def items(request: Request) -> Reply:
+    batch = _body(ItemBatch, request)
+    return _accepted(runtime.current().provider.put_items(batch.items))
+
+
+def health() -> Reply:
+    try:
+        body: dict[str, object] = runtime.current().provider.health()
+        status = 200
+    except Exception:
+        log.exception("health check failed")
+        body, status = {"status": "error", "provider": None}, 503
+    return Reply(status, json.dumps(body), {"Content-Type": JSON, "Cache-Control": "no-store"})

@@ -1,0 +1,69 @@
+"""Settings: every `RECS_*` environment variable, typed and documented in one place.
+
+Chalice copies the stage's `environment_variables` from `.chalice/config.json` into the environment,
+so a stage is configured there; the CLI and tests set the same variables.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Settings of one stage. Read from `RECS_*` variables; defaults fit the `local` provider."""
+
+    model_config = SettingsConfigDict(env_prefix="RECS_", extra="ignore", frozen=True)
+
+    provider: Literal["local", "personalize"] = "local"
+    # Comma-separated so that a new key can be added before the old one is removed (rotation).
+    api_keys: str = ""
+    data_dir: Path = PROJECT_ROOT / ".data"
+    # Inside chalicelib/ so that `chalice package` ships it with the Lambda.
+    config: Path = PROJECT_ROOT / "chalicelib" / "recs.toml"
+
+    tracking_id: str = ""
+    dataset_group_arn: str = ""
+    campaign_arn: str = ""
+    similar_items_campaign_arn: str = ""
+    ranking_campaign_arn: str = ""
+    events_queue: str = ""
+    dead_letter_queue: str = ""
+    events_stream: str = ""
+    import_bucket: str = ""
+    import_role_arn: str = ""
+    items_table: str = ""
+
+    item_url_template: str = "https://shop.example/p/{id}"
+    item_image_template: str = "https://shop.example/images/{id}.jpg"
+
+    braze_rest_endpoint: str = ""
+    braze_api_key: str = Field(default="", repr=False)
+    braze_attribute: str = "recommendations"
+
+    cache_max_age: int = Field(default=300, ge=0, le=86_400)
+    # API Gateway accepts 10 MB; nothing this API takes needs more than a few hundred KB.
+    max_body_bytes: int = Field(default=512 * 1024, ge=1024)
+
+    @field_validator("data_dir", "config")
+    @classmethod
+    def _relative_to_project(cls, value: Path) -> Path:
+        return value if value.is_absolute() else PROJECT_ROOT / value
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+
+def env_fingerprint() -> tuple[tuple[str, str], ...]:
+    """The `RECS_*` part of the environment: settings are rebuilt when (and only when) it changes.
+
+    Chalice's test client swaps `os.environ` per call, so settings cannot be frozen at import time.
+    """
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("RECS_")))
