@@ -1,0 +1,123 @@
+"""Serving benchmark: `GET /recommendations` through the Chalice handler, in process, on the
+bundled 4k-item sample shop; and the engine's top-25 (fold-in + ranking) against `implicit`'s
+ALS `recommend` for the same users on the same catalogue, measured in the same run.
+
+    .venv/bin/python bench/serving.py [--requests 3000] [--data-dir DIR]
+
+SPEC §7 targets: handler p99 ≤ 5 ms; engine top-25 no slower than implicit's recommend.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# implicit warns (and slows down) when OpenBLAS runs its own thread pool; set before numpy loads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def percentiles(samples_ms: list[float]) -> str:
+    q = np.percentile(samples_ms, [50, 99])
+    return f"p50 {q[0]:.3f} ms  p99 {q[1]:.3f} ms  mean {statistics.fmean(samples_ms):.3f} ms"
+
+
+def prepare(data_dir: Path) -> None:
+    os.environ["RECS_DATA_DIR"] = str(data_dir)
+    from chalicelib import cli, runtime
+
+    runtime.reset()
+    if not (data_dir / "store.sqlite3").exists():
+        cli.bootstrap()
+
+
+def bench_handler(users: list[str], requests: int) -> list[float]:
+    from chalice.test import Client
+
+    from app import app
+
+    timings = []
+    with Client(app, stage_name="local", project_dir=str(ROOT)) as client:
+        headers = {"x-api-key": "dev-local-key"}
+        for warm in users[:50]:
+            client.http.get(f"/recommendations?user_id={warm}", headers=headers)
+        for n in range(requests):
+            path = f"/recommendations?user_id={users[n % len(users)]}"
+            start = time.perf_counter()
+            response = client.http.get(path, headers=headers)
+            timings.append((time.perf_counter() - start) * 1e3)
+            assert response.status_code == 200
+    return timings
+
+
+def bench_engine_vs_implicit(users: list[str], requests: int) -> tuple[list[float], list[float]]:
+    from implicit.als import AlternatingLeastSquares
+
+    from chalicelib import runtime
+
+    provider = runtime.current().provider
+    served = provider._current().campaigns["recommendations"]
+    model = served.model
+    import scipy.sparse as sp
+
+    n_users, n_items = len(model.user_ids), len(model.item_ids)
+    rows = np.repeat(np.arange(n_users), np.diff(model.hist_indptr))
+    user_items = sp.csr_matrix(
+        (np.ones(len(rows), dtype=np.float32), (rows, model.hist_indices)), shape=(n_users, n_items)
+    )
+    als = AlternatingLeastSquares(factors=64, iterations=15, random_state=0)
+    als.fit(user_items, show_progress=False)
+
+    ours, theirs = [], []
+    for n in range(requests):
+        user = users[n % len(users)]
+        row = model.user_index[user]
+        start = time.perf_counter()
+        history = model.history(user, [])
+        model.recommend(history, 25, served.allowed)
+        ours.append((time.perf_counter() - start) * 1e3)
+        start = time.perf_counter()
+        als.recommend(row, user_items[row], N=25, filter_already_liked_items=True)
+        theirs.append((time.perf_counter() - start) * 1e3)
+    return ours, theirs
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--data-dir", type=Path)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = args.data_dir or Path(tmp)
+        started = time.perf_counter()
+        prepare(data_dir)
+        print(f"sample shop imported and trained in {time.perf_counter() - started:.1f} s")
+        from chalicelib import runtime
+
+        model = runtime.current().provider._current().campaigns["recommendations"].model
+        rng = np.random.default_rng(0)
+        users = rng.choice(model.user_ids, size=min(500, len(model.user_ids)), replace=False)
+        users = users.tolist()
+        print(f"catalogue: {len(model.item_ids):,} items, {len(model.user_ids):,} users")
+
+        handler = bench_handler(users, args.requests)
+        print(f"GET /recommendations (Chalice handler, in process): {percentiles(handler)}")
+        ours, theirs = bench_engine_vs_implicit(users, args.requests)
+        print(f"engine top-25 (fold-in + rank):                    {percentiles(ours)}")
+        print(f"implicit ALS recommend top-25 (peer):              {percentiles(theirs)}")
+        ratio = statistics.median(theirs) / statistics.median(ours)
+        print(f"engine vs implicit, median speed ratio: {ratio:.2f}x (>1 means faster)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
