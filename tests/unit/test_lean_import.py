@@ -1,0 +1,22 @@
+"""The Lambda's import path stays lean: loading `app` pulls in no engine library."""
+
+import subprocess
+import sys
+
+from chalicelib.settings import PROJECT_ROOT
+
+ENGINE_MODULES = ("numpy", "scipy", "lark", "implicit", "rich")
+
+
+def test_import_app_loads_no_engine_library():
+    code = f"import sys, app; print(','.join(m for m in {ENGINE_MODULES!r} if m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == ""
+
+
+def test_requirements_txt_holds_no_engine_library():
+    lines = (PROJECT_ROOT / "requirements.txt").read_text().splitlines()
+    names = {line.split("==")[0].strip().lower() for line in lines if line and line[0] != "#"}
+    assert not names & {"numpy", "scipy", "lark", "implicit", "rich", "optuna", "pandas"}
