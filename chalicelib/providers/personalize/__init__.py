@@ -1,0 +1,1 @@
+"""The `personalize` provider: Amazon Personalize through boto3. Imports no numpy or scipy."""
