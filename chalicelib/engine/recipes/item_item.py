@@ -61,13 +61,18 @@ def cooccurrence_neighbours(
 
 
 def neighbour_scores(
-    history: np.ndarray, indices: np.ndarray, scores: np.ndarray, n_items: int
+    history: np.ndarray,
+    indices: np.ndarray,
+    scores: np.ndarray,
+    n_items: int,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Sum of the neighbour scores of the items in `history`."""
+    """Sum of the neighbour scores of the items in `history`, each item's row times its weight."""
     out = np.zeros(n_items, dtype=np.float32)
     if len(history) == 0:
         return out
     idx = indices[history].ravel()
     valid = idx >= 0
-    np.add.at(out, idx[valid], scores[history].ravel()[valid])
+    rows = scores[history] if weights is None else scores[history] * weights[:, None]
+    np.add.at(out, idx[valid], rows.ravel()[valid])
     return out
