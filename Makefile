@@ -27,9 +27,10 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-## Serving latency of GET /recommendations through the Chalice handler.
+## Benchmarks: serving latency through the Chalice handler; offline quality against peers.
 bench: $(STAMP)
 	$(BIN)/python bench/serving.py
+	$(BIN)/python bench/quality.py
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .ruff_cache
