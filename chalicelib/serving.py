@@ -104,7 +104,7 @@ def _body(model: type[Model], request: Request) -> Model:
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     try:
         data = json.loads(request.body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # deep nesting: RecursionError
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_request", "the body must be a JSON object")
@@ -138,8 +138,12 @@ def _items_reply(recs: Recommendations, limit: int, cacheable: bool) -> Reply:
 
 
 def _or_fallback(
-    call: Callable[[], Recommendations], num_results: int, flt: FilterRequest | None
+    call: Callable[[], Recommendations],
+    num_results: int,
+    flt: FilterRequest | None,
+    fallback: Callable[[], Sequence[str]] | None = None,
 ) -> Recommendations:
+    """`call()`, or when the provider fails, `fallback()` (default: the popular items)."""
     provider = runtime.current().provider
     try:
         return call()
@@ -150,7 +154,8 @@ def _or_fallback(
     except Exception:
         log.exception("provider %s failed; serving the fallback list", provider.name)
     try:
-        return Recommendations(provider.popular(num_results, flt), "fallback")
+        items = fallback() if fallback else provider.popular(num_results, flt)
+        return Recommendations(items, "fallback")
     except Exception:
         log.exception("the fallback list failed too; serving an empty list")
         return Recommendations([], "fallback")
@@ -184,11 +189,19 @@ def rankings(request: Request) -> Reply:
     flt = _filter(body.filter, {k: [v] for k, v in body.filter_values.items()})
     provider = runtime.current().provider
     recs = _or_fallback(
-        lambda: provider.rank(body.user_id, body.item_ids, flt), len(body.item_ids), flt
+        lambda: provider.rank(body.user_id, body.item_ids, flt),
+        len(body.item_ids),
+        flt,
+        fallback=lambda: _known_items(body.item_ids),
     )
-    if recs.source == "fallback" and not recs.item_ids:
-        recs = Recommendations(body.item_ids, "fallback")
     return _items_reply(recs, len(body.item_ids), cacheable=False)
+
+
+def _known_items(item_ids: Sequence[str]) -> list[str]:
+    """A failed ranking's fallback: the given items the catalogue has (all if it is empty), in
+    the given order, never popular items nobody asked to rank."""
+    catalogue = runtime.current().provider.catalogue()
+    return [i for i in item_ids if not len(catalogue) or i in catalogue]
 
 
 # -- writes ----------------------------------------------------------------------------------
