@@ -24,10 +24,26 @@ class DatasetGroup(_Strict):
     name: str = Field(default="braze-shop", pattern=NAME_PATTERN)
 
 
+class EventParameters(_Strict):
+    """One entry of Personalize's solutionConfig.eventsConfig.eventParametersList."""
+
+    event_type: str = Field(min_length=1)
+    event_value_threshold: float | None = None
+    weight: float = Field(default=1.0, ge=0.0, le=1.0)
+
+
 class Solution(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     recipe: Recipe
     hyperparameters: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    # Which events train it (Personalize's CreateSolution.eventType, solutionConfig's
+    # eventValueThreshold and eventsConfig); by default every event weighs the same.
+    event_type: str | None = None
+    event_value_threshold: float | None = None
+    events: list[EventParameters] = Field(default_factory=list, max_length=10)
+
+    def event_options(self) -> dict[str, object]:
+        return self.model_dump(include={"event_type", "event_value_threshold", "events"})
 
 
 class Campaign(_Strict):

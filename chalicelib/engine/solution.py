@@ -16,6 +16,11 @@ import numpy as np
 
 from chalicelib.engine.data import Interactions
 from chalicelib.engine.evaluation import evaluate, split
+from chalicelib.engine.preparation import (
+    EventOptions,
+    apply_events,
+    apply_history_percentiles,
+)
 from chalicelib.engine.recipes import RECIPES, Recipe, top_k
 from chalicelib.engine.recipes.base import RecipeParams
 from chalicelib.engine.recipes.popularity import popularity
@@ -33,6 +38,8 @@ class SolutionModel:
     hist_indptr: np.ndarray
     hist_indices: np.ndarray
     popularity: np.ndarray
+    hist_weights: np.ndarray | None = None  # event-type weight per history entry; None: all 1
+    events: EventOptions = field(default_factory=EventOptions)
     item_index: dict[str, int] = field(init=False)
     user_index: dict[str, int] = field(init=False)
     popular_order: np.ndarray = field(init=False)
@@ -52,32 +59,63 @@ class SolutionModel:
 
     def history(self, user_id: str, recent_items: Sequence[str] = ()) -> np.ndarray:
         """The user's distinct known items, oldest first: trained history, then recent events."""
+        return self.fold_in(user_id, [(item, "") for item in recent_items])[0]
+
+    def fold_in(
+        self, user_id: str, recent_events: Sequence[tuple[str, str]] = ()
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(distinct item indices oldest first, their event weights) of the user's trained
+        history followed by `recent_events` (item id, event type) posted since training. An
+        empty event type weighs 1; a type the solution's event settings drop is skipped."""
         row = self.user_index.get(user_id)
-        trained = (
-            self.hist_indices[self.hist_indptr[row] : self.hist_indptr[row + 1]]
-            if row is not None
-            else np.zeros(0, dtype=np.int32)
-        )
-        if not recent_items:
-            return trained
-        recent = [self.item_index[i] for i in recent_items if i in self.item_index]
+        if row is not None:
+            start, end = self.hist_indptr[row], self.hist_indptr[row + 1]
+            trained = self.hist_indices[start:end]
+            weights = (
+                self.hist_weights[start:end]
+                if self.hist_weights is not None
+                else np.ones(end - start, dtype=np.float32)
+            )
+        else:
+            trained = np.zeros(0, dtype=np.int32)
+            weights = np.zeros(0, dtype=np.float32)
+        recent: list[int] = []
+        recent_w: list[float] = []
+        for item, event_type in recent_events:
+            idx = self.item_index.get(item)
+            weight = self.events.weight_of(event_type) if event_type else 1.0
+            if idx is not None and weight > 0:
+                recent.append(idx)
+                recent_w.append(weight)
         if not recent:
-            return trained
+            return trained, weights
         merged = np.concatenate([trained, np.asarray(recent, dtype=np.int32)])
+        merged_w = np.concatenate([weights, np.asarray(recent_w, dtype=np.float32)])
         _, last = np.unique(merged[::-1], return_index=True)
-        return merged[::-1][np.sort(last)][::-1]
+        keep = np.sort(len(merged) - 1 - last)
+        return merged[keep], merged_w[keep]
 
     def recommend_indices(
-        self, history: np.ndarray, n: int, allowed: np.ndarray | None = None
+        self,
+        history: np.ndarray,
+        n: int,
+        allowed: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
     ) -> np.ndarray:
-        scores = self.recipe.scores(history)
+        scores = self.recipe.scores(history, weights)
         if self.exclude_seen and len(history):
             allowed = np.ones(self.n_items, dtype=bool) if allowed is None else allowed.copy()
             allowed[history] = False
         return top_k(scores, n, allowed)
 
-    def recommend(self, history: np.ndarray, n: int, allowed: np.ndarray | None) -> list[str]:
-        return self.item_ids[self.recommend_indices(history, n, allowed)].tolist()
+    def recommend(
+        self,
+        history: np.ndarray,
+        n: int,
+        allowed: np.ndarray | None,
+        weights: np.ndarray | None = None,
+    ) -> list[str]:
+        return self.item_ids[self.recommend_indices(history, n, allowed, weights)].tolist()
 
     def related(self, item_id: str, n: int, allowed: np.ndarray | None) -> list[str] | None:
         """Items similar to `item_id`, or None when the model does not know it."""
@@ -89,9 +127,11 @@ class SolutionModel:
             indices = indices[allowed[indices]]
         return self.item_ids[indices[:n]].tolist()
 
-    def rank(self, history: np.ndarray, item_ids: Sequence[str]) -> list[str]:
+    def rank(
+        self, history: np.ndarray, item_ids: Sequence[str], weights: np.ndarray | None = None
+    ) -> list[str]:
         """`item_ids` by score; items the model does not know go last, in the given order."""
-        scores = self.recipe.scores(history)
+        scores = self.recipe.scores(history, weights)
         known = [(i, self.item_index[i]) for i in item_ids if i in self.item_index]
         unknown = [i for i in item_ids if i not in self.item_index]
         order = sorted(range(len(known)), key=lambda j: -float(scores[known[j][1]]))
@@ -106,7 +146,10 @@ class SolutionModel:
             "hist_indptr": self.hist_indptr,
             "hist_indices": self.hist_indices,
             "popularity": self.popularity,
+            "events": np.asarray(self.events.model_dump_json()),
         }
+        if self.hist_weights is not None:
+            arrays["hist_weights"] = self.hist_weights
         arrays.update({f"recipe_{k}": v for k, v in self.recipe.arrays().items()})
         tmp = path.with_suffix(".tmp.npz")
         np.savez(tmp, **arrays)
@@ -115,7 +158,10 @@ class SolutionModel:
     @classmethod
     def load(cls, path: Path, recipe_name: str, hyperparameters: dict[str, Any]) -> SolutionModel:
         recipe_cls = RECIPES[recipe_name]
-        params = recipe_cls.Params.model_validate(hyperparameters)
+        known = recipe_cls.Params.model_fields
+        params = recipe_cls.Params.model_validate(
+            {k: v for k, v in hyperparameters.items() if k in known}
+        )
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
         recipe_arrays = {
@@ -130,12 +176,26 @@ class SolutionModel:
             hist_indptr=arrays["hist_indptr"],
             hist_indices=arrays["hist_indices"],
             popularity=arrays["popularity"],
+            hist_weights=arrays.get("hist_weights"),
+            events=EventOptions.model_validate_json(str(arrays["events"]))
+            if "events" in arrays
+            else EventOptions(),
         )
 
 
-def fit(recipe_name: str, params: RecipeParams, data: Interactions) -> SolutionModel:
-    recipe = RECIPES[recipe_name](params).fit(data)  # type: ignore[call-arg]
-    indptr, indices = data.histories()
+def fit(
+    recipe_name: str,
+    params: RecipeParams,
+    data: Interactions,
+    events: EventOptions | None = None,
+) -> SolutionModel:
+    """Fit `recipe_name` on `data` (events already filtered and weighted); the recipe sees only
+    the users within the history-length percentiles, serving keeps every user's history."""
+    learn = apply_history_percentiles(
+        data, params.min_user_history_length_percentile, params.max_user_history_length_percentile
+    )
+    recipe = RECIPES[recipe_name](params).fit(learn)  # type: ignore[call-arg]
+    indptr, indices, weights = data.histories()
     return SolutionModel(
         recipe_name=recipe_name,
         params=params,
@@ -144,7 +204,9 @@ def fit(recipe_name: str, params: RecipeParams, data: Interactions) -> SolutionM
         user_ids=data.user_ids,
         hist_indptr=indptr,
         hist_indices=indices,
-        popularity=popularity(data),
+        popularity=popularity(learn),
+        hist_weights=None if data.weights is None else weights,
+        events=events or EventOptions(),
     )
 
 
@@ -161,6 +223,7 @@ def train(
     hyperparameters: dict[str, Any],
     data: Interactions,
     progress: Progress | None = None,
+    events: EventOptions | None = None,
 ) -> TrainingResult:
     """Evaluate on Personalize's split, then fit the served model on all the data."""
     started = time.perf_counter()
@@ -168,13 +231,21 @@ def train(
     if recipe_name not in RECIPES:
         raise ValueError(f"unknown recipe {recipe_name!r}; known: {', '.join(sorted(RECIPES))}")
     params = RECIPES[recipe_name].Params.model_validate(hyperparameters)
-    data.check_trainable()
+    events = events or EventOptions()
+    total = len(data)
+    data = apply_events(data, events)
+    data.check_trainable()  # Personalize counts after event type and value filtering
     report("evaluating on held-out users", 0, 2)
     parts = split(data)
-    held_out = fit(recipe_name, params, parts.train)
+    held_out = fit(recipe_name, params, parts.train, events)
     metrics = evaluate(held_out.recommend_indices, parts, data.n_items)
     report("fitting the solution version", 1, 2)
-    model = fit(recipe_name, params, data)
+    model = fit(recipe_name, params, data, events)
     report("done", 2, 2)
-    counts = {"interactions": len(data), "users": data.n_users, "items": data.n_items}
+    counts = {
+        "interactions": total,
+        "training_interactions": len(data),
+        "users": data.n_users,
+        "items": data.n_items,
+    }
     return TrainingResult(model, metrics, counts, time.perf_counter() - started)

@@ -136,7 +136,12 @@ def test_similar_items_and_ranking() -> None:
 def test_training_evaluates_then_fits_on_everything() -> None:
     data = shop(n_users=100)
     result = train("user-personalization", {}, data)
-    assert result.counts == {"interactions": 1200, "users": 100, "items": 40}
+    assert result.counts == {
+        "interactions": 1200,
+        "training_interactions": 1200,
+        "users": 100,
+        "items": 40,
+    }
     assert result.metrics["precision_at_5"] > 0.0
     assert set(result.model.user_ids.tolist()) == set(data.user_ids.tolist())
     with pytest.raises(ValueError, match="unknown recipe"):

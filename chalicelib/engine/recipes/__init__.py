@@ -7,14 +7,24 @@ are validated by each recipe's own `Params` model.
 from chalicelib.engine.recipes.base import Recipe, top_k
 from chalicelib.engine.recipes.popularity import PopularityCount
 from chalicelib.engine.recipes.similar_items import SimilarItems
-from chalicelib.engine.recipes.user_personalization import UserPersonalization
+from chalicelib.engine.recipes.user_personalization import (
+    PersonalizedRanking,
+    UserPersonalization,
+)
 
 RECIPES: dict[str, type[Recipe]] = {
     "user-personalization": UserPersonalization,
-    # Personalized ranking scores a given list with the same item-to-item model.
-    "personalized-ranking": UserPersonalization,
+    "personalized-ranking": PersonalizedRanking,
     "similar-items": SimilarItems,
     "popularity-count": PopularityCount,
 }
 
-__all__ = ["RECIPES", "PopularityCount", "Recipe", "SimilarItems", "UserPersonalization", "top_k"]
+__all__ = [
+    "RECIPES",
+    "PersonalizedRanking",
+    "PopularityCount",
+    "Recipe",
+    "SimilarItems",
+    "UserPersonalization",
+    "top_k",
+]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Protocol, Self
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.engine.data import Interactions
 
@@ -15,6 +15,12 @@ class RecipeParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # Personalize's featurization knobs: users whose history length lies outside these percentiles
+    # of all users' lengths are left out of training (a few huge histories, often resellers or
+    # bots, can dominate item-to-item statistics). Defaults as Personalize's user-personalization.
+    min_user_history_length_percentile: float = Field(default=0.0, ge=0.0, le=1.0)
+    max_user_history_length_percentile: float = Field(default=0.99, ge=0.0, le=1.0)
+
 
 class Recipe(Protocol):
     Params: ClassVar[type[RecipeParams]]
@@ -22,9 +28,10 @@ class Recipe(Protocol):
 
     def fit(self, data: Interactions) -> Self: ...
 
-    def scores(self, history: np.ndarray) -> np.ndarray:
+    def scores(self, history: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         """A float32 score per item for a user whose distinct items (oldest first) are
-        `history`; NaN where the recipe cannot score."""
+        `history`, each weighing `weights` (event-type weights; None: all 1); NaN where the
+        recipe cannot score."""
         ...
 
     def related(self, item: int) -> tuple[np.ndarray, np.ndarray]:

@@ -25,7 +25,7 @@ class PopularityCount:
         self.counts = popularity(data)
         return self
 
-    def scores(self, history: np.ndarray) -> np.ndarray:
+    def scores(self, history: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         return self.counts.copy()
 
     def related(self, item: int) -> tuple[np.ndarray, np.ndarray]:

@@ -23,6 +23,7 @@ from chalicelib.config import ProjectConfig
 from chalicelib.csvdata import CsvError, Dataset, Validation, read_rows
 from chalicelib.engine.data import Interactions
 from chalicelib.engine.filters import FilterContext, compile_filter
+from chalicelib.engine.preparation import EventOptions
 from chalicelib.engine.solution import SolutionModel, train
 from chalicelib.models import EventBatch, Item, User
 from chalicelib.providers.base import (
@@ -145,12 +146,12 @@ class LocalProvider:
         if served is None:
             return Recommendations(self.popular(num_results, flt, user_id), "fallback")
         recent = self.store.user_events(user_id, served.version["max_seq"])
-        history = served.model.history(user_id, [item for item, _, _ in recent])
+        history, weights = served.model.fold_in(user_id, [(i, t) for i, t, _ in recent])
         if len(history) == 0:
             return Recommendations(self.popular(num_results, flt, user_id), "fallback")
         allowed = self._mask(served, user_id, flt)
         return Recommendations(
-            served.model.recommend(history, num_results, allowed), "personalized"
+            served.model.recommend(history, num_results, allowed, weights), "personalized"
         )
 
     def related_items(
@@ -172,10 +173,10 @@ class LocalProvider:
         if len(state.catalogue):
             item_ids = [i for i in item_ids if i in state.catalogue]
         served = state.campaigns.get("rankings")
-        history = np.zeros(0, dtype=np.int32)
+        history = weights = np.zeros(0, dtype=np.int32)
         if served is not None:
             recent = self.store.user_events(user_id, served.version["max_seq"])
-            history = served.model.history(user_id, [item for item, _, _ in recent])
+            history, weights = served.model.fold_in(user_id, [(i, t) for i, t, _ in recent])
             if flt is not None:
                 mask = self._mask(served, user_id, flt)
                 keep = served.model.item_index
@@ -184,7 +185,7 @@ class LocalProvider:
             order = {item: rank for rank, item in enumerate(self.popular(10**9, None, None))}
             ranked = sorted(item_ids, key=lambda i: order.get(i, len(order)))
             return Recommendations(ranked, "fallback")
-        return Recommendations(served.model.rank(history, item_ids), "personalized")
+        return Recommendations(served.model.rank(history, item_ids, weights), "personalized")
 
     def popular(
         self, num_results: int, flt: FilterRequest | None, user_id: str | None = None
@@ -278,7 +279,8 @@ class LocalProvider:
         infos = []
         for sol in solutions:
             stage = progress and (lambda s, d, t, n=sol.name: progress(f"{n}: {s}", d, t))
-            result = train(sol.recipe, dict(sol.hyperparameters), data, stage or None)
+            events = EventOptions.model_validate(sol.event_options())
+            result = train(sol.recipe, dict(sol.hyperparameters), data, stage or None, events)
             version_id = f"{sol.name}-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**6:06d}"
             result.model.save(self._artifact(version_id))
             info = {
@@ -286,7 +288,7 @@ class LocalProvider:
                 "solution": sol.name,
                 "recipe": sol.recipe,
                 "status": "ACTIVE",
-                "params": result.model.params.model_dump(),
+                "params": {**result.model.params.model_dump(), **sol.event_options()},
                 "metrics": result.metrics,
                 "counts": result.counts,
                 "training_seconds": round(result.seconds, 3),
