@@ -1,4 +1,5 @@
-"""The command line: `python -m chalicelib {import,train,metrics,recommend,batch,serve}`.
+"""The command line: `python -m chalicelib {import,train,metrics,versions,deploy,recommend,batch,
+serve}`.
 
 Commands run against the provider of the current `RECS_*` environment (default: `local`), the same
 code the Lambda functions run. `serve` is what `make run` calls.
@@ -61,8 +62,12 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     provider = runtime.current().provider
-    with progress_bar() as report:
-        infos = provider.train(args.solution, report)
+    try:
+        with progress_bar() as report:
+            infos = provider.train(args.solution, report)
+    except ValueError as exc:  # too little data, bad hyperparameters: say which, no traceback
+        print(f"training failed: {exc}", file=sys.stderr)
+        return 2
     for info in infos:
         print(f"{info.version_id}: {info.training_seconds:.1f} s, {dict(info.counts)}")
         for name, value in info.metrics.items():
@@ -71,7 +76,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    info = runtime.current().provider.metrics(args.solution)
+    info = runtime.current().provider.metrics(args.solution, args.version)
     if info is None:
         print("no solution version yet: run `python -m chalicelib train`", file=sys.stderr)
         return 1
@@ -81,6 +86,37 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         print(info.version_id)
         for name, value in info.metrics.items():
             print(f"  {name:48s} {value:.4f}")
+    return 0
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    infos = runtime.current().provider.versions(args.solution)
+    if args.json:
+        _print([asdict(info) for info in infos])
+        return 0
+    for info in infos:
+        ndcg = info.metrics.get("normalized_discounted_cumulative_gain_at_10", float("nan"))
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(info.created))
+        print(f"{info.version_id}  {created}  NDCG@10 {ndcg:.4f}  {dict(info.counts)}")
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    provider = runtime.current().provider
+    version = args.version
+    if version is None:
+        conf = runtime.current().config.campaigns.get(args.campaign)
+        latest = provider.versions(conf.solution) if conf else []
+        if not latest:
+            print(f"no solution version to deploy to {args.campaign!r}", file=sys.stderr)
+            return 2
+        version = latest[0].version_id
+    try:
+        provider.deploy(args.campaign, version)
+    except ValueError as exc:
+        print(f"deploy failed: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.campaign} now serves {version}")
     return 0
 
 
@@ -149,9 +185,20 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("metrics", help="offline metrics of the served solution version")
-    s.add_argument("--solution")
+    s.add_argument("--solution", help="its latest version (default: the served version)")
+    s.add_argument("--version", help="this solution version")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_metrics)
+
+    s = sub.add_parser("versions", help="stored solution versions, newest first")
+    s.add_argument("--solution")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_versions)
+
+    s = sub.add_parser("deploy", help="make a campaign serve a solution version")
+    s.add_argument("campaign", choices=["recommendations", "related-items", "rankings"])
+    s.add_argument("--version", help="a version id (default: the solution's latest)")
+    s.set_defaults(func=cmd_deploy)
 
     s = sub.add_parser("recommend", help="recommendations for one user, decorated")
     s.add_argument("user_id")

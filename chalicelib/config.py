@@ -48,6 +48,9 @@ class Solution(_Strict):
 
 class Campaign(_Strict):
     solution: str
+    # The solution version this campaign serves; unset, every `train` deploys its new version
+    # (and `python -m chalicelib deploy` can switch to any stored one).
+    solution_version: str | None = None
 
 
 class ProjectConfig(_Strict):

@@ -96,7 +96,11 @@ class LocalProvider:
             )
         )
         campaigns: dict[str, _Served] = {}
-        for campaign, version_id in self.store.campaigns().items():
+        deployed = self.store.campaigns()
+        for name, conf in self.config.campaigns.items():
+            if conf.solution_version:  # pinned in the configuration
+                deployed[name] = conf.solution_version
+        for campaign, version_id in deployed.items():
             version = self.store.version(version_id)
             if version is None:
                 continue
@@ -297,18 +301,44 @@ class LocalProvider:
             }
             self.store.save_version(info)
             for campaign, conf in self.config.campaigns.items():
-                if conf.solution == sol.name:
+                if conf.solution == sol.name and not conf.solution_version:
                     self.store.deploy(campaign, version_id)
             infos.append(_info(info))
         return infos
 
-    def metrics(self, solution: str | None = None) -> SolutionVersionInfo | None:
-        if solution is None:
-            campaign = self.store.campaigns().get("recommendations")
-            version = self.store.version(campaign) if campaign else None
+    def metrics(
+        self, solution: str | None = None, version_id: str | None = None
+    ) -> SolutionVersionInfo | None:
+        """A version's metrics: the one named, else the solution's latest, else the version the
+        `recommendations` campaign serves."""
+        if version_id is not None:
+            version = self.store.version(version_id)
+        elif solution is None:
+            served = self._current().campaigns.get("recommendations")
+            version = served.version if served else None
         else:
             version = self.store.latest_version(solution)
         return _info(version) if version else None
+
+    def versions(self, solution: str | None = None) -> list[SolutionVersionInfo]:
+        """Every stored solution version (of one solution), newest first."""
+        return [_info(v) for v in self.store.versions(solution)]
+
+    def deploy(self, campaign: str, version_id: str) -> None:
+        """Make `campaign` serve a stored version (Personalize's UpdateCampaign)."""
+        version = self.store.version(version_id)
+        if version is None:
+            raise ValueError(f"no solution version {version_id!r}; see `versions`")
+        conf = self.config.campaigns.get(campaign)  # type: ignore[call-overload]
+        if conf is None:
+            known = ", ".join(sorted(self.config.campaigns))
+            raise ValueError(f"no campaign {campaign!r} in the configuration (known: {known})")
+        if version["solution"] != conf.solution:
+            raise ValueError(
+                f"campaign {campaign!r} serves solution {conf.solution!r}; "
+                f"{version_id!r} is a version of {version['solution']!r}"
+            )
+        self.store.deploy(campaign, version_id)
 
     def batch(self, input_path: Path, output_path: Path, num_results: int) -> BatchReport:
         return run_batch(self, input_path, output_path, num_results)
@@ -334,6 +364,7 @@ def _info(version: dict[str, Any]) -> SolutionVersionInfo:
         counts=version["counts"],
         training_seconds=version["training_seconds"],
         created=version["created"],
+        params=version["params"],
     )
 
 

@@ -278,6 +278,15 @@ class LocalStore:
         row = self.db.execute(sql + " ORDER BY created DESC LIMIT 1", args).fetchone()
         return None if row is None else self.version(row[0])
 
+    def versions(self, solution: str | None) -> list[dict[str, Any]]:
+        sql = "SELECT version_id FROM solution_versions"
+        args: tuple[str, ...] = ()
+        if solution:
+            sql += " WHERE solution = ?"
+            args = (solution,)
+        rows = self.db.execute(sql + " ORDER BY created DESC", args).fetchall()
+        return [v for (version_id,) in rows if (v := self.version(version_id)) is not None]
+
     def deploy(self, campaign: str, version_id: str) -> None:
         with self._tx() as db:
             db.execute(

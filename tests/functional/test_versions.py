@@ -1,0 +1,98 @@
+"""Solution versions from the command line: each `train` stores a version with its parameters,
+counts and metrics; a campaign serves the newest unless one is deployed or pinned; `metrics --json`
+speaks Personalize's metric names; too little data is refused with a clear message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from chalicelib import cli, runtime
+from chalicelib.settings import PROJECT_ROOT
+
+METRICS = {
+    "coverage",
+    "mean_reciprocal_rank_at_25",
+    "normalized_discounted_cumulative_gain_at_5",
+    "normalized_discounted_cumulative_gain_at_10",
+    "normalized_discounted_cumulative_gain_at_25",
+    "precision_at_5",
+    "precision_at_10",
+    "precision_at_25",
+}
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def served(campaign: str = "recommendations") -> str:
+    return runtime.current().provider.health()["campaigns"][campaign]  # type: ignore[index]
+
+
+def test_metrics_json_uses_personalize_names(data_dir: Path, capsys) -> None:
+    code, out, _ = run(capsys, "metrics", "--json")
+    body = json.loads(out)
+    assert code == 0
+    assert body["solutionVersionArn"] == served()
+    assert set(body["metrics"]) == METRICS
+    assert 0.0 < body["metrics"]["normalized_discounted_cumulative_gain_at_10"] <= 1.0
+
+
+def test_each_training_is_a_version_and_deploy_switches_between_them(data_dir: Path, capsys):
+    first = served()
+    code, out, _ = run(capsys, "train", "--solution", "user-personalization")
+    assert code == 0
+    second = served()
+    assert second != first and second in out
+
+    code, out, _ = run(capsys, "versions", "--solution", "user-personalization", "--json")
+    versions = json.loads(out)
+    assert [v["version_id"] for v in versions] == [second, first]  # newest first
+    assert versions[0]["params"]["regularization"] == 200.0
+    assert versions[0]["counts"]["interactions"] == 1800
+    assert set(versions[0]["metrics"]) == METRICS
+
+    code, out, _ = run(capsys, "deploy", "recommendations", "--version", first)
+    assert code == 0 and served() == first
+    _, out, _ = run(capsys, "metrics", "--json")
+    assert json.loads(out)["solutionVersionArn"] == first
+    _, out, _ = run(capsys, "metrics", "--json", "--version", second)
+    assert json.loads(out)["solutionVersionArn"] == second
+
+    code, _, err = run(capsys, "deploy", "related-items", "--version", first)
+    assert code == 2 and "serves solution 'similar-items'" in err
+    code, _, err = run(capsys, "deploy", "recommendations", "--version", "nope")
+    assert code == 2 and "no solution version 'nope'" in err
+    code, _, _ = run(capsys, "deploy", "recommendations")  # default: the latest
+    assert served() == second
+
+
+def test_a_pinned_version_survives_retraining(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    pinned = served()
+    text = (PROJECT_ROOT / "chalicelib" / "recs.toml").read_text()
+    text = text.replace(
+        '[campaigns.recommendations]\nsolution = "user-personalization"',
+        f'[campaigns.recommendations]\nsolution = "user-personalization"\n'
+        f'solution_version = "{pinned}"',
+    )
+    assert pinned in text
+    config = tmp_path / "recs.toml"
+    config.write_text(text)
+    monkeypatch.setenv("RECS_CONFIG", str(config))
+    runtime.reset()
+    assert run(capsys, "train", "--solution", "user-personalization")[0] == 0
+    assert served() == pinned
+    assert served("rankings") != pinned  # not pinned: moved to the new version
+
+
+def test_too_little_data_is_a_clear_error(empty_data_dir: Path, capsys) -> None:
+    code, _, err = run(capsys, "train")
+    assert code == 2
+    assert "training needs at least 1000 interactions; there are 0" in err
