@@ -17,30 +17,37 @@ _resources: dict[str, Any] = {}
 # Personalize's runtime must answer inside Braze's ~2 s Connected Content budget; the rest may wait.
 TIMEOUTS: dict[str, tuple[float, float, int]] = {
     # service: (connect timeout s, read timeout s, max attempts)
-    "personalize-runtime": (0.5, 0.8, 2),
+    # One attempt per call: the personalize provider retries itself, only while its budget allows.
+    "personalize-runtime": (0.25, 0.6, 1),
     "personalize-events": (2.0, 5.0, 3),
 }
 DEFAULT_TIMEOUTS = (2.0, 10.0, 3)
+# Reads on a request's path (item table lookups while decorating) use these instead.
+FAST_TIMEOUTS: dict[str, tuple[float, float, int]] = {"dynamodb": (0.2, 0.3, 1)}
 
 
-def client(service: str) -> Any:
-    """The shared client of `service` (e.g. "sqs", "personalize-events")."""
-    found = _clients.get(service)
+def client(service: str, fast: bool = False) -> Any:
+    """The shared client of `service` (e.g. "sqs", "personalize-events"); `fast=True` gives the
+    one with request-path timeouts (`FAST_TIMEOUTS`) where the service has them."""
+    key = f"{service}:fast" if fast and service in FAST_TIMEOUTS else service
+    found = _clients.get(key)
     if found is not None:
         return found
     with _lock:
-        if service not in _clients:
+        if key not in _clients:
             import boto3  # noqa: PLC0415 - keep boto3 off the import path of the local provider
             from botocore.config import Config  # noqa: PLC0415
 
-            connect, read, attempts = TIMEOUTS.get(service, DEFAULT_TIMEOUTS)
+            table = FAST_TIMEOUTS if key != service else TIMEOUTS
+            connect, read, attempts = table.get(service, DEFAULT_TIMEOUTS)
             config = Config(
                 connect_timeout=connect,
                 read_timeout=read,
-                retries={"mode": "standard", "max_attempts": attempts},
+                # total_max_attempts counts the first try (botocore's max_attempts: retries only).
+                retries={"mode": "standard", "total_max_attempts": attempts},
             )
-            _clients[service] = boto3.session.Session().client(service, config=config)
-        return _clients[service]
+            _clients[key] = boto3.session.Session().client(service, config=config)
+        return _clients[key]
 
 
 def resource(service: str) -> Any:

@@ -44,11 +44,12 @@ def build(settings: Settings) -> Runtime:
         from chalicelib.providers.local import LocalProvider  # noqa: PLC0415
 
         provider = LocalProvider(settings, config)
-    else:
-        raise ConfigError(
-            "RECS_PROVIDER=personalize is not available yet: its serving side is tracked in "
-            "the 'Personalize on AWS' issue; use RECS_PROVIDER=local"
-        )
+    elif settings.provider == "personalize":
+        from chalicelib.providers.personalize import PersonalizeProvider  # noqa: PLC0415
+
+        provider = PersonalizeProvider(settings, config)
+    else:  # pragma: no cover - Settings.provider is a Literal of the two
+        raise ConfigError(f"unknown provider {settings.provider!r}")
     return Runtime(settings, config, provider)
 
 

@@ -40,6 +40,15 @@ class Settings(BaseSettings):
     import_role_arn: str = ""
     items_table: str = ""
 
+    # personalize provider: how responses are decorated, how long the container caches items and
+    # the popular list, and the time a request may spend on Personalize before falling back.
+    decoration: Literal["catalogue", "metadata"] = "catalogue"
+    # Item columns asked from Personalize (`metadataColumns`, at most 10) when decoration=metadata.
+    metadata_columns: str = "NAME,PRICE,URL,IMAGE"
+    catalogue_ttl: int = Field(default=300, ge=0, le=86_400)
+    # Braze waits about 2 s: Personalize gets this much, the item table and Lambda the rest.
+    personalize_budget_ms: int = Field(default=1200, ge=100, le=10_000)
+
     item_url_template: str = "https://shop.example/p/{id}"
     item_image_template: str = "https://shop.example/images/{id}.jpg"
 
@@ -55,6 +64,10 @@ class Settings(BaseSettings):
     @classmethod
     def _relative_to_project(cls, value: Path) -> Path:
         return value if value.is_absolute() else PROJECT_ROOT / value
+
+    @property
+    def metadata_column_list(self) -> list[str]:
+        return [c.strip() for c in self.metadata_columns.split(",") if c.strip()][:10]
 
     @property
     def keys(self) -> tuple[str, ...]:

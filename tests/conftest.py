@@ -16,6 +16,9 @@ from chalice.test import Client
 from chalicelib import runtime
 from chalicelib.settings import PROJECT_ROOT
 
+# Fixtures of the `personalize` provider's tests (fake AWS, moto item table, runtime replies).
+pytest_plugins = ["tests.personalize_fakes"]
+
 DEV_KEY = "dev-local-key"  # the `local` stage's key in .chalice/config.json
 AUTH = {"x-api-key": DEV_KEY}
 CATEGORIES = ("garden", "kitchen", "toys")

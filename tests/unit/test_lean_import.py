@@ -20,3 +20,36 @@ def test_requirements_txt_holds_no_engine_library():
     lines = (PROJECT_ROOT / "requirements.txt").read_text().splitlines()
     names = {line.split("==")[0].strip().lower() for line in lines if line and line[0] != "#"}
     assert not names & {"numpy", "scipy", "lark", "implicit", "rich", "optuna", "pandas"}
+
+
+PERSONALIZE_ENV = {
+    "RECS_PROVIDER": "personalize",
+    "RECS_CAMPAIGN_ARN": "arn:aws:personalize:us-east-1:123456789012:campaign/recs",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def _cold(code: str) -> str:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECS_")}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**env, **PERSONALIZE_ENV},
+    )
+    return out.stdout.strip()
+
+
+def test_the_personalize_provider_path_loads_no_engine_library():
+    """`import app` plus building the personalize runtime, as the first request does."""
+    code = (
+        "import sys, app\n"
+        "from chalicelib import runtime\n"
+        "assert runtime.current().provider.name == 'personalize'\n"
+        f"print(','.join(m for m in {ENGINE_MODULES!r} if m in sys.modules))"
+    )
+    assert _cold(code) == ""

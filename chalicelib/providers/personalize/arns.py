@@ -21,3 +21,27 @@ def dataset_arn(dataset_group_arn: str, dataset: DatasetType) -> str:
             f"RECS_DATASET_GROUP_ARN is not a dataset group ARN: {dataset_group_arn!r}"
         )
     return f"{prefix}:dataset/{name}/{dataset.upper()}"
+
+
+def dataset_group_name(dataset_group_arn: str) -> str:
+    dataset_arn(dataset_group_arn, "items")  # validates, with the same messages
+    return dataset_group_arn.rpartition(":dataset-group/")[2]
+
+
+def filter_name(dataset_group: str, name: str) -> str:
+    """Filter names are unique per account and region, not per dataset group: prefix them so
+    that two stages (two dataset groups) in one account can both have `exclude-purchased`."""
+    full = f"{dataset_group}-{name}"
+    if len(full) > 63:
+        raise MissingSettingError(
+            f"filter name {full!r} is longer than Personalize's 63 characters: "
+            "shorten the dataset group or filter name"
+        )
+    return full
+
+
+def filter_arn(dataset_group_arn: str, name: str) -> str:
+    """The ARN `setup` gives the configured filter `name` in this dataset group."""
+    group = dataset_group_name(dataset_group_arn)
+    prefix = dataset_group_arn.rpartition(":dataset-group/")[0]
+    return f"{prefix}:filter/{filter_name(group, name)}"

@@ -1,0 +1,400 @@
+"""The `personalize` provider's serving side: GetRecommendations (campaign or recommender ARN),
+GetPersonalizedRanking, related items through the SIMS campaign, filters by ARN with values.
+
+Braze waits about 2 s for a Connected Content answer. Each runtime call gets one attempt with
+short socket timeouts (`chalicelib.aws`), and is retried here only while the request's budget
+(`RECS_PERSONALIZE_BUDGET_MS`) still holds a whole attempt; past that, or on any error, the
+answer is the precomputed popular list (cached in the container), marked `fallback`. Every
+fallback is counted as a CloudWatch embedded metric (`Fallbacks`, by route and reason) in the
+logs. Nothing here imports numpy, scipy or the local engine.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from chalicelib import aws
+from chalicelib.config import ProjectConfig
+from chalicelib.models import EventBatch, Item, User
+from chalicelib.providers.base import (
+    BatchReport,
+    Dataset,
+    FilterError,
+    FilterRequest,
+    ImportReport,
+    Progress,
+    ProviderError,
+    Recommendations,
+    SolutionVersionInfo,
+    UnknownFilterError,
+)
+from chalicelib.providers.personalize import arns, items_table
+from chalicelib.providers.personalize.catalogue import TableCatalogue
+from chalicelib.settings import Settings
+
+log = logging.getLogger("recs.personalize")
+METRIC_NAMESPACE = "BrazePersonalizeRecs"
+MAX_RESULTS = 500  # GetRecommendations / GetPersonalizedRanking without metadata
+MAX_RESULTS_WITH_METADATA = 50
+# Error codes worth another attempt: throttling and the service's own failures.
+RETRYABLE = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "RequestThrottledException",
+        "ServiceUnavailable",
+        "InternalFailure",
+        "InternalServerError",
+    }
+)
+
+
+class Unavailable(Exception):
+    """Personalize gave no usable answer in time; `reason` names why (for the metric)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _target(arn: str) -> dict[str, str]:
+    """A domain recommender is called by `recommenderArn`, a custom campaign by `campaignArn`."""
+    return {"recommenderArn": arn} if ":recommender/" in arn else {"campaignArn": arn}
+
+
+def encode_filter_values(expression: str, values: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """Personalize's `filterValues` for `expression` from the request's values.
+
+    Hand-written and minimal (a pure encoder lives with the filters work when it lands): values
+    of `IN ($X)` placeholders are double-quoted and comma-joined, comparison placeholders
+    (`< $X`) take one number. Every `$X` of an INCLUDE clause must be given; an EXCLUDE clause
+    whose values are missing is skipped by Personalize, so those may be left out.
+    """
+    import re  # noqa: PLC0415 - only requests with a filter need it
+
+    clauses = [c.strip() for c in re.split(r'\|(?=(?:[^"]*"[^"]*")*[^"]*$)', expression)]
+    out: dict[str, str] = {}
+    for clause in clauses:
+        include = clause.upper().startswith("INCLUDE")
+        for match in re.finditer(r"(<=|>=|=|<|>|\bIN\b)\s*\(?\s*\$([A-Za-z0-9_]+)", clause, re.I):
+            operator, name = match.group(1).upper(), match.group(2)
+            given = [v for v in values.get(name, ()) if v != ""]
+            if not given:
+                if include:
+                    raise FilterError(f"missing value for ${name}")
+                continue
+            if len(given) > 25:
+                raise FilterError(f"${name} takes at most 25 values")
+            if operator == "IN":
+                encoded = ",".join('"' + v.replace('"', '\\"') + '"' for v in given)
+            else:
+                if len(given) != 1:
+                    raise FilterError(f"${name} takes one number")
+                try:
+                    float(given[0])
+                except ValueError:
+                    raise FilterError(f"${name} must be a number") from None
+                encoded = given[0]
+            if len(encoded) > 1000:
+                raise FilterError(f"the values of ${name} are longer than 1000 characters")
+            out[name] = encoded
+    return out
+
+
+class PersonalizeProvider:
+    name = "personalize"
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: ProjectConfig,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self._clock, self._sleep = clock, sleep
+        self._budget = settings.personalize_budget_ms / 1000
+        connect, read, _ = aws.TIMEOUTS["personalize-runtime"]
+        self._attempt_seconds = connect + read
+        self._catalogue = TableCatalogue(
+            settings.items_table,
+            settings.item_url_template,
+            settings.item_image_template,
+            ttl=settings.catalogue_ttl,
+            clock=clock,
+        )
+        self._lock = threading.Lock()
+        self._popular: tuple[float, list[str]] = (float("-inf"), [])
+        self._health: tuple[float, dict[str, object]] = (float("-inf"), {})
+        self.fallbacks: Counter[str] = Counter()
+
+    # -- the runtime call --------------------------------------------------------------------
+
+    def _call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """`operation` within the budget: retried on throttling or a network error only while a
+        whole further attempt still fits."""
+        from botocore.exceptions import (  # noqa: PLC0415 - boto3 loads on first use
+            ClientError,
+            ConnectionError,
+            HTTPClientError,
+        )
+
+        client = aws.client("personalize-runtime")
+        started = self._clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return getattr(client, operation)(**params)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "ClientError")
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                if code not in RETRYABLE and status != 429 and status < 500:
+                    raise Unavailable(code) from exc
+                reason = code
+            except (ConnectionError, HTTPClientError) as exc:  # timeouts, resets, DNS
+                reason = type(exc).__name__
+            # Full jitter on a short base: throttling clears in tens of milliseconds or not soon.
+            pause = random.uniform(0, 0.05 * 2**attempt)
+            remaining = self._budget - (self._clock() - started)
+            if remaining < pause + self._attempt_seconds:
+                raise Unavailable(reason)
+            self._sleep(pause)
+
+    def _count_fallback(self, route: str, reason: str) -> None:
+        """One line of CloudWatch Embedded Metric Format on stdout: CloudWatch turns it into the
+        `Fallbacks` metric with no API call (a logging prefix would stop the parsing)."""
+        self.fallbacks[f"{route}:{reason}"] += 1
+        record = {
+            "_aws": {
+                "Timestamp": int(time.time() * 1000),
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": METRIC_NAMESPACE,
+                        "Dimensions": [["Route"], ["Route", "Reason"]],
+                        "Metrics": [{"Name": "Fallbacks", "Unit": "Count"}],
+                    }
+                ],
+            },
+            "Route": route,
+            "Reason": reason,
+            "Fallbacks": 1,
+        }
+        sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
+        log.warning("personalize %s: fallback list served (%s)", route, reason)
+
+    # -- request parameters ------------------------------------------------------------------
+
+    def _filter_params(self, flt: FilterRequest | None) -> dict[str, Any]:
+        if flt is None:
+            return {}
+        expression = self.config.filters.get(flt.name)
+        if expression is None:
+            raise UnknownFilterError(flt.name)
+        params: dict[str, Any] = {
+            "filterArn": arns.filter_arn(self.settings.dataset_group_arn, flt.name)
+        }
+        values = encode_filter_values(expression, flt.values)
+        if values:
+            params["filterValues"] = values
+        return params
+
+    def _metadata_params(self, count: int) -> dict[str, Any]:
+        columns = self.settings.metadata_column_list
+        if self.settings.decoration != "metadata" or not columns:
+            return {}
+        if count > MAX_RESULTS_WITH_METADATA:
+            return {}  # Personalize refuses metadata on longer lists: decorate from the table
+        return {"metadataColumns": {"ITEMS": columns}}
+
+    def _collect(self, entries: Sequence[Mapping[str, Any]]) -> list[str]:
+        ids = [e["itemId"] for e in entries]
+        metadata = [(e["itemId"], e["metadata"]) for e in entries if e.get("metadata")]
+        if metadata:
+            self._catalogue.remember(metadata)
+        return ids
+
+    # -- serving -----------------------------------------------------------------------------
+
+    def _fallback(
+        self, route: str, reason: str, num_results: int, exclude: str | None = None
+    ) -> Recommendations:
+        self._count_fallback(route, reason)
+        items = [i for i in self.popular(num_results + 1, None) if i != exclude]
+        return Recommendations(items[:num_results], "fallback")
+
+    def recommend(
+        self, user_id: str, num_results: int, flt: FilterRequest | None
+    ) -> Recommendations:
+        arn = self.settings.campaign_arn
+        filter_params = self._filter_params(flt)  # a bad filter is the caller's 400, not ours
+        if not arn:
+            return self._fallback("recommendations", "NotConfigured", num_results)
+        count = min(num_results, MAX_RESULTS)
+        params = {
+            **_target(arn),
+            "userId": user_id,
+            "numResults": count,
+            **filter_params,
+            **self._metadata_params(count),
+        }
+        try:
+            out = self._call("get_recommendations", params)
+        except Unavailable as exc:
+            return self._fallback("recommendations", exc.reason, num_results)
+        ids = self._collect(out.get("itemList", []))
+        if not ids and flt is None:
+            return self._fallback("recommendations", "EmptyList", num_results)
+        return Recommendations(ids, "personalized", out.get("recommendationId"))
+
+    def related_items(
+        self, item_id: str, num_results: int, user_id: str | None, flt: FilterRequest | None
+    ) -> Recommendations:
+        arn = self.settings.similar_items_campaign_arn
+        filter_params = self._filter_params(flt)
+        if not arn:
+            return self._fallback("related-items", "NotConfigured", num_results, item_id)
+        count = min(num_results, MAX_RESULTS)
+        params = {
+            **_target(arn),
+            "itemId": item_id,
+            "numResults": count,
+            **filter_params,
+            **self._metadata_params(count),
+        }
+        if user_id:
+            params["userId"] = user_id  # filters on the user's interactions need it
+        try:
+            out = self._call("get_recommendations", params)
+        except Unavailable as exc:
+            return self._fallback("related-items", exc.reason, num_results, item_id)
+        ids = [i for i in self._collect(out.get("itemList", [])) if i != item_id]
+        if not ids and flt is None:
+            return self._fallback("related-items", "EmptyList", num_results, item_id)
+        return Recommendations(ids, "personalized", out.get("recommendationId"))
+
+    def rank(
+        self, user_id: str, item_ids: Sequence[str], flt: FilterRequest | None
+    ) -> Recommendations:
+        arn = self.settings.ranking_campaign_arn
+        filter_params = self._filter_params(flt)
+        reason = "NotConfigured"
+        if arn:
+            params = {
+                "campaignArn": arn,
+                "userId": user_id,
+                "inputList": list(item_ids[:MAX_RESULTS]),
+                **filter_params,
+                **self._metadata_params(len(item_ids)),
+            }
+            try:
+                out = self._call("get_personalized_ranking", params)
+                ids = self._collect(out.get("personalizedRanking", []))
+                return Recommendations(ids, "personalized", out.get("recommendationId"))
+            except Unavailable as exc:
+                reason = exc.reason
+        self._count_fallback("rankings", reason)
+        # The given items, most popular first; the rest keep the order they were given in.
+        order = {item: n for n, item in enumerate(self.popular(1000, None))}
+        ranked = sorted(item_ids, key=lambda i: order.get(i, len(order)))
+        return Recommendations(ranked, "fallback")
+
+    def popular(self, num_results: int, flt: FilterRequest | None) -> list[str]:
+        """The precomputed popular list (`python -m chalicelib popular`), cached for the TTL.
+
+        Personalize filters cannot be evaluated outside Personalize, so `flt` is not applied.
+        A failed refresh keeps serving the list already in memory.
+        """
+        stamp, items = self._popular
+        now = self._clock()
+        if now - stamp > self.settings.catalogue_ttl and self.settings.items_table:
+            with self._lock:
+                stamp, items = self._popular
+                if now - stamp > self.settings.catalogue_ttl:
+                    try:
+                        items = items_table.get_popular(self.settings.items_table)
+                    except Exception as exc:
+                        log.warning("popular list unreadable (%s); keeping %d", exc, len(items))
+                    self._popular = (now, items)
+        return items[:num_results]
+
+    def catalogue(self) -> TableCatalogue:
+        return self._catalogue
+
+    def health(self) -> dict[str, object]:
+        campaigns = {
+            "recommendations": self.settings.campaign_arn or None,
+            "related-items": self.settings.similar_items_campaign_arn or None,
+            "rankings": self.settings.ranking_campaign_arn or None,
+        }
+        return {
+            "status": "ok",
+            "provider": self.name,
+            "model_version": self._model_version(),
+            "campaigns": campaigns,
+            "fallbacks": sum(self.fallbacks.values()),
+        }
+
+    def _model_version(self) -> str | None:
+        """The solution version behind the recommendations campaign (DescribeCampaign, cached)."""
+        arn = self.settings.campaign_arn
+        if not arn or ":recommender/" in arn:
+            return None
+        stamp, cached = self._health
+        now = self._clock()
+        if now - stamp < 300:
+            return cached.get("model_version")  # type: ignore[return-value]
+        version: str | None = None
+        try:
+            campaign = aws.client("personalize").describe_campaign(campaignArn=arn)["campaign"]
+            version = campaign.get("solutionVersionArn")
+        except Exception as exc:  # health must answer even when the control plane does not
+            log.warning("DescribeCampaign failed: %s", exc)
+        self._health = (now, {"model_version": version})
+        return version
+
+    # -- events and metadata: forwarded through the events queue ---------------------------
+
+    def put_events(self, batch: EventBatch) -> int:
+        raise ProviderError("events are forwarded through RECS_EVENTS_QUEUE (queueing module)")
+
+    def put_users(self, users: Sequence[User]) -> int:
+        raise ProviderError("users are forwarded through RECS_EVENTS_QUEUE (queueing module)")
+
+    def put_items(self, items: Sequence[Item]) -> int:
+        raise ProviderError("items are forwarded through RECS_EVENTS_QUEUE (queueing module)")
+
+    # -- workflow ----------------------------------------------------------------------------
+
+    def import_file(
+        self, dataset: Dataset, path: Path, mode: str, progress: Progress | None = None
+    ) -> ImportReport:
+        raise ProviderError(
+            "on AWS, drop the file under s3://RECS_IMPORT_BUCKET/imports/<dataset>/ instead"
+        )
+
+    def train(
+        self, solution: str | None = None, progress: Progress | None = None
+    ) -> list[SolutionVersionInfo]:
+        from chalicelib.providers.personalize import setup  # noqa: PLC0415
+
+        return setup.train(self.settings, self.config, solution, progress)
+
+    def metrics(self, solution: str | None = None) -> SolutionVersionInfo | None:
+        from chalicelib.providers.personalize import setup  # noqa: PLC0415
+
+        return setup.metrics(self.settings, self.config, solution)
+
+    def batch(self, input_path: Path, output_path: Path, num_results: int) -> BatchReport:
+        raise ProviderError("batch inference on AWS is not wired yet")

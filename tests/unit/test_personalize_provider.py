@@ -1,0 +1,323 @@
+"""The `personalize` provider's serving side against fake Personalize replies (parsed by botocore
+against the service model) and a moto DynamoDB item table."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from chalicelib import aws, runtime
+from chalicelib.providers.base import FilterError, FilterRequest
+from chalicelib.providers.personalize import PersonalizeProvider
+from chalicelib.providers.personalize.provider import encode_filter_values
+from tests.personalize_fakes import (
+    CAMPAIGN_ARN,
+    POPULAR,
+    RANKING_ARN,
+    REGION,
+    SIMS_ARN,
+    FakeRuntime,
+    items_reply,
+    reply,
+    throttled,
+)
+
+
+def provider() -> PersonalizeProvider:
+    p = runtime.current().provider
+    assert isinstance(p, PersonalizeProvider)
+    return p
+
+
+def rendered(ids: list[str] | tuple[str, ...], limit: int = 25) -> list[dict]:
+    return json.loads(provider().catalogue().render(ids, limit))
+
+
+def test_recommendations_come_back_decorated_in_personalize_order(
+    item_table: str, personalize_runtime: FakeRuntime
+) -> None:
+    personalize_runtime.on("GetRecommendations", items_reply("i3", "i1", "i2"))
+    recs = provider().recommend("u1", 3, None)
+    assert recs.source == "personalized"
+    assert recs.recommendation_id == "RID-1"
+    assert personalize_runtime.calls == [
+        ("GetRecommendations", {"campaignArn": CAMPAIGN_ARN, "userId": "u1", "numResults": 3})
+    ]
+    items = rendered(recs.item_ids)
+    assert [i["id"] for i in items] == ["i3", "i1", "i2"]
+    assert items[0] == {
+        "id": "i3",
+        "url": "https://kites.example/3",
+        "name": "Kite",
+        "price": 7.25,
+        "image": "https://shop.example/images/i3.jpg",
+        "category": "toys",
+    }
+    assert items[1]["price"] == 12.5 and items[2]["price"] == 20
+    assert items[1]["url"] == "https://shop.example/p/i1"
+
+
+def test_items_missing_from_the_catalogue_are_left_out_and_order_kept(
+    item_table: str, personalize_runtime: FakeRuntime
+) -> None:
+    personalize_runtime.on("GetRecommendations", items_reply("gone", "i2", "also-gone", "i4"))
+    recs = provider().recommend("u1", 4, None)
+    assert [i["id"] for i in rendered(recs.item_ids, 4)] == ["i2", "i4"]
+
+
+def test_catalogue_is_cached_in_the_container(
+    item_table: str, personalize_runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    personalize_runtime.on("GetRecommendations", items_reply("i1", "i2"))
+    rendered(provider().recommend("u1", 2, None).item_ids)
+    calls: list[object] = []
+    dynamo = aws.client("dynamodb", fast=True)
+    monkeypatch.setattr(dynamo, "batch_get_item", lambda **kw: calls.append(kw))
+    assert [i["name"] for i in rendered(["i1", "i2"])] == ["Garden hose", "Teapot"]
+    assert calls == []
+
+
+def test_an_unreadable_item_table_renders_bare_items_instead_of_nothing(
+    aws_env: None, personalize_runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")  # nothing listens
+    aws.reset()
+    runtime.reset()
+    personalize_runtime = FakeRuntime()
+    personalize_runtime.on("GetRecommendations", items_reply("i1", "i2"))
+    items = rendered(provider().recommend("u1", 2, None).item_ids)
+    assert [(i["id"], i["url"], i["name"]) for i in items] == [
+        ("i1", "https://shop.example/p/i1", None),
+        ("i2", "https://shop.example/p/i2", None),
+    ]
+
+
+def test_a_recommender_arn_is_called_as_a_recommender(
+    item_table: str, personalize_runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arn = f"arn:aws:personalize:{REGION}:123456789012:recommender/top-picks"
+    monkeypatch.setenv("RECS_CAMPAIGN_ARN", arn)
+    personalize_runtime.on("GetRecommendations", items_reply("i1"))
+    assert provider().recommend("u1", 5, None).source == "personalized"
+    assert personalize_runtime.calls[0][1] == {
+        "recommenderArn": arn,
+        "userId": "u1",
+        "numResults": 5,
+    }
+
+
+def test_filters_are_called_by_arn_with_encoded_values(
+    item_table: str, personalize_runtime: FakeRuntime, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "recs.toml"
+    config.write_text(
+        '[[solutions]]\nname = "up"\nrecipe = "user-personalization"\n[filters]\n'
+        "by-category = 'INCLUDE ItemID WHERE Items.CATEGORY IN ($CATEGORY) | "
+        'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("purchase")\'\n'
+        "cheaper = 'INCLUDE ItemID WHERE Items.PRICE <= $MAX'\n"
+    )
+    monkeypatch.setenv("RECS_CONFIG", str(config))
+    personalize_runtime.on("GetRecommendations", items_reply("i1"))
+    flt = FilterRequest("by-category", {"CATEGORY": ["garden", 'say "hi"']})
+    provider().recommend("u1", 5, flt)
+    assert personalize_runtime.calls[0][1] == {
+        "campaignArn": CAMPAIGN_ARN,
+        "userId": "u1",
+        "numResults": 5,
+        "filterArn": f"arn:aws:personalize:{REGION}:123456789012:filter/braze-shop-by-category",
+        "filterValues": {"CATEGORY": '"garden","say \\"hi\\""'},
+    }
+    with pytest.raises(FilterError, match=r"missing value for \$MAX"):
+        provider().recommend("u1", 5, FilterRequest("cheaper", {}))
+    with pytest.raises(FilterError, match="number"):
+        provider().recommend("u1", 5, FilterRequest("cheaper", {"MAX": ["cheap"]}))
+
+
+def test_filter_value_encoding() -> None:
+    expression = 'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("purchase")'
+    assert encode_filter_values(expression, {}) == {}
+    expression = (
+        "EXCLUDE ItemID WHERE Items.BRAND IN ($BRANDS) | INCLUDE ItemID WHERE Items.PRICE > $MIN"
+    )
+    assert encode_filter_values(expression, {"MIN": ["5"]}) == {"MIN": "5"}
+    assert encode_filter_values(expression, {"MIN": ["5"], "BRANDS": ["a", "b"]}) == {
+        "MIN": "5",
+        "BRANDS": '"a","b"',
+    }
+    with pytest.raises(FilterError, match="1000"):
+        encode_filter_values(expression, {"MIN": ["5"], "BRANDS": ["x" * 1000]})
+    # A `|` inside a quoted value does not split clauses.
+    expression = 'INCLUDE ItemID WHERE Items.TAG IN ("a|b") AND Items.CATEGORY IN ($C)'
+    with pytest.raises(FilterError, match=r"\$C"):
+        encode_filter_values(expression, {})
+
+
+def test_metadata_decoration_asks_personalize_for_columns_and_needs_no_table(
+    aws_env: None, personalize_runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECS_DECORATION", "metadata")
+    monkeypatch.setenv("RECS_ITEMS_TABLE", "")
+    metadata = {"i9": {"NAME": "Lamp", "PRICE": "30.5", "IMAGE": "https://img.example/9.png"}}
+    personalize_runtime.on("GetRecommendations", items_reply("i9", metadata=metadata))
+    recs = provider().recommend("u1", 10, None)
+    assert personalize_runtime.calls[0][1]["metadataColumns"] == {
+        "ITEMS": ["NAME", "PRICE", "URL", "IMAGE"]
+    }
+    assert rendered(recs.item_ids) == [
+        {
+            "id": "i9",
+            "url": "https://shop.example/p/i9",
+            "name": "Lamp",
+            "price": 30.5,
+            "image": "https://img.example/9.png",
+        }
+    ]
+    # Personalize returns metadata for at most 50 items: longer lists are decorated otherwise.
+    personalize_runtime.on("GetRecommendations", items_reply("i9"))
+    provider().recommend("u1", 60, None)
+    assert "metadataColumns" not in personalize_runtime.calls[1][1]
+
+
+def test_throttling_is_retried_within_the_budget(
+    item_table: str, personalize_runtime: FakeRuntime
+) -> None:
+    personalize_runtime.on("GetRecommendations", throttled(), items_reply("i1", "i2"))
+    recs = provider().recommend("u1", 2, None)
+    assert (recs.source, list(recs.item_ids)) == ("personalized", ["i1", "i2"])
+    assert len(personalize_runtime.calls) == 2
+
+
+def test_persistent_throttling_gives_the_popular_list_within_budget_and_is_counted(
+    item_table: str, personalize_runtime: FakeRuntime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    personalize_runtime.on("GetRecommendations", throttled())
+    started = time.perf_counter()
+    recs = provider().recommend("u1", 3, None)
+    elapsed = time.perf_counter() - started
+    assert (recs.source, list(recs.item_ids)) == ("fallback", POPULAR[:3])
+    assert elapsed < provider().settings.personalize_budget_ms / 1000
+    assert len(personalize_runtime.calls) >= 2  # retried while a whole attempt still fitted
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
+    assert [(m["Route"], m["Reason"], m["Fallbacks"]) for m in metrics] == [
+        ("recommendations", "ThrottlingException", 1)
+    ]
+    assert metrics[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [
+        {"Name": "Fallbacks", "Unit": "Count"}
+    ]
+    assert provider().health()["fallbacks"] == 1
+
+
+def test_an_unknown_campaign_is_not_retried_and_falls_back(
+    item_table: str, personalize_runtime: FakeRuntime
+) -> None:
+    personalize_runtime.on(
+        "GetRecommendations",
+        reply(404, {"message": "no such campaign"}, "ResourceNotFoundException"),
+    )
+    recs = provider().recommend("u1", 2, None)
+    assert (recs.source, list(recs.item_ids)) == ("fallback", POPULAR[:2])
+    assert len(personalize_runtime.calls) == 1
+
+
+@pytest.fixture
+def silent_endpoint() -> Iterator[str]:
+    """A TCP server that accepts connections and never answers: a hung Personalize."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def test_a_hung_personalize_gives_the_fallback_within_the_budget(
+    item_table: str, silent_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME", silent_endpoint)
+    aws.reset()
+    started = time.perf_counter()
+    recs = provider().recommend("u1", 2, None)
+    elapsed = time.perf_counter() - started
+    assert (recs.source, list(recs.item_ids)) == ("fallback", POPULAR[:2])
+    _connect, read, _ = aws.TIMEOUTS["personalize-runtime"]
+    assert read <= elapsed < provider().settings.personalize_budget_ms / 1000 + 0.2
+
+
+def test_related_items_use_the_sims_campaign_and_never_return_the_item(
+    item_table: str, personalize_runtime: FakeRuntime
+) -> None:
+    personalize_runtime.on("GetRecommendations", items_reply("i1", "i4", "i2"))
+    recs = provider().related_items("i1", 2, "u7", None)
+    assert personalize_runtime.calls[0][1] == {
+        "campaignArn": SIMS_ARN,
+        "itemId": "i1",
+        "numResults": 2,
+        "userId": "u7",
+    }
+    assert list(recs.item_ids) == ["i4", "i2"]
+
+
+def test_related_items_fallback_leaves_out_the_item(
+    item_table: str, personalize_runtime: FakeRuntime
+) -> None:
+    personalize_runtime.on("GetRecommendations", throttled())
+    recs = provider().related_items("i2", 3, None, None)
+    assert (recs.source, list(recs.item_ids)) == ("fallback", ["i4", "i1", "i3"])
+
+
+def test_ranking_calls_get_personalized_ranking(
+    item_table: str, personalize_runtime: FakeRuntime
+) -> None:
+    personalize_runtime.on(
+        "GetPersonalizedRanking",
+        reply(
+            200,
+            {
+                "personalizedRanking": [{"itemId": "i3"}, {"itemId": "i1"}, {"itemId": "i2"}],
+                "recommendationId": "RID-2",
+            },
+        ),
+    )
+    recs = provider().rank("u1", ["i1", "i2", "i3"], None)
+    assert personalize_runtime.calls[0] == (
+        "GetPersonalizedRanking",
+        {"campaignArn": RANKING_ARN, "userId": "u1", "inputList": ["i1", "i2", "i3"]},
+    )
+    assert (recs.source, list(recs.item_ids)) == ("personalized", ["i3", "i1", "i2"])
+
+
+def test_ranking_fallback_orders_the_given_items_by_popularity(
+    item_table: str, personalize_runtime: FakeRuntime
+) -> None:
+    personalize_runtime.on("GetPersonalizedRanking", throttled())
+    recs = provider().rank("u1", ["new", "i3", "i1", "i2"], None)
+    assert (recs.source, list(recs.item_ids)) == ("fallback", ["i2", "i1", "i3", "new"])
+
+
+def test_nothing_configured_still_answers_with_the_popular_list(
+    item_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECS_CAMPAIGN_ARN", "")
+    recs = provider().recommend("u1", 10, None)
+    assert (recs.source, list(recs.item_ids)) == ("fallback", POPULAR)
