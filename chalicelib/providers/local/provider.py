@@ -285,7 +285,9 @@ class LocalProvider:
             stage = progress and (lambda s, d, t, n=sol.name: progress(f"{n}: {s}", d, t))
             events = EventOptions.model_validate(sol.event_options())
             hpo = sol.hpo_config.model_dump() if sol.perform_hpo and sol.hpo_config else None
-            result = train(sol.recipe, dict(sol.hyperparameters), data, stage or None, events, hpo)
+            result = train(
+                sol.recipe, dict(sol.hyperparameters), data, stage or None, events=events, hpo=hpo
+            )
             version_id = f"{sol.name}-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**6:06d}"
             result.model.save(self._artifact(version_id))
             info = {
