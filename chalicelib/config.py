@@ -25,7 +25,7 @@ NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9\-_]{0,62}$"  # Personalize's resource-na
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class DatasetGroup(_Strict):
@@ -40,24 +40,59 @@ class EventParameters(_Strict):
     weight: float = Field(default=1.0, ge=0.0, le=1.0)
 
 
-class Hpo(_Strict):
-    """Hyperparameter optimisation (Personalize's `performHPO` and `hpoConfig`). `ranges` maps a
-    hyperparameter to `[min, max]` (ints: an integer range, floats: a continuous one) or to a
-    list of strings (categorical values)."""
+class IntegerRange(_Strict):
+    name: str
+    min_value: int = Field(ge=-1_000_000, le=1_000_000)
+    max_value: int = Field(ge=-1_000_000, le=1_000_000)
 
-    max_trials: int = Field(default=8, ge=1, le=40)
-    parallel_trials: int = Field(default=2, ge=1, le=10)
-    ranges: dict[str, list[int | float | str]] = Field(default_factory=dict)
+
+class ContinuousRange(_Strict):
+    name: str
+    min_value: float
+    max_value: float
+
+
+class CategoricalRange(_Strict):
+    name: str
+    values: list[str] = Field(min_length=1, max_length=100)
+
+
+class HyperParameterRanges(_Strict):
+    """Personalize's algorithmHyperParameterRanges, in snake case."""
+
+    integer_hyperparameter_ranges: list[IntegerRange] = Field(default_factory=list, max_length=100)
+    continuous_hyperparameter_ranges: list[ContinuousRange] = Field(
+        default_factory=list, max_length=100
+    )
+    categorical_hyperparameter_ranges: list[CategoricalRange] = Field(
+        default_factory=list, max_length=100
+    )
 
     @model_validator(mode="after")
-    def _ranges(self) -> Hpo:
-        for name, values in self.ranges.items():
-            numeric = [v for v in values if not isinstance(v, str)]
-            if numeric and (len(values) != 2 or len(numeric) != 2 or values[0] >= values[1]):  # type: ignore[operator]
-                raise ValueError(f"hpo range {name!r}: give [min, max] with min < max")
-            if not values:
-                raise ValueError(f"hpo range {name!r} is empty")
+    def _ranges_are_ordered(self) -> HyperParameterRanges:
+        ranges = [*self.integer_hyperparameter_ranges, *self.continuous_hyperparameter_ranges]
+        for r in ranges:
+            if r.min_value > r.max_value:
+                raise ValueError(f"range of {r.name!r}: min_value is above max_value")
         return self
+
+
+class HpoObjective(_Strict):
+    type: Literal["Maximize", "Minimize"] = "Maximize"
+    metric_name: str = "normalized_discounted_cumulative_gain_at_10"
+
+
+class HpoResourceConfig(_Strict):
+    max_number_of_training_jobs: int = Field(default=16, ge=1, le=40)
+    max_parallel_training_jobs: int = Field(default=1, ge=1, le=10)  # accepted; local runs 1
+
+
+class HpoConfig(_Strict):
+    """Personalize's solutionConfig.hpoConfig, in snake case."""
+
+    hpo_objective: HpoObjective = HpoObjective()
+    hpo_resource_config: HpoResourceConfig = HpoResourceConfig()
+    algorithm_hyperparameter_ranges: HyperParameterRanges = HyperParameterRanges()
 
 
 class Solution(_Strict):
@@ -69,9 +104,17 @@ class Solution(_Strict):
     event_type: str | None = None
     event_value_threshold: float | None = None
     events: list[EventParameters] = Field(default_factory=list, max_length=10)
-    hpo: Hpo | None = None
+    # Personalize's performHPO: tune the ranges of `hpo_config` before training the version.
+    perform_hpo: bool = Field(default=False, alias="performHPO")
+    hpo_config: HpoConfig | None = None
     # Personalize's own default is a weekly retraining, billed; we make it a choice.
     perform_auto_training: bool = False
+
+    @model_validator(mode="after")
+    def _hpo_needs_ranges(self) -> Solution:
+        if self.perform_hpo and self.hpo_config is None:
+            raise ValueError(f"solution {self.name!r}: performHPO needs an hpo_config with ranges")
+        return self
 
     def event_options(self) -> dict[str, object]:
         return self.model_dump(include={"event_type", "event_value_threshold", "events"})

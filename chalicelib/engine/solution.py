@@ -24,6 +24,7 @@ from chalicelib.engine.preparation import (
 from chalicelib.engine.recipes import RECIPES, Recipe, top_k
 from chalicelib.engine.recipes.base import RecipeParams
 from chalicelib.engine.recipes.popularity import popularity
+from chalicelib.engine.tuning import TuningResult, tune
 
 Progress = Callable[[str, int, int | None], None]
 
@@ -216,6 +217,7 @@ class TrainingResult:
     metrics: dict[str, float]
     counts: dict[str, int]
     seconds: float
+    tuning: TuningResult | None = None
 
 
 def train(
@@ -223,9 +225,12 @@ def train(
     hyperparameters: dict[str, Any],
     data: Interactions,
     progress: Progress | None = None,
+    *,
     events: EventOptions | None = None,
+    hpo: dict[str, Any] | None = None,
 ) -> TrainingResult:
-    """Evaluate on Personalize's split, then fit the served model on all the data."""
+    """Evaluate on Personalize's split, then fit the served model on all the data. With `hpo`
+    (a `config.HpoConfig` as a dict), tune on the split's training users first."""
     started = time.perf_counter()
     report = progress or (lambda stage, done, total: None)
     if recipe_name not in RECIPES:
@@ -235,8 +240,12 @@ def train(
     total = len(data)
     data = apply_events(data, events)
     data.check_trainable()  # Personalize counts after event type and value filtering
-    report("evaluating on held-out users", 0, 2)
     parts = split(data)
+    tuning = None
+    if hpo is not None:
+        tuning = tune(recipe_name, hyperparameters, parts.train, hpo, progress)
+        params = RECIPES[recipe_name].Params.model_validate({**hyperparameters, **tuning.best})
+    report("evaluating on held-out users", 0, 2)
     held_out = fit(recipe_name, params, parts.train, events)
     metrics = evaluate(held_out.recommend_indices, parts, data.n_items)
     report("fitting the solution version", 1, 2)
@@ -248,4 +257,4 @@ def train(
         "users": data.n_users,
         "items": data.n_items,
     }
-    return TrainingResult(model, metrics, counts, time.perf_counter() - started)
+    return TrainingResult(model, metrics, counts, time.perf_counter() - started, tuning)

@@ -96,3 +96,30 @@ def test_too_little_data_is_a_clear_error(empty_data_dir: Path, capsys) -> None:
     code, _, err = run(capsys, "train")
     assert code == 2
     assert "training needs at least 1000 interactions; there are 0" in err
+
+
+def test_a_solution_with_perform_hpo_stores_the_tuning_in_its_version(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    text = (PROJECT_ROOT / "chalicelib" / "recs.toml").read_text()
+    marker = 'name = "user-personalization"\nrecipe = "user-personalization"\n'
+    assert marker in text
+    text = text.replace(
+        marker,
+        marker
+        + "performHPO = true\n"
+        + "[solutions.hpo_config.hpo_resource_config]\nmax_number_of_training_jobs = 3\n"
+        + "[[solutions.hpo_config.algorithm_hyperparameter_ranges"
+        + ".continuous_hyperparameter_ranges]]\n"
+        + 'name = "regularization"\nmin_value = 10.0\nmax_value = 1000.0\n',
+    )
+    config = tmp_path / "recs.toml"
+    config.write_text(text)
+    monkeypatch.setenv("RECS_CONFIG", str(config))
+    runtime.reset()
+    assert run(capsys, "train", "--solution", "user-personalization")[0] == 0
+    _, out, _ = run(capsys, "versions", "--solution", "user-personalization", "--json")
+    newest = json.loads(out)[0]
+    assert newest["params"]["hpo"]["trials"] == 3
+    assert newest["params"]["regularization"] == newest["params"]["hpo"]["best"]["regularization"]
+    assert 10.0 <= newest["params"]["regularization"] <= 1000.0

@@ -23,17 +23,22 @@ name = "shop"
 name = "up"
 recipe = "user-personalization"
 perform_auto_training = false
+performHPO = true
 [solutions.hyperparameters]
 hidden_dimension = 64
 max_user_history_length_percentile = 0.99
 exploration_weight = 0.3
 regularization = 200.0
-[solutions.hpo]
-max_trials = 4
-parallel_trials = 2
-[solutions.hpo.ranges]
-bptt = [2, 32]
-recency_mask = ["true", "false"]
+[solutions.hpo_config.hpo_resource_config]
+max_number_of_training_jobs = 4
+max_parallel_training_jobs = 2
+[[solutions.hpo_config.algorithm_hyperparameter_ranges.integer_hyperparameter_ranges]]
+name = "bptt"
+min_value = 2
+max_value = 32
+[[solutions.hpo_config.algorithm_hyperparameter_ranges.categorical_hyperparameter_ranges]]
+name = "recency_mask"
+values = ["true", "false"]
 
 [[solutions]]
 name = "sims"

@@ -284,7 +284,10 @@ class LocalProvider:
         for sol in solutions:
             stage = progress and (lambda s, d, t, n=sol.name: progress(f"{n}: {s}", d, t))
             events = EventOptions.model_validate(sol.event_options())
-            result = train(sol.recipe, dict(sol.hyperparameters), data, stage or None, events)
+            hpo = sol.hpo_config.model_dump() if sol.perform_hpo and sol.hpo_config else None
+            result = train(
+                sol.recipe, dict(sol.hyperparameters), data, stage or None, events=events, hpo=hpo
+            )
             version_id = f"{sol.name}-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**6:06d}"
             result.model.save(self._artifact(version_id))
             info = {
@@ -292,7 +295,11 @@ class LocalProvider:
                 "solution": sol.name,
                 "recipe": sol.recipe,
                 "status": "ACTIVE",
-                "params": {**result.model.params.model_dump(), **sol.event_options()},
+                "params": {
+                    **result.model.params.model_dump(),
+                    **sol.event_options(),
+                    **({"hpo": result.tuning.summary()} if result.tuning else {}),
+                },
                 "metrics": result.metrics,
                 "counts": result.counts,
                 "training_seconds": round(result.seconds, 3),

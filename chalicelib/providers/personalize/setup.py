@@ -163,33 +163,13 @@ def solution_request(group_arn: str, group: str, solution: Solution) -> dict[str
                 for e in solution.events
             ]
         }
-    if solution.hpo is not None:
-        ranges: dict[str, list[dict[str, Any]]] = {}
-        for name, values in solution.hpo.ranges.items():
-            if all(isinstance(v, str) for v in values):
-                ranges.setdefault("categoricalHyperParameterRanges", []).append(
-                    {"name": name, "values": [str(v) for v in values]}
-                )
-            elif all(isinstance(v, int) for v in values):
-                ranges.setdefault("integerHyperParameterRanges", []).append(
-                    {"name": name, "minValue": values[0], "maxValue": values[1]}
-                )
-            else:
-                ranges.setdefault("continuousHyperParameterRanges", []).append(
-                    {"name": name, "minValue": float(values[0]), "maxValue": float(values[1])}
-                )
-        config["hpoConfig"] = {
-            "hpoResourceConfig": {
-                "maxNumberOfTrainingJobs": str(solution.hpo.max_trials),
-                "maxParallelTrainingJobs": str(solution.hpo.parallel_trials),
-            },
-            **({"algorithmHyperParameterRanges": ranges} if ranges else {}),
-        }
+    if solution.perform_hpo and solution.hpo_config is not None:
+        config["hpoConfig"] = hpo_config(solution)
     request: dict[str, Any] = {
         "name": f"{group}-{solution.name}"[:63],
         "datasetGroupArn": group_arn,
         "recipeArn": RECIPES[solution.recipe],
-        "performHPO": solution.hpo is not None,
+        "performHPO": solution.perform_hpo,
         "performAutoTraining": solution.perform_auto_training,
     }
     if solution.event_type:
@@ -197,6 +177,36 @@ def solution_request(group_arn: str, group: str, solution: Solution) -> dict[str
     if config:
         request["solutionConfig"] = config
     return request
+
+
+def hpo_config(solution: Solution) -> dict[str, Any]:
+    """The configuration's snake-case `hpo_config` in Personalize's shape. The objective is left
+    out: Personalize does not let it be configured (it optimises its own default)."""
+    assert solution.hpo_config is not None
+    hpo, ranges = solution.hpo_config, solution.hpo_config.algorithm_hyperparameter_ranges
+    out: dict[str, Any] = {
+        "hpoResourceConfig": {
+            "maxNumberOfTrainingJobs": str(hpo.hpo_resource_config.max_number_of_training_jobs),
+            "maxParallelTrainingJobs": str(hpo.hpo_resource_config.max_parallel_training_jobs),
+        }
+    }
+    personalize_ranges: dict[str, list[dict[str, Any]]] = {}
+    for key, items in (
+        ("integerHyperParameterRanges", ranges.integer_hyperparameter_ranges),
+        ("continuousHyperParameterRanges", ranges.continuous_hyperparameter_ranges),
+    ):
+        if items:
+            personalize_ranges[key] = [
+                {"name": r.name, "minValue": r.min_value, "maxValue": r.max_value} for r in items
+            ]
+    if ranges.categorical_hyperparameter_ranges:
+        personalize_ranges["categoricalHyperParameterRanges"] = [
+            {"name": r.name, "values": list(r.values)}
+            for r in ranges.categorical_hyperparameter_ranges
+        ]
+    if personalize_ranges:
+        out["algorithmHyperParameterRanges"] = personalize_ranges
+    return out
 
 
 def _solution_differences(want: dict[str, Any], have: dict[str, Any]) -> list[str]:
