@@ -31,12 +31,14 @@ DEV_KEY = "dev-local-key"
 
 @contextmanager
 def progress_bar() -> Iterator[Progress]:
-    """A rich progress display on a terminal; plain lines in logs and CI."""
+    """A rich progress display on a terminal; plain lines in logs and CI. On stderr, so that
+    `--json` output on stdout stays machine-readable."""
+    from rich.console import Console  # noqa: PLC0415
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
 
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}"),
-        TimeElapsedColumn(), transient=False,
+        TimeElapsedColumn(), transient=False, console=Console(stderr=True),
     ) as bar:  # fmt: skip
         tasks: dict[str, Any] = {}
 
@@ -137,6 +139,73 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return 0 if not report.errors else 1
 
 
+def cmd_setup(args: argparse.Namespace) -> int:
+    """Apply the configuration: Personalize resources on AWS; on `local`, a checked config."""
+    rt = runtime.current()
+    if rt.provider.name != "personalize":
+        # Building the local provider validated the file and compiled every filter.
+        print(f"{rt.settings.config}: valid for the local provider")
+        print(f"  solutions: {', '.join(s.name for s in rt.config.solutions)}")
+        print(f"  campaigns: {', '.join(rt.config.campaigns)}")
+        print(f"  filters:   {', '.join(rt.config.filters) or '-'}")
+        return 0
+    from chalicelib.providers.personalize.setup import setup  # noqa: PLC0415
+
+    with progress_bar() as report:
+        result = setup(rt.config, report, poll_seconds=args.poll_seconds)
+    if args.json:
+        _print(result.as_dict())
+    else:
+        for step in result.steps:
+            line = f"{step.action:8s} {step.kind:14s} {step.name}"
+            print(line + (f"  ({step.detail})" if step.detail else ""))
+        print("\nStage settings (.chalice/config.json environment_variables):")
+        for key, value in result.settings.items():
+            print(f'  "{key}": "{value}",')
+    return 0
+
+
+def cmd_popular(args: argparse.Namespace) -> int:
+    """The fallback list: the most interacted-with items of an interactions file (optionally
+    only its last `--days`), stored in the item table on AWS."""
+    from collections import Counter  # noqa: PLC0415
+
+    from chalicelib.csvdata import Validation, read_rows  # noqa: PLC0415
+
+    path = Path(args.input)
+    since = float("-inf")
+    if args.days:  # relative to the file's newest event, so that old exports work too
+        newest = max((row[4] for row in read_rows(path, "interactions", Validation())), default=0)
+        since = newest - args.days * 86_400
+    counts: Counter[str] = Counter(
+        row[1] for row in read_rows(path, "interactions", Validation()) if row[4] >= since
+    )
+    top = [item for item, _ in counts.most_common(args.top)]
+    rt = runtime.current()
+    if rt.provider.name == "personalize" and rt.settings.items_table:
+        from chalicelib.providers.personalize import items_table  # noqa: PLC0415
+
+        items_table.put_popular(rt.settings.items_table, top)
+        print(f"{len(top)} popular items stored in {rt.settings.items_table}", file=sys.stderr)
+    _print(top)
+    return 0
+
+
+def cmd_catalogue(args: argparse.Namespace) -> int:
+    """Load an items file into the item table that decorates responses on AWS."""
+    from chalicelib.csvdata import Validation, read_rows  # noqa: PLC0415
+    from chalicelib.providers.personalize import items_table  # noqa: PLC0415
+
+    table = runtime.current().settings.items_table
+    if not table:
+        print("RECS_ITEMS_TABLE is not set", file=sys.stderr)
+        return 2
+    validation = Validation()
+    loaded = items_table.load_items(table, read_rows(Path(args.path), "items", validation))
+    _print({"table": table, "loaded": loaded, "errors": validation.errors})
+    return 0 if not validation.error_count else 1
+
+
 def bootstrap() -> None:
     """Load the bundled sample shop and train once, unless the store already has them."""
     provider = runtime.current().provider
@@ -168,6 +237,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     command += ["--port", str(args.port), "--no-autoreload"]
     os.chdir(PROJECT_ROOT)
     os.execvp(command[0], command)
+
+
+def _setup_commands(sub: Any) -> None:
+    """`setup`, `popular` and `catalogue`: the configuration and the fallback data on AWS."""
+    s = sub.add_parser("setup", help="apply the configuration (Personalize resources on AWS)")
+    s.add_argument("--config", help="the configuration file (default: RECS_CONFIG, recs.toml)")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--poll-seconds", type=float, default=15.0)
+    s.set_defaults(func=cmd_setup)
+
+    s = sub.add_parser("popular", help="compute (and on AWS store) the fallback popular list")
+    s.add_argument("--input", required=True, help="an interactions CSV (.csv or .csv.gz)")
+    s.add_argument("--top", type=int, default=500)
+    s.add_argument("--days", type=float, help="only the file's last N days")
+    s.set_defaults(func=cmd_popular)
+
+    s = sub.add_parser("catalogue", help="load an items CSV into RECS_ITEMS_TABLE (AWS)")
+    s.add_argument("path")
+    s.set_defaults(func=cmd_catalogue)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -212,6 +300,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--num-results", type=int, default=25)
     s.set_defaults(func=cmd_batch)
 
+    _setup_commands(sub)
+
     s = sub.add_parser("serve", help="serve the API with `chalice local`")
     s.add_argument("--bootstrap", action="store_true", help="load the sample shop and train first")
     s.add_argument("--host", default="127.0.0.1")
@@ -223,4 +313,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if getattr(args, "config", None):  # the same file drives either provider
+        os.environ["RECS_CONFIG"] = str(Path(args.config).resolve())
+        runtime.reset()
     return int(args.func(args))

@@ -7,12 +7,20 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 Recipe = Literal[
     "user-personalization", "personalized-ranking", "similar-items", "popularity-count"
 ]
 CampaignName = Literal["recommendations", "related-items", "rankings"]
+DatasetName = Literal["interactions", "users", "items"]
 NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9\-_]{0,62}$"  # Personalize's resource-name rule
 
 
@@ -99,6 +107,8 @@ class Solution(_Strict):
     # Personalize's performHPO: tune the ranges of `hpo_config` before training the version.
     perform_hpo: bool = Field(default=False, alias="performHPO")
     hpo_config: HpoConfig | None = None
+    # Personalize's own default is a weekly retraining, billed; we make it a choice.
+    perform_auto_training: bool = False
 
     @model_validator(mode="after")
     def _hpo_needs_ranges(self) -> Solution:
@@ -115,13 +125,66 @@ class Campaign(_Strict):
     # The solution version this campaign serves; unset, every `train` deploys its new version
     # (and `python -m chalicelib deploy` can switch to any stored one).
     solution_version: str | None = None
+    # Personalize: provisioned transactions per second (billed) and item metadata in responses.
+    min_tps: int = Field(default=1, ge=1, le=5000)
+    enable_metadata: bool = False
+
+
+# Dataset schemas as field -> "TYPE [categorical|textual] [nullable]" (Avro types: string, long,
+# int, float, double, boolean), in column order; the bundled sample shop's layout by default.
+DEFAULT_SCHEMAS: dict[str, dict[str, str]] = {
+    "interactions": {
+        "USER_ID": "string",
+        "ITEM_ID": "string",
+        "EVENT_TYPE": "string",
+        "EVENT_VALUE": "float nullable",
+        "TIMESTAMP": "long",
+    },
+    "users": {"USER_ID": "string", "COUNTRY": "string categorical nullable"},
+    "items": {"ITEM_ID": "string", "NAME": "string textual nullable", "PRICE": "float nullable"},
+}
+_FIELD_TYPES = {"string", "long", "int", "float", "double", "boolean"}
+_FIELD_FLAGS = {"categorical", "textual", "nullable"}
 
 
 class ProjectConfig(_Strict):
     dataset_group: DatasetGroup = DatasetGroup()
+    schemas: dict[DatasetName, dict[str, str]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_SCHEMAS.items()}
+    )
+    # The event tracker (`PutEvents`' tracking id) of the dataset group; one per group.
+    event_tracker: str = Field(default="events", pattern=NAME_PATTERN)
     solutions: list[Solution] = Field(min_length=1)
     campaigns: dict[CampaignName, Campaign] = Field(default_factory=dict)
     filters: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("schemas", mode="before")
+    @classmethod
+    def _default_schemas(cls, given: object) -> object:
+        """Datasets not named keep the default layout; `users = {}` leaves a dataset out."""
+        if not isinstance(given, dict):
+            return given
+        merged = {**DEFAULT_SCHEMAS, **given}
+        return {name: fields for name, fields in merged.items() if fields}
+
+    @model_validator(mode="after")
+    def _schemas(self) -> ProjectConfig:
+        if "interactions" not in self.schemas:
+            raise ValueError("schemas.interactions is required")
+        required = {"interactions": ("USER_ID", "ITEM_ID", "TIMESTAMP"), "users": ("USER_ID",)}
+        required["items"] = ("ITEM_ID",)
+        for dataset, fields in self.schemas.items():
+            for name in required[dataset]:
+                if name not in fields:
+                    raise ValueError(f"schemas.{dataset} needs the field {name}")
+            for name, spec in fields.items():
+                kind, *flags = spec.split()
+                if kind not in _FIELD_TYPES or not set(flags) <= _FIELD_FLAGS:
+                    raise ValueError(
+                        f"schemas.{dataset}.{name}: {spec!r} is not 'TYPE [categorical|textual]"
+                        f" [nullable]' with TYPE one of {sorted(_FIELD_TYPES)}"
+                    )
+        return self
 
     @model_validator(mode="after")
     def _campaigns_name_solutions(self) -> ProjectConfig:

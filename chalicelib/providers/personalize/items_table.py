@@ -104,6 +104,40 @@ def put_items(table: str, items: Iterable[tuple[str, Mapping[str, Any]]]) -> int
     return count
 
 
+def load_items(table: str, items: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
+    """Bulk-write items (whole rows replaced), 25 to a BatchWriteItem call: an items file."""
+    client = aws.client("dynamodb")
+    serializer, _ = _serializer()
+    count = 0
+    batch: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        pending: dict[str, Any] = {table: batch}
+        for attempt in range(8):
+            out = client.batch_write_item(RequestItems=pending)
+            pending = out.get("UnprocessedItems") or {}
+            if not pending:
+                return
+            time.sleep(min(0.05 * 2**attempt, 2.0))  # DynamoDB asks callers to back off
+        raise RuntimeError(f"DynamoDB kept {len(pending[table])} items unprocessed")
+
+    for item_id, properties in items:
+        fields = {
+            k: v for k, v in normalise(properties).items() if k != KEY and v not in (None, "")
+        }
+        row = {KEY: item_id, **fields}
+        batch.append(
+            {"PutRequest": {"Item": {k: serializer.serialize(_dynamo(v)) for k, v in row.items()}}}
+        )
+        count += 1
+        if len(batch) == BATCH_WRITE_LIMIT:
+            flush()
+            batch = []
+    if batch:
+        flush()
+    return count
+
+
 def get_popular(table: str) -> list[str]:
     """The precomputed popular item ids, most popular first ([] when none were stored)."""
     out = aws.client("dynamodb", fast=True).get_item(

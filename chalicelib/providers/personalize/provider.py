@@ -391,10 +391,22 @@ class PersonalizeProvider:
 
         return setup.train(self.settings, self.config, solution, progress)
 
-    def metrics(self, solution: str | None = None) -> SolutionVersionInfo | None:
+    def metrics(
+        self, solution: str | None = None, version_id: str | None = None
+    ) -> SolutionVersionInfo | None:
         from chalicelib.providers.personalize import setup  # noqa: PLC0415
 
-        return setup.metrics(self.settings, self.config, solution)
+        return setup.metrics(self.settings, self.config, solution, version_id)
+
+    def versions(self, solution: str | None = None) -> list[SolutionVersionInfo]:
+        from chalicelib.providers.personalize import setup  # noqa: PLC0415
+
+        return setup.versions(self.config, solution)
+
+    def deploy(self, campaign: str, version_id: str) -> None:
+        from chalicelib.providers.personalize import setup  # noqa: PLC0415
+
+        setup.deploy(self.config, campaign, version_id)
 
     def batch(self, input_path: Path, output_path: Path, num_results: int) -> BatchReport:
         raise ProviderError("batch inference on AWS is not wired yet")

@@ -1,0 +1,239 @@
+"""An in-memory Amazon Personalize control plane behind the real boto3 client, for `setup`,
+`train` and `metrics` tests (moto implements only schemas).
+
+Requests pass botocore's parameter validation and serialisation; the fake answers at
+`before-send` with JSON that is first checked against the operation's output shape in the
+service model, then parsed by botocore as a real reply would be. New resources start in
+`CREATE PENDING` and become `ACTIVE` on the next Describe, so waiting is exercised. Creating a
+name that exists fails as Personalize does, so a second `setup` cannot quietly create twice.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.validate import ParamValidator
+
+from chalicelib import aws
+from tests.personalize_fakes import ACCOUNT, REGION, reply
+
+PREFIX = f"arn:aws:personalize:{REGION}:{ACCOUNT}"
+METRICS = {
+    "normalized_discounted_cumulative_gain_at_10": 0.31,
+    "precision_at_10": 0.08,
+    "coverage": 0.42,
+}
+
+
+class FakePersonalize:
+    def __init__(self) -> None:
+        self.client = aws.client("personalize")
+        self.model = self.client.meta.service_model
+        self.calls: Counter[str] = Counter()
+        self.resources: dict[str, dict[str, dict[str, Any]]] = {}  # kind -> arn -> record
+        self._ids = itertools.count(1)
+        self._clock = itertools.count(1_700_000_000, 60)
+        self.client.meta.events.register_first("before-send.personalize", self._send)
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _send(self, request: Any, **_: Any) -> Any:
+        operation = request.headers["X-Amz-Target"].decode().split(".")[-1]
+        body = json.loads(request.body or b"{}")
+        self.calls[operation] += 1
+        try:
+            out = getattr(self, f"_{operation}")(body)
+        except _Error as exc:
+            return reply(400, {"message": exc.message}, exc.code)
+        self._check(operation, out)
+        return reply(200, json.loads(json.dumps(out, default=_epoch)))
+
+    def _check(self, operation: str, out: dict[str, Any]) -> None:
+        shape = self.model.operation_model(operation).output_shape
+        report = ParamValidator().validate(out, shape)
+        assert not report.has_errors(), report.generate_report()
+
+    def creates(self) -> int:
+        return sum(n for op, n in self.calls.items() if op.startswith("Create"))
+
+    def _new(self, kind: str, arn: str, record: dict[str, Any]) -> dict[str, Any]:
+        if arn in self.resources.setdefault(kind, {}):
+            raise _Error("ResourceAlreadyExistsException", f"{arn} already exists")
+        now = datetime.fromtimestamp(next(self._clock), UTC)
+        record = {**record, "status": "CREATE PENDING", "creationDateTime": now}
+        self.resources[kind][arn] = record
+        return record
+
+    def _get(self, kind: str, arn: str) -> dict[str, Any]:
+        record = self.resources.get(kind, {}).get(arn)
+        if record is None:
+            raise _Error("ResourceNotFoundException", f"{arn} not found")
+        return record
+
+    def _describe(self, kind: str, arn: str) -> dict[str, Any]:
+        record = self._get(kind, arn)
+        shown = copy.deepcopy(record)  # what it was at this moment
+        if record["status"].endswith("PENDING"):
+            record["status"] = "ACTIVE"  # active from the next look on
+        update = record.get("latestCampaignUpdate")
+        if update and update["status"].endswith("PENDING"):
+            update["status"] = "ACTIVE"
+        return shown
+
+    def _list(self, kind: str, keys: tuple[str, ...], **match: str) -> list[dict[str, Any]]:
+        return [
+            {k: r[k] for k in keys if k in r}
+            for r in self.resources.get(kind, {}).values()
+            if all(r.get(k) == v for k, v in match.items())
+        ]
+
+    # -- dataset groups, schemas, datasets, trackers ----------------------------------------
+
+    def _CreateDatasetGroup(self, b: dict[str, Any]) -> dict[str, Any]:
+        arn = f"{PREFIX}:dataset-group/{b['name']}"
+        self._new("group", arn, {"name": b["name"], "datasetGroupArn": arn})
+        return {"datasetGroupArn": arn}
+
+    def _ListDatasetGroups(self, b: dict[str, Any]) -> dict[str, Any]:
+        return {"datasetGroups": self._list("group", ("name", "datasetGroupArn", "status"))}
+
+    def _DescribeDatasetGroup(self, b: dict[str, Any]) -> dict[str, Any]:
+        return {"datasetGroup": self._describe("group", b["datasetGroupArn"])}
+
+    def _CreateSchema(self, b: dict[str, Any]) -> dict[str, Any]:
+        arn = f"{PREFIX}:schema/{b['name']}"
+        self._new("schema", arn, {"name": b["name"], "schemaArn": arn, "schema": b["schema"]})
+        self.resources["schema"][arn]["status"] = "ACTIVE"
+        return {"schemaArn": arn}
+
+    def _ListSchemas(self, b: dict[str, Any]) -> dict[str, Any]:
+        return {"schemas": self._list("schema", ("name", "schemaArn"))}
+
+    def _CreateDataset(self, b: dict[str, Any]) -> dict[str, Any]:
+        group = b["datasetGroupArn"].rpartition("/")[2]
+        arn = f"{PREFIX}:dataset/{group}/{b['datasetType'].upper()}"
+        self._new("dataset", arn, {**b, "datasetArn": arn})
+        return {"datasetArn": arn}
+
+    def _ListDatasets(self, b: dict[str, Any]) -> dict[str, Any]:
+        keys = ("name", "datasetArn", "datasetType", "status")
+        return {"datasets": self._list("dataset", keys, datasetGroupArn=b["datasetGroupArn"])}
+
+    def _DescribeDataset(self, b: dict[str, Any]) -> dict[str, Any]:
+        return {"dataset": self._describe("dataset", b["datasetArn"])}
+
+    def _UpdateDataset(self, b: dict[str, Any]) -> dict[str, Any]:
+        self._get("dataset", b["datasetArn"])["schemaArn"] = b["schemaArn"]
+        return {"datasetArn": b["datasetArn"]}
+
+    def _CreateEventTracker(self, b: dict[str, Any]) -> dict[str, Any]:
+        if self._list("tracker", ("name",), datasetGroupArn=b["datasetGroupArn"]):
+            raise _Error("ResourceAlreadyExistsException", "one event tracker per dataset group")
+        arn = f"{PREFIX}:event-tracker/{next(self._ids):08d}"
+        record = {**b, "eventTrackerArn": arn, "trackingId": f"tracking-{next(self._ids)}"}
+        self._new("tracker", arn, record)
+        return {"eventTrackerArn": arn, "trackingId": record["trackingId"]}
+
+    def _ListEventTrackers(self, b: dict[str, Any]) -> dict[str, Any]:
+        keys = ("name", "eventTrackerArn", "status")
+        return {"eventTrackers": self._list("tracker", keys, datasetGroupArn=b["datasetGroupArn"])}
+
+    def _DescribeEventTracker(self, b: dict[str, Any]) -> dict[str, Any]:
+        return {"eventTracker": self._describe("tracker", b["eventTrackerArn"])}
+
+    # -- filters, solutions, versions, campaigns -------------------------------------------
+
+    def _CreateFilter(self, b: dict[str, Any]) -> dict[str, Any]:
+        arn = f"{PREFIX}:filter/{b['name']}"
+        self._new("filter", arn, {**b, "filterArn": arn})
+        return {"filterArn": arn}
+
+    def _ListFilters(self, b: dict[str, Any]) -> dict[str, Any]:
+        keys = ("name", "filterArn", "status", "datasetGroupArn")
+        return {"Filters": self._list("filter", keys, datasetGroupArn=b["datasetGroupArn"])}
+
+    def _DescribeFilter(self, b: dict[str, Any]) -> dict[str, Any]:
+        return {"filter": self._describe("filter", b["filterArn"])}
+
+    def _CreateSolution(self, b: dict[str, Any]) -> dict[str, Any]:
+        arn = f"{PREFIX}:solution/{b['name']}"
+        config = b.get("solutionConfig", {})
+        # Personalize shows every hyperparameter, defaults included, some with a prefix.
+        shown = {
+            "training.bptt": "32",
+            **{k: v for k, v in config.get("algorithmHyperParameters", {}).items()},
+        }
+        record = {**b, "solutionArn": arn, "solutionConfig": {**config}}
+        if b["recipeArn"].endswith("user-personalization"):
+            record["solutionConfig"]["algorithmHyperParameters"] = shown
+        self._new("solution", arn, record)
+        return {"solutionArn": arn}
+
+    def _ListSolutions(self, b: dict[str, Any]) -> dict[str, Any]:
+        keys = ("name", "solutionArn", "status", "recipeArn")
+        return {"solutions": self._list("solution", keys, datasetGroupArn=b["datasetGroupArn"])}
+
+    def _DescribeSolution(self, b: dict[str, Any]) -> dict[str, Any]:
+        return {"solution": self._describe("solution", b["solutionArn"])}
+
+    def _CreateSolutionVersion(self, b: dict[str, Any]) -> dict[str, Any]:
+        arn = f"{b['solutionArn']}/{next(self._ids):08x}"
+        record = {"solutionVersionArn": arn, "solutionArn": b["solutionArn"], "trainingHours": 0.5}
+        self._new("version", arn, record)
+        return {"solutionVersionArn": arn}
+
+    def _ListSolutionVersions(self, b: dict[str, Any]) -> dict[str, Any]:
+        keys = ("solutionVersionArn", "status", "creationDateTime")
+        return {"solutionVersions": self._list("version", keys, solutionArn=b["solutionArn"])}
+
+    def _DescribeSolutionVersion(self, b: dict[str, Any]) -> dict[str, Any]:
+        return {"solutionVersion": self._describe("version", b["solutionVersionArn"])}
+
+    def _GetSolutionMetrics(self, b: dict[str, Any]) -> dict[str, Any]:
+        assert self._get("version", b["solutionVersionArn"])["status"] == "ACTIVE"
+        return {"solutionVersionArn": b["solutionVersionArn"], "metrics": METRICS}
+
+    def _CreateCampaign(self, b: dict[str, Any]) -> dict[str, Any]:
+        arn = f"{PREFIX}:campaign/{b['name']}"
+        version = self._get("version", b["solutionVersionArn"])
+        assert version["status"] == "ACTIVE", "campaigns need an ACTIVE solution version"
+        self._new("campaign", arn, {**b, "campaignArn": arn, "solutionArn": version["solutionArn"]})
+        return {"campaignArn": arn}
+
+    def _ListCampaigns(self, b: dict[str, Any]) -> dict[str, Any]:
+        keys = ("name", "campaignArn", "status")
+        return {"campaigns": self._list("campaign", keys, solutionArn=b["solutionArn"])}
+
+    def _DescribeCampaign(self, b: dict[str, Any]) -> dict[str, Any]:
+        shown = self._describe("campaign", b["campaignArn"])
+        shown.pop("solutionArn", None)
+        return {"campaign": shown}
+
+    def _UpdateCampaign(self, b: dict[str, Any]) -> dict[str, Any]:
+        record = self._get("campaign", b["campaignArn"])
+        record.update({k: v for k, v in b.items() if k != "campaignArn"})
+        # The campaign stays ACTIVE (it keeps serving); the update has its own status.
+        now = datetime.fromtimestamp(next(self._clock), UTC)
+        update = {k: v for k, v in b.items() if k != "campaignArn"}
+        record["latestCampaignUpdate"] = {
+            **update,
+            "status": "UPDATE PENDING",
+            "creationDateTime": now,
+        }
+        return {"campaignArn": b["campaignArn"]}
+
+
+class _Error(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def _epoch(value: object) -> float:
+    assert isinstance(value, datetime)
+    return value.timestamp()

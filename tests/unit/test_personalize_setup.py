@@ -1,0 +1,243 @@
+"""`setup`, `train`, `metrics` and `deploy` on AWS against the in-memory control plane: the
+configuration becomes Personalize resources once, and a second run creates nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from chalicelib import cli, runtime
+from chalicelib.config import ProjectConfig, load_config
+from chalicelib.providers.base import ProviderError
+from chalicelib.providers.personalize import setup as aws_setup
+from chalicelib.settings import Settings
+from tests.personalize_control import METRICS, PREFIX, FakePersonalize
+
+CONFIG = """
+[dataset_group]
+name = "shop"
+
+[[solutions]]
+name = "up"
+recipe = "user-personalization"
+perform_auto_training = false
+performHPO = true
+[solutions.hyperparameters]
+hidden_dimension = 64
+max_user_history_length_percentile = 0.99
+exploration_weight = 0.3
+regularization = 200.0
+[solutions.hpo_config.hpo_resource_config]
+max_number_of_training_jobs = 4
+max_parallel_training_jobs = 2
+[[solutions.hpo_config.algorithm_hyperparameter_ranges.integer_hyperparameter_ranges]]
+name = "bptt"
+min_value = 2
+max_value = 32
+[[solutions.hpo_config.algorithm_hyperparameter_ranges.categorical_hyperparameter_ranges]]
+name = "recency_mask"
+values = ["true", "false"]
+
+[[solutions]]
+name = "sims"
+recipe = "similar-items"
+
+[campaigns.recommendations]
+solution = "up"
+min_tps = 2
+
+[campaigns.related-items]
+solution = "sims"
+
+[campaigns.rankings]
+solution = "up"
+
+[filters]
+exclude-purchased = 'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("purchase")'
+"""
+
+
+def config(text: str = CONFIG) -> ProjectConfig:
+    import tomllib
+
+    return ProjectConfig.model_validate(tomllib.loads(text))
+
+
+@pytest.fixture
+def control(aws_env: None) -> FakePersonalize:
+    return FakePersonalize()
+
+
+def run(cfg: ProjectConfig) -> aws_setup.Report:
+    return aws_setup.setup(cfg, poll_seconds=0)
+
+
+def actions(report: aws_setup.Report) -> dict[tuple[str, str], str]:
+    return {(s.kind, s.name): s.action for s in report.steps}
+
+
+def test_first_setup_creates_everything_and_waits(control: FakePersonalize) -> None:
+    report = run(config())
+    got = actions(report)
+    assert got[("dataset group", "shop")] == "created"
+    assert got[("event tracker", "shop-events")] == "created"
+    assert got[("filter", "shop-exclude-purchased")] == "created"
+    assert got[("solution", "shop-up")] == "created"
+    assert got[("solution", "shop-sims")] == "created"
+    assert sorted(k[1] for k in got if k[0] == "dataset") == [
+        "shop-interactions",
+        "shop-items",
+        "shop-users",
+    ]
+    # No trained version yet: the campaigns wait for `train`; ranking needs its own recipe.
+    assert got[("campaign", "shop-recommendations")] == "pending"
+    assert got[("campaign", "shop-rankings")] == "skipped"
+    assert report.settings["RECS_DATASET_GROUP_ARN"] == f"{PREFIX}:dataset-group/shop"
+    assert report.settings["RECS_TRACKING_ID"].startswith("tracking-")
+    # Every created resource was described until ACTIVE.
+    assert all(
+        r["status"] == "ACTIVE" for kind in control.resources.values() for r in kind.values()
+    )
+
+
+def test_the_solution_request_carries_recipe_hyperparameters_and_hpo(
+    control: FakePersonalize,
+) -> None:
+    run(config())
+    solution = control.resources["solution"][f"{PREFIX}:solution/shop-up"]
+    assert solution["recipeArn"] == "arn:aws:personalize:::recipe/aws-user-personalization"
+    assert solution["performHPO"] is True
+    assert solution["performAutoTraining"] is False
+    cfg = solution["solutionConfig"]
+    assert cfg["algorithmHyperParameters"]["hidden_dimension"] == "64"
+    assert "regularization" not in cfg["algorithmHyperParameters"]  # the local engine's knob
+    assert cfg["featureTransformationParameters"] == {"max_user_history_length_percentile": "0.99"}
+    assert cfg["hpoConfig"] == {
+        "hpoResourceConfig": {"maxNumberOfTrainingJobs": "4", "maxParallelTrainingJobs": "2"},
+        "algorithmHyperParameterRanges": {
+            "integerHyperParameterRanges": [{"name": "bptt", "minValue": 2, "maxValue": 32}],
+            "categoricalHyperParameterRanges": [
+                {"name": "recency_mask", "values": ["true", "false"]}
+            ],
+        },
+    }
+    schema = next(r for r in control.resources["schema"].values() if "interactions" in r["name"])
+    fields = json.loads(schema["schema"])["fields"]
+    assert {"name": "EVENT_VALUE", "type": ["null", "float"]} in fields
+
+
+def test_a_second_setup_creates_nothing(control: FakePersonalize) -> None:
+    run(config())
+    created = control.creates()
+    report = run(config())
+    assert control.creates() == created
+    assert {s.action for s in report.steps} <= {"exists", "pending", "skipped"}
+    assert report.count("exists") == 11  # group, 3 schemas, 3 datasets, tracker, filter, 2 sol.
+
+
+def test_a_changed_filter_expression_is_reported_and_left_alone(
+    control: FakePersonalize,
+) -> None:
+    run(config())
+    changed = CONFIG.replace('IN ("purchase")', 'IN ("purchase", "return")')
+    report = run(config(changed))
+    step = next(s for s in report.steps if s.kind == "filter")
+    assert step.action == "changed"
+    assert '"return"' in step.detail and "DeleteFilter" in step.detail
+    arn = f"{PREFIX}:filter/shop-exclude-purchased"
+    assert "return" not in control.resources["filter"][arn]["filterExpression"]
+    assert control.calls["CreateFilter"] == 1
+
+
+def test_changed_hyperparameters_are_reported(control: FakePersonalize) -> None:
+    run(config())
+    report = run(config(CONFIG.replace("hidden_dimension = 64", "hidden_dimension = 128")))
+    step = next(s for s in report.steps if s.name == "shop-up")
+    assert step.action == "changed"
+    assert "hidden_dimension: '64' -> '128'" in step.detail
+    assert control.calls["CreateSolution"] == 2  # the first run's two, nothing more
+
+
+def test_a_changed_schema_becomes_a_new_schema_and_updates_the_dataset(
+    control: FakePersonalize,
+) -> None:
+    run(config())
+    with_category = (
+        CONFIG + '\n[schemas.items]\nITEM_ID = "string"\nCATEGORY = "string categorical"\n'
+    )
+    report = run(config(with_category))
+    got = actions(report)
+    assert got[("dataset", "shop-items")] == "updated"
+    assert got[("dataset", "shop-users")] == "exists"
+    assert [k for k, a in got.items() if k[0] == "schema" and a == "created"] != []
+
+
+def test_train_then_setup_creates_campaigns_with_min_tps(control: FakePersonalize) -> None:
+    cfg = config()
+    run(cfg)
+    infos = aws_setup.train(Settings(), cfg, None, None, poll_seconds=0)
+    assert [i.solution for i in infos] == ["up", "sims"]
+    assert dict(infos[0].metrics) == METRICS
+    assert infos[0].training_seconds == 1800.0
+    campaigns = control.resources["campaign"]
+    recs = campaigns[f"{PREFIX}:campaign/shop-recommendations"]
+    assert recs["minProvisionedTPS"] == 2
+    assert recs["campaignConfig"] == {"itemExplorationConfig": {"explorationWeight": "0.3"}}
+    assert recs["solutionVersionArn"] == infos[0].version_id
+    # A later setup finds them and changes nothing; a new min TPS is updated in place.
+    report = run(cfg)
+    assert actions(report)[("campaign", "shop-recommendations")] == "exists"
+    assert report.settings["RECS_CAMPAIGN_ARN"] == f"{PREFIX}:campaign/shop-recommendations"
+    report = run(config(CONFIG.replace("min_tps = 2", "min_tps = 5")))
+    assert actions(report)[("campaign", "shop-recommendations")] == "updated"
+    assert recs["minProvisionedTPS"] == 5
+    assert control.calls["CreateCampaign"] == 2
+
+
+def test_retraining_moves_the_campaign_to_the_new_version(control: FakePersonalize) -> None:
+    cfg = config()
+    run(cfg)
+    first = aws_setup.train(Settings(), cfg, "up", None, poll_seconds=0)[0]
+    second = aws_setup.train(Settings(), cfg, "up", None, poll_seconds=0)[0]
+    recs = control.resources["campaign"][f"{PREFIX}:campaign/shop-recommendations"]
+    assert first.version_id != second.version_id
+    assert recs["solutionVersionArn"] == second.version_id
+    assert control.calls["UpdateCampaign"] == 1
+
+
+def test_metrics_and_versions_through_the_provider(
+    control: FakePersonalize, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "recs.toml"
+    path.write_text(CONFIG)
+    monkeypatch.setenv("RECS_CONFIG", str(path))
+    monkeypatch.setenv("RECS_CAMPAIGN_ARN", "")
+    cfg = load_config(path)
+    run(cfg)
+    provider = runtime.current().provider
+    assert provider.metrics("up") is None  # nothing trained yet
+    trained = aws_setup.train(Settings(), cfg, "up", None, poll_seconds=0)[0]
+    info = provider.metrics("up")
+    assert info is not None and info.version_id == trained.version_id
+    assert dict(info.metrics) == METRICS
+    assert [v.version_id for v in provider.versions("up")] == [trained.version_id]
+    with pytest.raises(ValueError, match="not a version of solution"):
+        provider.deploy("related-items", trained.version_id)
+
+
+def test_train_without_setup_says_what_to_run(control: FakePersonalize) -> None:
+    with pytest.raises(ProviderError, match="python -m chalicelib setup"):
+        aws_setup.train(Settings(), config(), None, None, poll_seconds=0)
+
+
+def test_cli_setup_prints_the_stage_settings(
+    control: FakePersonalize, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "recs.toml"
+    path.write_text(CONFIG)
+    assert cli.main(["setup", "--config", str(path), "--poll-seconds", "0", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["settings"]["RECS_DATASET_GROUP_ARN"] == f"{PREFIX}:dataset-group/shop"
+    assert {s["action"] for s in out["steps"]} >= {"created", "pending"}
