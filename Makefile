@@ -30,7 +30,7 @@ format: $(STAMP)
 ## Benchmarks: serving latency through the Chalice handler; offline quality against peers.
 bench: $(STAMP)
 	$(BIN)/python bench/serving.py
-	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/engine.py
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .ruff_cache

@@ -152,3 +152,21 @@ def test_too_little_data_is_counted_after_event_filtering() -> None:
     train("user-personalization", {}, data)
     with pytest.raises(NotEnoughDataError, match="at least 1000 interactions; there are 600"):
         train("user-personalization", {}, data, events=EventOptions(event_type="purchase"))
+
+
+def test_repeat_rates_shrink_towards_the_catalogue_share() -> None:
+    from chalicelib.engine.recipes.user_personalization import repeat_rates
+
+    rows = [(f"u{u}", "soap", "purchase", None, float(t)) for u in range(20) for t in (1, 2)]
+    rows += [(f"u{u}", "lamp", "purchase", None, 1.0) for u in range(20)]
+    lamp, soap = repeat_rates(Interactions.from_rows(rows)).tolist()  # item ids sorted
+    assert soap > 0.8
+    assert lamp < 0.2
+
+
+def test_allowing_repeats_lengthens_the_default_memory() -> None:
+    assert params().recency_half_life == 3.0
+    assert params(exclude_seen=False).recency_half_life == 6.0
+    assert params(exclude_seen="false").recency_half_life == 6.0
+    assert params(exclude_seen=False, recency_half_life=2.0).recency_half_life == 2.0
+    assert params("personalized-ranking").recency_half_life == 6.0

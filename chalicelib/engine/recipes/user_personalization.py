@@ -14,10 +14,10 @@ they already have, so new items with few interactions reach some lists before th
 
 from __future__ import annotations
 
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from chalicelib.engine.data import Interactions
 from chalicelib.engine.recipes.base import RecipeParams
@@ -29,10 +29,13 @@ from chalicelib.engine.recipes.item_item import (
 from chalicelib.engine.recipes.popularity import popularity
 
 DAY = 86_400.0
+REPEATS_HALF_LIFE = 6.0
 
 
 class UserPersonalizationParams(RecipeParams):
-    regularization: float = Field(default=200.0, gt=0)
+    # EASE's λ. Validation users of the sample (never the test users): NDCG@10 0.1113 at 200,
+    # 0.1133 at 400, 0.1147 at 800 with seen items excluded; 500 is best with repeats allowed.
+    regularization: float = Field(default=500.0, gt=0)
     # Seen-item policy: True never recommends an item the user already has (Personalize's
     # default for user-personalization); False allows repeats, boosted by `repeat_weight`.
     exclude_seen: bool = True
@@ -41,7 +44,8 @@ class UserPersonalizationParams(RecipeParams):
     neighbours: int = Field(default=100, ge=1, le=1000)
     # Weight of a history item halves every `recency_half_life` more recent distinct items; recent
     # purchases predict the next ones best (NDCG@10 +33% on the sample, bench/quality.py).
-    # None weighs the whole history equally.
+    # None weighs the whole history equally. With repeats allowed the default is
+    # REPEATS_HALF_LIFE: a longer memory predicts re-purchases (validation NDCG@10 0.147 → 0.156).
     recency_half_life: float | None = Field(default=3.0, gt=0)
     # With repeats allowed, a seen item also scores `repeat_weight` × its recency weight × the
     # user's best score: people re-buy what they bought recently.
@@ -50,6 +54,16 @@ class UserPersonalizationParams(RecipeParams):
     repeat_weight: float = Field(default=0.0, ge=0.0, le=10.0)
     exploration_weight: float = Field(default=0.3, ge=0.0, le=1.0)
     exploration_item_age_cut_off: float = Field(default=30.0, gt=0.0)  # days
+
+    @model_validator(mode="before")
+    @classmethod
+    def _longer_memory_for_repeats(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "recency_half_life" in data:
+            return data
+        exclude = data.get("exclude_seen", cls.model_fields["exclude_seen"].default)
+        if str(exclude).lower() in ("false", "0"):
+            return {**data, "recency_half_life": REPEATS_HALF_LIFE}
+        return data
 
 
 def recency_weights(n: int, half_life: float | None) -> np.ndarray:
@@ -68,6 +82,21 @@ def exploration_bonus(data: Interactions, cut_off_days: float) -> np.ndarray:
     return (new / (1.0 + np.log1p(popularity(data)))).astype(np.float32)
 
 
+def repeat_rates(data: Interactions, prior: float = 5.0) -> np.ndarray:
+    """Per item, the share of its buyers who bought it more than once, shrunk towards the
+    catalogue's share by `prior` pseudo-buyers (an item with 2 buyers says little)."""
+    if len(data) == 0:
+        return np.zeros(data.n_items, dtype=np.float32)
+    pairs, counts = np.unique(
+        data.users.astype(np.int64) * data.n_items + data.items, return_counts=True
+    )
+    item = pairs % data.n_items
+    buyers = np.bincount(item, minlength=data.n_items)
+    repeaters = np.bincount(item, weights=counts >= 2, minlength=data.n_items)
+    overall = repeaters.sum() / max(buyers.sum(), 1)
+    return ((repeaters + prior * overall) / (buyers + prior)).astype(np.float32)
+
+
 class UserPersonalization:
     Params: ClassVar[type[RecipeParams]] = UserPersonalizationParams
 
@@ -77,7 +106,17 @@ class UserPersonalization:
         self.nbr_idx: np.ndarray | None = None  # sparse fallback: items × k
         self.nbr_score: np.ndarray | None = None
         self.explore = np.zeros(0, dtype=np.float32)
+        self.repeat_rate = np.zeros(0, dtype=np.float32)
         self.n_items = 0
+
+    @property
+    def _depth(self) -> int:
+        """History items that count: recency weights below 1/1000 change no ranking, and
+        skipping them keeps a long history's request as fast as a short one's."""
+        half_life = self.params.recency_half_life
+        if half_life is None:
+            return self.params.max_history
+        return min(self.params.max_history, int(np.ceil(half_life * np.log2(1000))))
 
     def fit(self, data: Interactions) -> Self:
         self.n_items = data.n_items
@@ -89,10 +128,11 @@ class UserPersonalization:
                 x, self.params.neighbours, popularity_discount=0.5, min_count=1
             )
         self.explore = exploration_bonus(data, self.params.exploration_item_age_cut_off)
+        self.repeat_rate = repeat_rates(data)
         return self
 
     def scores(self, history: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        history = history[-self.params.max_history :]
+        history = history[-self._depth :]
         w = recency_weights(len(history), self.params.recency_half_life)
         if weights is not None:
             w = w * weights[-len(history) :] if len(history) else w
@@ -108,7 +148,10 @@ class UserPersonalization:
         if top <= 0.0:
             return out
         if not self.params.exclude_seen and self.params.repeat_weight > 0 and len(history):
-            np.add.at(out, history, self.params.repeat_weight * top * w)
+            # Items differ in how often people buy them again (consumables against one-offs):
+            # the boost scales with the item's repeat rate in the training data.
+            boost = self.params.repeat_weight * top * w * self.repeat_rate[history]
+            np.add.at(out, history, boost)
         if self.params.exploration_weight > 0 and len(self.explore):
             # The bonus grows with the item's own score for this user (exploration stays
             # personal, not the same new items for everyone), plus a floor that lets an item
@@ -124,7 +167,7 @@ class UserPersonalization:
         return order, scores[order]
 
     def arrays(self) -> dict[str, np.ndarray]:
-        out = {"explore": self.explore}
+        out = {"explore": self.explore, "repeat_rate": self.repeat_rate}
         if self.weights is not None:
             return {**out, "weights": self.weights}
         assert self.nbr_idx is not None and self.nbr_score is not None
@@ -140,6 +183,7 @@ class UserPersonalization:
             recipe.nbr_idx, recipe.nbr_score = arrays["nbr_idx"], arrays["nbr_score"]
             recipe.n_items = recipe.nbr_idx.shape[0]
         recipe.explore = arrays.get("explore", np.zeros(recipe.n_items, dtype=np.float32))
+        recipe.repeat_rate = arrays.get("repeat_rate", np.ones(recipe.n_items, dtype=np.float32))
         return recipe
 
 
