@@ -321,3 +321,13 @@ def test_nothing_configured_still_answers_with_the_popular_list(
     monkeypatch.setenv("RECS_CAMPAIGN_ARN", "")
     recs = provider().recommend("u1", 10, None)
     assert (recs.source, list(recs.item_ids)) == ("fallback", POPULAR)
+
+
+def test_a_filter_without_a_dataset_group_falls_back_instead_of_failing(
+    item_table: str, personalize_runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECS_DATASET_GROUP_ARN", "")
+    recs = provider().recommend("u1", 2, FilterRequest("exclude-purchased", {}))
+    assert (recs.source, list(recs.item_ids)) == ("fallback", POPULAR[:2])
+    assert personalize_runtime.calls == []
+    assert provider().fallbacks == {"recommendations:FilterNotConfigured": 1}
