@@ -40,27 +40,27 @@ def cooccurrence_neighbours(
     Returns (indices, scores), each items × k, padded with -1 and 0.
     """
     x = x.tocsc().astype(np.float32)
+    x.data[:] = 1.0  # co-interaction counts are counts of users, whatever the event weights
     counts = np.asarray(x.sum(axis=0)).ravel()
     co = (x.T @ x).tocsr()
     co.setdiag(0)
-    co.eliminate_zeros()
     co.data[co.data < min_count] = 0
     co.eliminate_zeros()
     n = co.shape[0]
+    rows = np.repeat(np.arange(n), np.diff(co.indptr))
+    safe = np.maximum(counts, 1.0)
+    sims = co.data / (np.sqrt(safe[rows]) * safe[co.indices] ** popularity_discount)
+    # Every row's top k at once: order all pairs by (row, -similarity) with one float64 sort key
+    # (row + a similarity rank in [0, 0.5]: float64 keeps ~1e-11 of resolution at 50k rows),
+    # then keep the first k of each row; faster than a Python loop over items or np.lexsort.
+    top = float(sims.max()) if len(sims) else 1.0
+    order = np.argsort(rows + 0.5 * (1.0 - sims.astype(np.float64) / top))
+    rank = np.arange(len(order)) - co.indptr[rows[order]]
+    keep = order[rank < k]
     indices = np.full((n, k), -1, dtype=np.int32)
     scores = np.zeros((n, k), dtype=np.float32)
-    safe = np.maximum(counts, 1.0)
-    for i in range(n):
-        start, end = co.indptr[i], co.indptr[i + 1]
-        if start == end:
-            continue
-        cols = co.indices[start:end]
-        sims = co.data[start:end] / (np.sqrt(safe[i]) * safe[cols] ** popularity_discount)
-        take = min(k, len(cols))
-        best = np.argpartition(-sims, take - 1)[:take]
-        best = best[np.argsort(-sims[best], kind="stable")]
-        indices[i, :take] = cols[best]
-        scores[i, :take] = sims[best]
+    indices[rows[keep], rank[rank < k]] = co.indices[keep]
+    scores[rows[keep], rank[rank < k]] = sims[keep]
     return indices, scores
 
 
