@@ -362,7 +362,8 @@ class PersonalizeProvider:
             return cached.get("model_version")  # type: ignore[return-value]
         version: str | None = None
         try:
-            campaign = aws.client("personalize").describe_campaign(campaignArn=arn)["campaign"]
+            client = aws.client("personalize", fast=True)
+            campaign = client.describe_campaign(campaignArn=arn)["campaign"]
             version = campaign.get("solutionVersionArn")
         except Exception as exc:  # health must answer even when the control plane does not
             log.warning("DescribeCampaign failed: %s", exc)
