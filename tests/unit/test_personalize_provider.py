@@ -358,3 +358,17 @@ def test_health_answers_when_the_control_plane_does_not(item_table: str) -> None
     with Stubber(aws.client("personalize", fast=True)) as stub:
         stub.add_client_error("describe_campaign", "AccessDeniedException", http_status_code=403)
         assert provider().health()["model_version"] is None
+
+
+def test_missing_credentials_give_the_counted_fallback(
+    item_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import NoCredentialsError
+
+    def no_credentials(**_: object) -> None:
+        raise NoCredentialsError()
+
+    monkeypatch.setattr(aws.client("personalize-runtime"), "get_recommendations", no_credentials)
+    recs = provider().recommend("u1", 2, None)
+    assert (recs.source, list(recs.item_ids)) == ("fallback", POPULAR[:2])
+    assert provider().fallbacks == {"recommendations:NoCredentialsError": 1}

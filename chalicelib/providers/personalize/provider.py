@@ -145,6 +145,7 @@ class PersonalizeProvider:
         """`operation` within the budget: retried on throttling or a network error only while a
         whole further attempt still fits."""
         from botocore.exceptions import (  # noqa: PLC0415 - boto3 loads on first use
+            BotoCoreError,
             ClientError,
             ConnectionError,
             HTTPClientError,
@@ -165,6 +166,9 @@ class PersonalizeProvider:
                 reason = code
             except (ConnectionError, HTTPClientError) as exc:  # timeouts, resets, DNS
                 reason = type(exc).__name__
+            except BotoCoreError as exc:  # no credentials, bad parameters: retrying cannot help
+                log.error("personalize %s failed: %s", operation, exc)
+                raise Unavailable(type(exc).__name__) from exc
             # Full jitter on a short base: throttling clears in tens of milliseconds or not soon.
             pause = random.uniform(0, 0.05 * 2**attempt)
             remaining = self._budget - (self._clock() - started)
