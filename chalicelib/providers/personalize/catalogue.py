@@ -68,6 +68,12 @@ class TableCatalogue(Catalogue):
             for item_id, properties in items:
                 self._cache[item_id] = (expiry, self._render_one(item_id, properties))
 
+    def forget(self, item_ids: Iterable[str]) -> None:
+        """Drop cached items (this container wrote them); other containers wait for the TTL."""
+        with self._lock:
+            for item_id in item_ids:
+                self._cache.pop(item_id, None)
+
     def prefetch(self, item_ids: Sequence[str]) -> bool:
         """Make sure `item_ids` are cached; False when the table could not be read."""
         if not self.table:
