@@ -23,7 +23,10 @@ TIMEOUTS: dict[str, tuple[float, float, int]] = {
 }
 DEFAULT_TIMEOUTS = (2.0, 10.0, 3)
 # Reads on a request's path (item table lookups while decorating) use these instead.
-FAST_TIMEOUTS: dict[str, tuple[float, float, int]] = {"dynamodb": (0.2, 0.3, 1)}
+FAST_TIMEOUTS: dict[str, tuple[float, float, int]] = {
+    "dynamodb": (0.2, 0.3, 1),
+    "personalize": (0.5, 1.0, 1),  # `GET /health`'s DescribeCampaign: a probe must not hang
+}
 
 
 def client(service: str, fast: bool = False) -> Any:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.validate import ParamValidator
 
 from chalicelib import aws, runtime
 from chalicelib.providers.personalize import items_table
@@ -122,7 +123,12 @@ class FakeRuntime:
         self.calls.append((operation, body))
         queue = self._queues.get(operation)
         assert queue, f"unexpected {operation} call"
-        return queue.pop(0)(body) if len(queue) > 1 else queue[0](body)
+        response = queue.pop(0)(body) if len(queue) > 1 else queue[0](body)
+        if response.status_code == 200:  # a reply Personalize could give, per its model
+            shape = self.client.meta.service_model.operation_model(operation).output_shape
+            report = ParamValidator().validate(json.loads(response.content), shape)
+            assert not report.has_errors(), report.generate_report()
+        return response
 
 
 @pytest.fixture

@@ -321,3 +321,54 @@ def test_nothing_configured_still_answers_with_the_popular_list(
     monkeypatch.setenv("RECS_CAMPAIGN_ARN", "")
     recs = provider().recommend("u1", 10, None)
     assert (recs.source, list(recs.item_ids)) == ("fallback", POPULAR)
+
+
+def test_a_filter_without_a_dataset_group_falls_back_instead_of_failing(
+    item_table: str, personalize_runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECS_DATASET_GROUP_ARN", "")
+    recs = provider().recommend("u1", 2, FilterRequest("exclude-purchased", {}))
+    assert (recs.source, list(recs.item_ids)) == ("fallback", POPULAR[:2])
+    assert personalize_runtime.calls == []
+    assert provider().fallbacks == {"recommendations:FilterNotConfigured": 1}
+
+
+def test_health_reports_the_served_solution_version_and_caches_it(item_table: str) -> None:
+    from botocore.stub import Stubber
+
+    version = "arn:aws:personalize:us-east-1:123456789012:solution/braze-shop-up/abc123"
+    client = aws.client("personalize", fast=True)
+    with Stubber(client) as stub:
+        stub.add_response(
+            "describe_campaign",
+            {"campaign": {"campaignArn": CAMPAIGN_ARN, "solutionVersionArn": version}},
+            {"campaignArn": CAMPAIGN_ARN},
+        )
+        first = provider().health()
+        second = provider().health()  # cached: a second DescribeCampaign would be unstubbed
+        stub.assert_no_pending_responses()
+    assert first["model_version"] == second["model_version"] == version
+    assert first["provider"] == "personalize"
+    assert first["campaigns"]["recommendations"] == CAMPAIGN_ARN  # type: ignore[index]
+
+
+def test_health_answers_when_the_control_plane_does_not(item_table: str) -> None:
+    from botocore.stub import Stubber
+
+    with Stubber(aws.client("personalize", fast=True)) as stub:
+        stub.add_client_error("describe_campaign", "AccessDeniedException", http_status_code=403)
+        assert provider().health()["model_version"] is None
+
+
+def test_missing_credentials_give_the_counted_fallback(
+    item_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import NoCredentialsError
+
+    def no_credentials(**_: object) -> None:
+        raise NoCredentialsError()
+
+    monkeypatch.setattr(aws.client("personalize-runtime"), "get_recommendations", no_credentials)
+    recs = provider().recommend("u1", 2, None)
+    assert (recs.source, list(recs.item_ids)) == ("fallback", POPULAR[:2])
+    assert provider().fallbacks == {"recommendations:NoCredentialsError": 1}

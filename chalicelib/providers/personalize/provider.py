@@ -145,6 +145,7 @@ class PersonalizeProvider:
         """`operation` within the budget: retried on throttling or a network error only while a
         whole further attempt still fits."""
         from botocore.exceptions import (  # noqa: PLC0415 - boto3 loads on first use
+            BotoCoreError,
             ClientError,
             ConnectionError,
             HTTPClientError,
@@ -165,6 +166,9 @@ class PersonalizeProvider:
                 reason = code
             except (ConnectionError, HTTPClientError) as exc:  # timeouts, resets, DNS
                 reason = type(exc).__name__
+            except BotoCoreError as exc:  # no credentials, bad parameters: retrying cannot help
+                log.error("personalize %s failed: %s", operation, exc)
+                raise Unavailable(type(exc).__name__) from exc
             # Full jitter on a short base: throttling clears in tens of milliseconds or not soon.
             pause = random.uniform(0, 0.05 * 2**attempt)
             remaining = self._budget - (self._clock() - started)
@@ -197,14 +201,19 @@ class PersonalizeProvider:
     # -- request parameters ------------------------------------------------------------------
 
     def _filter_params(self, flt: FilterRequest | None) -> dict[str, Any]:
+        """A bad filter or bad values are the caller's 400 (FilterError); a filter this stage
+        cannot name (no RECS_DATASET_GROUP_ARN) makes the call unavailable, not a 400."""
         if flt is None:
             return {}
         expression = self.config.filters.get(flt.name)
         if expression is None:
             raise UnknownFilterError(flt.name)
-        params: dict[str, Any] = {
-            "filterArn": arns.filter_arn(self.settings.dataset_group_arn, flt.name)
-        }
+        try:
+            arn = arns.filter_arn(self.settings.dataset_group_arn, flt.name)
+        except arns.MissingSettingError as exc:
+            log.error("cannot call filter %s: %s", flt.name, exc)
+            raise Unavailable("FilterNotConfigured") from exc
+        params: dict[str, Any] = {"filterArn": arn}
         values = encode_filter_values(expression, flt.values)
         if values:
             params["filterValues"] = values
@@ -238,18 +247,18 @@ class PersonalizeProvider:
         self, user_id: str, num_results: int, flt: FilterRequest | None
     ) -> Recommendations:
         arn = self.settings.campaign_arn
-        filter_params = self._filter_params(flt)  # a bad filter is the caller's 400, not ours
-        if not arn:
-            return self._fallback("recommendations", "NotConfigured", num_results)
-        count = min(num_results, MAX_RESULTS)
-        params = {
-            **_target(arn),
-            "userId": user_id,
-            "numResults": count,
-            **filter_params,
-            **self._metadata_params(count),
-        }
         try:
+            filter_params = self._filter_params(flt)
+            if not arn:
+                raise Unavailable("NotConfigured")
+            count = min(num_results, MAX_RESULTS)
+            params = {
+                **_target(arn),
+                "userId": user_id,
+                "numResults": count,
+                **filter_params,
+                **self._metadata_params(count),
+            }
             out = self._call("get_recommendations", params)
         except Unavailable as exc:
             return self._fallback("recommendations", exc.reason, num_results)
@@ -262,20 +271,20 @@ class PersonalizeProvider:
         self, item_id: str, num_results: int, user_id: str | None, flt: FilterRequest | None
     ) -> Recommendations:
         arn = self.settings.similar_items_campaign_arn
-        filter_params = self._filter_params(flt)
-        if not arn:
-            return self._fallback("related-items", "NotConfigured", num_results, item_id)
-        count = min(num_results, MAX_RESULTS)
-        params = {
-            **_target(arn),
-            "itemId": item_id,
-            "numResults": count,
-            **filter_params,
-            **self._metadata_params(count),
-        }
-        if user_id:
-            params["userId"] = user_id  # filters on the user's interactions need it
         try:
+            filter_params = self._filter_params(flt)
+            if not arn:
+                raise Unavailable("NotConfigured")
+            count = min(num_results, MAX_RESULTS)
+            params = {
+                **_target(arn),
+                "itemId": item_id,
+                "numResults": count,
+                **filter_params,
+                **self._metadata_params(count),
+            }
+            if user_id:
+                params["userId"] = user_id  # filters on the user's interactions need it
             out = self._call("get_recommendations", params)
         except Unavailable as exc:
             return self._fallback("related-items", exc.reason, num_results, item_id)
@@ -288,9 +297,10 @@ class PersonalizeProvider:
         self, user_id: str, item_ids: Sequence[str], flt: FilterRequest | None
     ) -> Recommendations:
         arn = self.settings.ranking_campaign_arn
-        filter_params = self._filter_params(flt)
-        reason = "NotConfigured"
-        if arn:
+        try:
+            filter_params = self._filter_params(flt)
+            if not arn:
+                raise Unavailable("NotConfigured")
             params = {
                 "campaignArn": arn,
                 "userId": user_id,
@@ -298,12 +308,11 @@ class PersonalizeProvider:
                 **filter_params,
                 **self._metadata_params(len(item_ids)),
             }
-            try:
-                out = self._call("get_personalized_ranking", params)
-                ids = self._collect(out.get("personalizedRanking", []))
-                return Recommendations(ids, "personalized", out.get("recommendationId"))
-            except Unavailable as exc:
-                reason = exc.reason
+            out = self._call("get_personalized_ranking", params)
+            ids = self._collect(out.get("personalizedRanking", []))
+            return Recommendations(ids, "personalized", out.get("recommendationId"))
+        except Unavailable as exc:
+            reason = exc.reason
         self._count_fallback("rankings", reason)
         # The given items, most popular first; the rest keep the order they were given in.
         order = {item: n for n, item in enumerate(self.popular(1000, None))}
@@ -357,7 +366,8 @@ class PersonalizeProvider:
             return cached.get("model_version")  # type: ignore[return-value]
         version: str | None = None
         try:
-            campaign = aws.client("personalize").describe_campaign(campaignArn=arn)["campaign"]
+            client = aws.client("personalize", fast=True)
+            campaign = client.describe_campaign(campaignArn=arn)["campaign"]
             version = campaign.get("solutionVersionArn")
         except Exception as exc:  # health must answer even when the control plane does not
             log.warning("DescribeCampaign failed: %s", exc)
