@@ -149,10 +149,18 @@ def cmd_setup(args: argparse.Namespace) -> int:
         print(f"  campaigns: {', '.join(rt.config.campaigns)}")
         print(f"  filters:   {', '.join(rt.config.filters) or '-'}")
         return 0
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    from chalicelib.providers.base import ProviderError  # noqa: PLC0415
     from chalicelib.providers.personalize.setup import setup  # noqa: PLC0415
 
-    with progress_bar() as report:
-        result = setup(rt.config, report, poll_seconds=args.poll_seconds)
+    try:
+        with progress_bar() as report:
+            result = setup(rt.config, report, poll_seconds=args.poll_seconds)
+    except (ClientError, BotoCoreError, ProviderError) as exc:
+        # Personalize's own message names the problem (a bad filter expression, a quota).
+        print(f"setup failed: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         _print(result.as_dict())
     else:

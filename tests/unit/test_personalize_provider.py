@@ -372,3 +372,12 @@ def test_missing_credentials_give_the_counted_fallback(
     recs = provider().recommend("u1", 2, None)
     assert (recs.source, list(recs.item_ids)) == ("fallback", POPULAR[:2])
     assert provider().fallbacks == {"recommendations:NoCredentialsError": 1}
+
+
+def test_a_list_of_items_the_catalogue_lacks_becomes_the_fallback(
+    item_table: str, personalize_runtime: FakeRuntime
+) -> None:
+    personalize_runtime.on("GetRecommendations", items_reply("gone-1", "gone-2"))
+    recs = provider().recommend("u1", 2, None)
+    assert (recs.source, list(recs.item_ids)) == ("fallback", POPULAR[:2])
+    assert provider().fallbacks == {"recommendations:NotInCatalogue": 1}

@@ -241,3 +241,20 @@ def test_cli_setup_prints_the_stage_settings(
     out = json.loads(capsys.readouterr().out)
     assert out["settings"]["RECS_DATASET_GROUP_ARN"] == f"{PREFIX}:dataset-group/shop"
     assert {s["action"] for s in out["steps"]} >= {"created", "pending"}
+
+
+def test_a_bad_filter_expression_stops_setup_with_personalizes_message(
+    control: FakePersonalize, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refuse(body: dict) -> dict:
+        from tests.personalize_control import _Error
+
+        raise _Error("InvalidInputException", "Expression is invalid near 'WHER'")
+
+    control._CreateFilter = refuse  # type: ignore[method-assign]
+    path = tmp_path / "recs.toml"
+    path.write_text(CONFIG)
+    assert cli.main(["setup", "--config", str(path), "--poll-seconds", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "setup failed" in err and "near 'WHER'" in err
+    assert "Traceback" not in err

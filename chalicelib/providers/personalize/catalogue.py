@@ -101,6 +101,12 @@ class TableCatalogue(Catalogue):
             log.info("%d of %d items not in the item table", len(wanted) - len(found), len(wanted))
         return True
 
+    def known(self, item_ids: Sequence[str]) -> list[str]:
+        """`item_ids` less those the table does not have (all of them when it cannot tell)."""
+        if not self.table or not self.prefetch(item_ids):
+            return list(item_ids)
+        return [i for i in item_ids if (e := self._cache.get(i)) is None or e[1] is not None]
+
     # -- the Catalogue contract --------------------------------------------------------------
 
     def render(self, item_ids: Iterable[str], limit: int | None = None) -> str:

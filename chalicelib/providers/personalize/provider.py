@@ -284,9 +284,11 @@ class PersonalizeProvider:
             out = self._call("get_recommendations", params)
         except Unavailable as exc:
             return self._fallback("recommendations", exc.reason, num_results)
-        ids = self._collect(out.get("itemList", []))
+        returned = self._collect(out.get("itemList", []))
+        ids = self._catalogue.known(returned)
         if not ids and flt is None:
-            return self._fallback("recommendations", "EmptyList", num_results)
+            reason = "NotInCatalogue" if returned else "EmptyList"
+            return self._fallback("recommendations", reason, num_results)
         return Recommendations(ids, "personalized", out.get("recommendationId"))
 
     def related_items(
@@ -310,9 +312,11 @@ class PersonalizeProvider:
             out = self._call("get_recommendations", params)
         except Unavailable as exc:
             return self._fallback("related-items", exc.reason, num_results, item_id)
-        ids = [i for i in self._collect(out.get("itemList", [])) if i != item_id]
+        returned = [i for i in self._collect(out.get("itemList", [])) if i != item_id]
+        ids = self._catalogue.known(returned)
         if not ids and flt is None:
-            return self._fallback("related-items", "EmptyList", num_results, item_id)
+            reason = "NotInCatalogue" if returned else "EmptyList"
+            return self._fallback("related-items", reason, num_results, item_id)
         return Recommendations(ids, "personalized", out.get("recommendationId"))
 
     def rank(
