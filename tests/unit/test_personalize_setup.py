@@ -258,3 +258,19 @@ def test_a_bad_filter_expression_stops_setup_with_personalizes_message(
     err = capsys.readouterr().err
     assert "setup failed" in err and "near 'WHER'" in err
     assert "Traceback" not in err
+
+
+def test_local_setup_checks_the_same_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECS_PROVIDER", "local")
+    monkeypatch.setenv("RECS_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / "recs.toml"
+    path.write_text(CONFIG)
+    assert cli.main(["setup", "--config", str(path)]) == 0
+    assert "filters:   exclude-purchased" in capsys.readouterr().out
+    broken = tmp_path / "broken.toml"
+    broken.write_text(CONFIG.replace('IN ("purchase")', 'IN ("purchase"'))
+    assert cli.main(["setup", "--config", str(broken)]) == 2
+    assert "setup failed" in capsys.readouterr().err
+    runtime.reset()
