@@ -141,7 +141,14 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 def cmd_setup(args: argparse.Namespace) -> int:
     """Apply the configuration: Personalize resources on AWS; on `local`, a checked config."""
-    rt = runtime.current()
+    from chalicelib.config import ConfigError  # noqa: PLC0415
+    from chalicelib.providers.base import FilterError  # noqa: PLC0415
+
+    try:
+        rt = runtime.current()
+    except (ConfigError, FilterError) as exc:  # a bad file or filter expression: say where
+        print(f"setup failed: {exc}", file=sys.stderr)
+        return 2
     if rt.provider.name != "personalize":
         # Building the local provider validated the file and compiled every filter.
         print(f"{rt.settings.config}: valid for the local provider")
