@@ -141,7 +141,14 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 def cmd_setup(args: argparse.Namespace) -> int:
     """Apply the configuration: Personalize resources on AWS; on `local`, a checked config."""
-    rt = runtime.current()
+    from chalicelib.config import ConfigError  # noqa: PLC0415
+    from chalicelib.providers.base import FilterError  # noqa: PLC0415
+
+    try:
+        rt = runtime.current()
+    except (ConfigError, FilterError) as exc:  # a bad file or filter expression: say where
+        print(f"setup failed: {exc}", file=sys.stderr)
+        return 2
     if rt.provider.name != "personalize":
         # Building the local provider validated the file and compiled every filter.
         print(f"{rt.settings.config}: valid for the local provider")
@@ -149,10 +156,18 @@ def cmd_setup(args: argparse.Namespace) -> int:
         print(f"  campaigns: {', '.join(rt.config.campaigns)}")
         print(f"  filters:   {', '.join(rt.config.filters) or '-'}")
         return 0
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    from chalicelib.providers.base import ProviderError  # noqa: PLC0415
     from chalicelib.providers.personalize.setup import setup  # noqa: PLC0415
 
-    with progress_bar() as report:
-        result = setup(rt.config, report, poll_seconds=args.poll_seconds)
+    try:
+        with progress_bar() as report:
+            result = setup(rt.config, report, poll_seconds=args.poll_seconds)
+    except (ClientError, BotoCoreError, ProviderError) as exc:
+        # Personalize's own message names the problem (a bad filter expression, a quota).
+        print(f"setup failed: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         _print(result.as_dict())
     else:

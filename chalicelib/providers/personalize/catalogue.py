@@ -68,6 +68,12 @@ class TableCatalogue(Catalogue):
             for item_id, properties in items:
                 self._cache[item_id] = (expiry, self._render_one(item_id, properties))
 
+    def forget(self, item_ids: Iterable[str]) -> None:
+        """Drop cached items (this container wrote them); other containers wait for the TTL."""
+        with self._lock:
+            for item_id in item_ids:
+                self._cache.pop(item_id, None)
+
     def prefetch(self, item_ids: Sequence[str]) -> bool:
         """Make sure `item_ids` are cached; False when the table could not be read."""
         if not self.table:
@@ -94,6 +100,12 @@ class TableCatalogue(Catalogue):
         if len(found) < len(wanted):
             log.info("%d of %d items not in the item table", len(wanted) - len(found), len(wanted))
         return True
+
+    def known(self, item_ids: Sequence[str]) -> list[str]:
+        """`item_ids` less those the table does not have (all of them when it cannot tell)."""
+        if not self.table or not self.prefetch(item_ids):
+            return list(item_ids)
+        return [i for i in item_ids if (e := self._cache.get(i)) is None or e[1] is not None]
 
     # -- the Catalogue contract --------------------------------------------------------------
 

@@ -111,6 +111,27 @@ def encode_filter_values(expression: str, values: Mapping[str, Sequence[str]]) -
     return out
 
 
+# SQS takes 256 KiB a message; ten 32,000-character items can exceed it, so records are split.
+SQS_MESSAGE_BYTES = 256 * 1024 - 1024
+
+
+def _envelopes(kind: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`{"type": kind, kind: [...]}` envelopes of `records`, each small enough for one message."""
+    out: list[dict[str, Any]] = []
+    chunk: list[dict[str, Any]] = []
+    size = 64
+    for record in records:
+        record_size = len(json.dumps(record, ensure_ascii=False).encode()) + 1
+        if chunk and size + record_size > SQS_MESSAGE_BYTES:
+            out.append({"type": kind, kind: chunk})
+            chunk, size = [], 64
+        chunk.append(record)
+        size += record_size
+    if chunk:
+        out.append({"type": kind, kind: chunk})
+    return out
+
+
 class PersonalizeProvider:
     name = "personalize"
 
@@ -138,6 +159,7 @@ class PersonalizeProvider:
         self._popular: tuple[float, list[str]] = (float("-inf"), [])
         self._health: tuple[float, dict[str, object]] = (float("-inf"), {})
         self.fallbacks: Counter[str] = Counter()
+        self._queue_urls: dict[str, str] = {}
 
     # -- the runtime call --------------------------------------------------------------------
 
@@ -262,9 +284,11 @@ class PersonalizeProvider:
             out = self._call("get_recommendations", params)
         except Unavailable as exc:
             return self._fallback("recommendations", exc.reason, num_results)
-        ids = self._collect(out.get("itemList", []))
+        returned = self._collect(out.get("itemList", []))
+        ids = self._catalogue.known(returned)
         if not ids and flt is None:
-            return self._fallback("recommendations", "EmptyList", num_results)
+            reason = "NotInCatalogue" if returned else "EmptyList"
+            return self._fallback("recommendations", reason, num_results)
         return Recommendations(ids, "personalized", out.get("recommendationId"))
 
     def related_items(
@@ -288,9 +312,11 @@ class PersonalizeProvider:
             out = self._call("get_recommendations", params)
         except Unavailable as exc:
             return self._fallback("related-items", exc.reason, num_results, item_id)
-        ids = [i for i in self._collect(out.get("itemList", [])) if i != item_id]
+        returned = [i for i in self._collect(out.get("itemList", [])) if i != item_id]
+        ids = self._catalogue.known(returned)
         if not ids and flt is None:
-            return self._fallback("related-items", "EmptyList", num_results, item_id)
+            reason = "NotInCatalogue" if returned else "EmptyList"
+            return self._fallback("related-items", reason, num_results, item_id)
         return Recommendations(ids, "personalized", out.get("recommendationId"))
 
     def rank(
@@ -376,14 +402,48 @@ class PersonalizeProvider:
 
     # -- events and metadata: forwarded through the events queue ---------------------------
 
+    # The HTTP routes only queue: the `ingest_sqs` handler forwards to PutEvents/PutUsers/PutItems
+    # with Personalize's batching and retry rules. The envelopes are SPEC §4's.
+
     def put_events(self, batch: EventBatch) -> int:
-        raise ProviderError("events are forwarded through RECS_EVENTS_QUEUE (queueing module)")
+        envelope = {
+            "type": "events",
+            "user_id": batch.user_id,
+            "session_id": batch.session,
+            "events": [e.model_dump(mode="json", exclude_none=True) for e in batch.events],
+        }
+        self._enqueue([envelope])
+        return len(batch.events)
 
     def put_users(self, users: Sequence[User]) -> int:
-        raise ProviderError("users are forwarded through RECS_EVENTS_QUEUE (queueing module)")
+        records = [u.model_dump(mode="json") for u in users]
+        self._enqueue(_envelopes("users", records))
+        return len(records)
 
     def put_items(self, items: Sequence[Item]) -> int:
-        raise ProviderError("items are forwarded through RECS_EVENTS_QUEUE (queueing module)")
+        if self.settings.items_table:
+            # Decoration follows at once; the queue takes the item to Personalize (PutItems).
+            items_table.put_items(
+                self.settings.items_table, ((i.item_id, i.properties) for i in items)
+            )
+            self._catalogue.forget(i.item_id for i in items)
+        records = [i.model_dump(mode="json") for i in items]
+        self._enqueue(_envelopes("items", records))
+        return len(records)
+
+    def _enqueue(self, envelopes: Sequence[Mapping[str, Any]]) -> None:
+        """Send envelopes to RECS_EVENTS_QUEUE, one SQS message each."""
+        queue = self.settings.events_queue
+        if not queue:
+            raise ProviderError("RECS_EVENTS_QUEUE is not set: events cannot be forwarded")
+        sqs = aws.client("sqs")
+        url = self._queue_urls.get(queue)
+        if url is None:
+            url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+            self._queue_urls[queue] = url
+        for envelope in envelopes:
+            body = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
+            sqs.send_message(QueueUrl=url, MessageBody=body)
 
     # -- workflow ----------------------------------------------------------------------------
 

@@ -445,7 +445,8 @@ class Setup:
         found = _find(
             _pages(self.client.list_campaigns, "campaigns", solutionArn=solution_arn), name
         )
-        version = campaign.solution_version or self.latest_version(solution_arn)
+        pinned = _pinned(campaign)
+        version = pinned or self.latest_version(solution_arn)
         if found is None:
             if version is None:
                 detail = "no trained solution version yet: run `python -m chalicelib train`"
@@ -467,7 +468,7 @@ class Setup:
             have_config = have.get("campaignConfig", {})
             if any(have_config.get(k) != v for k, v in config.items()):
                 changes["campaignConfig"] = config
-            if campaign.solution_version and have.get("solutionVersionArn") != version:
+            if pinned and have.get("solutionVersionArn") != version:
                 changes["solutionVersionArn"] = version
             if changes:
                 self.client.update_campaign(campaignArn=arn, **changes)
@@ -510,6 +511,13 @@ class Setup:
         if found is None:
             raise ProviderError(f"no solution {name!r}: run `python -m chalicelib setup`")
         return str(found["solutionArn"])
+
+
+def _pinned(campaign: Campaign) -> str | None:
+    """The solution version a campaign pins on Personalize: an ARN (a `local` version id pins
+    only the local provider, so on AWS it means "the newest")."""
+    version = campaign.solution_version
+    return version if version and version.startswith("arn:") else None
 
 
 def _epoch(value: object) -> float:
@@ -628,7 +636,7 @@ def train(
         )
         infos.append(_info(run.client, version, sol))
         for route, campaign in config.campaigns.items():
-            if campaign.solution != sol.name or campaign.solution_version:
+            if campaign.solution != sol.name or _pinned(campaign):
                 continue
             name = f"{run.group}-{route}"[:63]
             campaigns = _pages(run.client.list_campaigns, "campaigns", solutionArn=solution_arn)
