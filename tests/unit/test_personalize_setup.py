@@ -291,3 +291,24 @@ def test_a_pinned_version_is_deployed_and_a_local_pin_ignored(control: FakePerso
     report = run(pinned)
     assert actions(report)[("campaign", "shop-recommendations")] == "updated"
     assert recs["solutionVersionArn"] == first.version_id
+
+
+def test_a_dry_run_reports_and_changes_nothing(control: FakePersonalize) -> None:
+    plan = aws_setup.setup(config(), poll_seconds=0, dry_run=True)
+    assert control.creates() == 0
+    assert actions(plan)[("dataset group", "shop")] == "would create"
+    assert actions(plan)[("filter", "shop-exclude-purchased")] == "would create"
+    assert actions(plan)[("campaign", "shop-recommendations")] == "pending"
+    cfg = config()
+    run(cfg)
+    aws_setup.train(Settings(), cfg, "up", None, poll_seconds=0)
+    calls = dict(control.calls)
+    changed = CONFIG.replace("min_tps = 2", "min_tps = 3").replace('("purchase")', '("return")')
+    plan = aws_setup.setup(config(changed), poll_seconds=0, dry_run=True)
+    assert actions(plan)[("campaign", "shop-recommendations")] == "would update"
+    assert actions(plan)[("filter", "shop-exclude-purchased")] == "changed"
+    assert actions(plan)[("dataset", "shop-items")] == "exists"
+    mutating = ("Create", "Update", "Delete")
+    assert {k: v for k, v in control.calls.items() if k.startswith(mutating)} == {
+        k: v for k, v in calls.items() if k.startswith(mutating)
+    }
