@@ -4,7 +4,9 @@ function of `chalicelib.serving`, and returns its reply."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
+from typing import Any
 
 from chalice import Chalice, Response
 
@@ -51,6 +53,35 @@ def items() -> Response:
 @app.route("/health", methods=["GET"])
 def health() -> Response:
     return _reply(serving.health())
+
+
+# Event sources are named when `chalice deploy` reads this file, before the stage's variables
+# are set: deploy with RECS_EVENTS_QUEUE / RECS_EVENTS_STREAM exported (the README shows how).
+@app.on_sqs_message(
+    queue=os.environ.get("RECS_EVENTS_QUEUE") or "braze-recs-dev-events",
+    batch_size=100,
+    maximum_batching_window_in_seconds=1,
+)
+def ingest_sqs(event: Any) -> dict[str, Any]:
+    from chalicelib import ingest  # noqa: PLC0415 - the API function never loads boto3 for this
+
+    return ingest.handle_sqs(event.to_dict())
+
+
+def ingest_kinesis(event: Any) -> None:
+    from chalicelib import ingest  # noqa: PLC0415
+
+    ingest.handle_kinesis(event.to_dict())
+
+
+# A deployment without a stream sets RECS_EVENTS_STREAM=off: no mapping to a missing stream.
+if (os.environ.get("RECS_EVENTS_STREAM") or "braze-recs-dev-events") != "off":
+    ingest_kinesis = app.on_kinesis_record(
+        stream=os.environ.get("RECS_EVENTS_STREAM") or "braze-recs-dev-events",
+        batch_size=100,
+        maximum_batching_window_in_seconds=1,
+        starting_position="TRIM_HORIZON",
+    )(ingest_kinesis)
 
 
 def _call(handler: Callable[[serving.Request], serving.Reply]) -> Response:

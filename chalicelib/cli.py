@@ -141,7 +141,14 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 def cmd_setup(args: argparse.Namespace) -> int:
     """Apply the configuration: Personalize resources on AWS; on `local`, a checked config."""
-    rt = runtime.current()
+    from chalicelib.config import ConfigError  # noqa: PLC0415
+    from chalicelib.providers.base import FilterError  # noqa: PLC0415
+
+    try:
+        rt = runtime.current()
+    except (ConfigError, FilterError) as exc:  # a bad file or filter expression: say where
+        print(f"setup failed: {exc}", file=sys.stderr)
+        return 2
     if rt.provider.name != "personalize":
         # Building the local provider validated the file and compiled every filter.
         print(f"{rt.settings.config}: valid for the local provider")
@@ -156,7 +163,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
     try:
         with progress_bar() as report:
-            result = setup(rt.config, report, poll_seconds=args.poll_seconds)
+            result = setup(rt.config, report, poll_seconds=args.poll_seconds, dry_run=args.dry_run)
     except (ClientError, BotoCoreError, ProviderError) as exc:
         # Personalize's own message names the problem (a bad filter expression, a quota).
         print(f"setup failed: {exc}", file=sys.stderr)
@@ -253,6 +260,9 @@ def _setup_commands(sub: Any) -> None:
     s.add_argument("--config", help="the configuration file (default: RECS_CONFIG, recs.toml)")
     s.add_argument("--json", action="store_true")
     s.add_argument("--poll-seconds", type=float, default=15.0)
+    s.add_argument(
+        "--dry-run", action="store_true", help="report what would be created or updated, do nothing"
+    )
     s.set_defaults(func=cmd_setup)
 
     s = sub.add_parser("popular", help="compute (and on AWS store) the fallback popular list")

@@ -10,13 +10,14 @@ import json
 import math
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
     field_validator,
 )
@@ -178,3 +179,20 @@ def describe(error: ValidationError) -> str:
         parts.append(f"{where}: {message}" if where else message)
     more = error.error_count() - len(parts)
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+# The SPEC §4 envelopes carried by SQS message bodies and Kinesis record data.
+class EventsEnvelope(EventBatch):
+    type: Literal["events"]
+
+
+class UsersEnvelope(UserBatch):
+    type: Literal["users"]
+
+
+class ItemsEnvelope(ItemBatch):
+    type: Literal["items"]
+
+
+Envelope = Annotated[EventsEnvelope | UsersEnvelope | ItemsEnvelope, Field(discriminator="type")]
+ENVELOPE: TypeAdapter[EventsEnvelope | UsersEnvelope | ItemsEnvelope] = TypeAdapter(Envelope)

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     import_bucket: str = ""
     import_role_arn: str = ""
     items_table: str = ""
+    # Only for an SQS mapping with ReportBatchItemFailures turned on (chalice deploy does not):
+    # `ingest_sqs` then returns batchItemFailures instead of raising to retry.
+    sqs_batch_item_failures: bool = False
 
     # personalize provider: how responses are decorated, how long the container caches items and
     # the popular list, and the time a request may spend on Personalize before falling back.

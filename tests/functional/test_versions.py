@@ -53,7 +53,7 @@ def test_each_training_is_a_version_and_deploy_switches_between_them(data_dir: P
     code, out, _ = run(capsys, "versions", "--solution", "user-personalization", "--json")
     versions = json.loads(out)
     assert [v["version_id"] for v in versions] == [second, first]  # newest first
-    assert versions[0]["params"]["regularization"] == 500.0
+    assert versions[0]["params"]["regularization"] == 2000.0
     assert versions[0]["counts"]["interactions"] == 1800
     assert set(versions[0]["metrics"]) == METRICS
 

@@ -165,8 +165,8 @@ def test_repeat_rates_shrink_towards_the_catalogue_share() -> None:
 
 
 def test_allowing_repeats_lengthens_the_default_memory() -> None:
-    assert params().recency_half_life == 3.0
-    assert params(exclude_seen=False).recency_half_life == 6.0
-    assert params(exclude_seen="false").recency_half_life == 6.0
+    assert params().recency_half_life == 2.0
+    assert params(exclude_seen=False).recency_half_life == 8.0
+    assert params(exclude_seen="false").recency_half_life == 8.0
     assert params(exclude_seen=False, recency_half_life=2.0).recency_half_life == 2.0
-    assert params("personalized-ranking").recency_half_life == 6.0
+    assert params("personalized-ranking").recency_half_life == 8.0

@@ -258,3 +258,57 @@ def test_a_bad_filter_expression_stops_setup_with_personalizes_message(
     err = capsys.readouterr().err
     assert "setup failed" in err and "near 'WHER'" in err
     assert "Traceback" not in err
+
+
+def test_local_setup_checks_the_same_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECS_PROVIDER", "local")
+    monkeypatch.setenv("RECS_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / "recs.toml"
+    path.write_text(CONFIG)
+    assert cli.main(["setup", "--config", str(path)]) == 0
+    assert "filters:   exclude-purchased" in capsys.readouterr().out
+    broken = tmp_path / "broken.toml"
+    broken.write_text(CONFIG.replace('IN ("purchase")', 'IN ("purchase"'))
+    assert cli.main(["setup", "--config", str(broken)]) == 2
+    assert "setup failed" in capsys.readouterr().err
+    runtime.reset()
+
+
+def test_a_pinned_version_is_deployed_and_a_local_pin_ignored(control: FakePersonalize) -> None:
+    local_pin = CONFIG.replace(
+        'solution = "up"\nmin_tps = 2',
+        'solution = "up"\nmin_tps = 2\nsolution_version = "up-local-1"',
+    )
+    cfg = config(local_pin)
+    run(cfg)
+    first = aws_setup.train(Settings(), cfg, "up", None, poll_seconds=0)[0]
+    second = aws_setup.train(Settings(), cfg, "up", None, poll_seconds=0)[0]
+    recs = control.resources["campaign"][f"{PREFIX}:campaign/shop-recommendations"]
+    assert recs["solutionVersionArn"] == second.version_id  # the local pin means "newest" here
+    pinned = config(local_pin.replace("up-local-1", first.version_id))
+    report = run(pinned)
+    assert actions(report)[("campaign", "shop-recommendations")] == "updated"
+    assert recs["solutionVersionArn"] == first.version_id
+
+
+def test_a_dry_run_reports_and_changes_nothing(control: FakePersonalize) -> None:
+    plan = aws_setup.setup(config(), poll_seconds=0, dry_run=True)
+    assert control.creates() == 0
+    assert actions(plan)[("dataset group", "shop")] == "would create"
+    assert actions(plan)[("filter", "shop-exclude-purchased")] == "would create"
+    assert actions(plan)[("campaign", "shop-recommendations")] == "pending"
+    cfg = config()
+    run(cfg)
+    aws_setup.train(Settings(), cfg, "up", None, poll_seconds=0)
+    calls = dict(control.calls)
+    changed = CONFIG.replace("min_tps = 2", "min_tps = 3").replace('("purchase")', '("return")')
+    plan = aws_setup.setup(config(changed), poll_seconds=0, dry_run=True)
+    assert actions(plan)[("campaign", "shop-recommendations")] == "would update"
+    assert actions(plan)[("filter", "shop-exclude-purchased")] == "changed"
+    assert actions(plan)[("dataset", "shop-items")] == "exists"
+    mutating = ("Create", "Update", "Delete")
+    assert {k: v for k, v in control.calls.items() if k.startswith(mutating)} == {
+        k: v for k, v in calls.items() if k.startswith(mutating)
+    }

@@ -30,7 +30,9 @@ from chalicelib.providers.base import Progress, ProviderError, SolutionVersionIn
 from chalicelib.providers.personalize import arns
 from chalicelib.settings import Settings
 
-Action = Literal["created", "exists", "updated", "changed", "pending", "skipped"]
+Action = Literal[
+    "created", "exists", "updated", "changed", "pending", "skipped", "would create", "would update"
+]
 RECIPES = {
     "user-personalization": "arn:aws:personalize:::recipe/aws-user-personalization",
     "similar-items": "arn:aws:personalize:::recipe/aws-sims",
@@ -251,11 +253,15 @@ class Setup:
         self,
         config: ProjectConfig,
         progress: Progress | None = None,
+        *,
         poll_seconds: float = 15.0,
         timeout_seconds: float = 6 * 3600,
         sleep: Callable[[float], None] = time.sleep,
+        dry_run: bool = False,
     ) -> None:
         self.config = config
+        # A dry run reads everything, creates and updates nothing, and reports what it would do.
+        self.dry_run = dry_run
         self.client = aws.client("personalize")
         self.progress = progress
         self.poll_seconds, self.timeout_seconds, self.sleep = poll_seconds, timeout_seconds, sleep
@@ -266,6 +272,8 @@ class Setup:
 
     def wait(self, kind: str, name: str, describe: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """Poll until ACTIVE; a failed resource stops the run with Personalize's reason."""
+        if self.dry_run:
+            return {}
         started = time.monotonic()
         polls = 0
         while True:
@@ -295,6 +303,9 @@ class Setup:
         if found:
             arn = found["datasetGroupArn"]
             self.report.add("dataset group", self.group, "exists", arn)
+        elif self.dry_run:
+            self.report.add("dataset group", self.group, "would create")
+            return ""
         else:
             arn = self.client.create_dataset_group(name=self.group)["datasetGroupArn"]
             self.report.add("dataset group", self.group, "created", arn)
@@ -304,7 +315,7 @@ class Setup:
             lambda: self.client.describe_dataset_group(datasetGroupArn=arn)["datasetGroup"],
         )
         self.report.settings["RECS_DATASET_GROUP_ARN"] = arn
-        return arn
+        return str(arn)
 
     def schema(self, dataset: str, fields: dict[str, str]) -> str:
         schema = avro_schema(dataset, fields)
@@ -314,15 +325,25 @@ class Setup:
         if found:
             self.report.add("schema", name, "exists", found["schemaArn"])
             return str(found["schemaArn"])
+        if self.dry_run:
+            self.report.add("schema", name, "would create")
+            return ""
         arn = self.client.create_schema(name=name, schema=json.dumps(schema))["schemaArn"]
         self.report.add("schema", name, "created", arn)
         return str(arn)
 
     def dataset(self, group_arn: str, dataset: str, schema_arn: str) -> str:
         kind = dataset.upper()
-        datasets = _pages(self.client.list_datasets, "datasets", datasetGroupArn=group_arn)
+        datasets = (
+            _pages(self.client.list_datasets, "datasets", datasetGroupArn=group_arn)
+            if group_arn
+            else iter(())
+        )
         found = next((d for d in datasets if d.get("datasetType", "").upper() == kind), None)
         name = f"{self.group}-{dataset}"
+        if found is None and self.dry_run:
+            self.report.add("dataset", name, "would create")
+            return ""
         if found is None:
             arn = self.client.create_dataset(
                 name=name, schemaArn=schema_arn, datasetGroupArn=group_arn, datasetType=kind
@@ -333,6 +354,9 @@ class Setup:
             current = self.client.describe_dataset(datasetArn=arn)["dataset"]
             if current.get("schemaArn") == schema_arn:
                 self.report.add("dataset", name, "exists", arn)
+            elif self.dry_run:
+                detail = f"schema {current.get('schemaArn')} -> a new schema"
+                self.report.add("dataset", name, "would update", arn, detail)
             else:
                 self.client.update_dataset(datasetArn=arn, schemaArn=schema_arn)
                 detail = f"schema {current.get('schemaArn')} -> {schema_arn}"
@@ -342,10 +366,15 @@ class Setup:
 
     def event_tracker(self, group_arn: str) -> None:
         name = f"{self.group}-{self.config.event_tracker}"[:63]
-        trackers = _pages(
-            self.client.list_event_trackers, "eventTrackers", datasetGroupArn=group_arn
+        trackers = (
+            _pages(self.client.list_event_trackers, "eventTrackers", datasetGroupArn=group_arn)
+            if group_arn
+            else iter(())
         )
         found = next(iter(trackers), None)  # one per dataset group, whatever its name
+        if found is None and self.dry_run:
+            self.report.add("event tracker", name, "would create")
+            return
         if found is None:
             arn = self.client.create_event_tracker(name=name, datasetGroupArn=group_arn)[
                 "eventTrackerArn"
@@ -354,6 +383,8 @@ class Setup:
         else:
             arn = found["eventTrackerArn"]
             self.report.add("event tracker", found["name"], "exists", arn)
+        if self.dry_run:
+            return
         tracker = self.wait(
             "event tracker",
             name,
@@ -362,13 +393,20 @@ class Setup:
         self.report.settings["RECS_TRACKING_ID"] = tracker["trackingId"]
 
     def filters(self, group_arn: str) -> None:
-        existing = {
-            f["name"]: f
-            for f in _pages(self.client.list_filters, "Filters", datasetGroupArn=group_arn)
-        }
+        existing = (
+            {
+                f["name"]: f
+                for f in _pages(self.client.list_filters, "Filters", datasetGroupArn=group_arn)
+            }
+            if group_arn
+            else {}
+        )
         for name, expression in self.config.filters.items():
             full = arns.filter_name(self.group, name)
             found = existing.get(full)
+            if found is None and self.dry_run:
+                self.report.add("filter", full, "would create", None, expression)
+                continue
             if found is None:
                 arn = self.client.create_filter(
                     name=full, datasetGroupArn=group_arn, filterExpression=expression
@@ -393,9 +431,16 @@ class Setup:
     def solution(self, group_arn: str, solution: Solution) -> str:
         request = solution_request(group_arn, self.group, solution)
         name = request["name"]
-        solutions = _pages(self.client.list_solutions, "solutions", datasetGroupArn=group_arn)
+        solutions = (
+            _pages(self.client.list_solutions, "solutions", datasetGroupArn=group_arn)
+            if group_arn
+            else iter(())
+        )
         found = _find(solutions, name)
-        if found is None:
+        if found is None and self.dry_run:
+            arn = ""
+            self.report.add("solution", name, "would create", None, request["recipeArn"])
+        elif found is None:
             arn = self.client.create_solution(**request)["solutionArn"]
             self.report.add("solution", name, "created", arn)
         else:
@@ -442,14 +487,20 @@ class Setup:
             self.report.add("campaign", name, "skipped", None, detail)
             return
         config = campaign_config(solution, campaign)
-        found = _find(
-            _pages(self.client.list_campaigns, "campaigns", solutionArn=solution_arn), name
+        found = (
+            _find(_pages(self.client.list_campaigns, "campaigns", solutionArn=solution_arn), name)
+            if solution_arn
+            else None
         )
-        version = campaign.solution_version or self.latest_version(solution_arn)
+        pinned = _pinned(campaign)
+        version = pinned or (self.latest_version(solution_arn) if solution_arn else None)
         if found is None:
             if version is None:
                 detail = "no trained solution version yet: run `python -m chalicelib train`"
                 self.report.add("campaign", name, "pending", None, detail)
+                return
+            if self.dry_run:
+                self.report.add("campaign", name, "would create", None, version)
                 return
             arn = self.client.create_campaign(
                 name=name,
@@ -467,11 +518,14 @@ class Setup:
             have_config = have.get("campaignConfig", {})
             if any(have_config.get(k) != v for k, v in config.items()):
                 changes["campaignConfig"] = config
-            if campaign.solution_version and have.get("solutionVersionArn") != version:
+            if pinned and have.get("solutionVersionArn") != version:
                 changes["solutionVersionArn"] = version
             if changes:
-                self.client.update_campaign(campaignArn=arn, **changes)
                 detail = ", ".join(f"{k} -> {v}" for k, v in changes.items())
+                if self.dry_run:
+                    self.report.add("campaign", name, "would update", arn, detail)
+                    return
+                self.client.update_campaign(campaignArn=arn, **changes)
                 self.report.add("campaign", name, "updated", arn, detail)
             else:
                 self.report.add("campaign", name, "exists", arn)
@@ -510,6 +564,13 @@ class Setup:
         if found is None:
             raise ProviderError(f"no solution {name!r}: run `python -m chalicelib setup`")
         return str(found["solutionArn"])
+
+
+def _pinned(campaign: Campaign) -> str | None:
+    """The solution version a campaign pins on Personalize: an ARN (a `local` version id pins
+    only the local provider, so on AWS it means "the newest")."""
+    version = campaign.solution_version
+    return version if version and version.startswith("arn:") else None
 
 
 def _epoch(value: object) -> float:
@@ -628,7 +689,7 @@ def train(
         )
         infos.append(_info(run.client, version, sol))
         for route, campaign in config.campaigns.items():
-            if campaign.solution != sol.name or campaign.solution_version:
+            if campaign.solution != sol.name or _pinned(campaign):
                 continue
             name = f"{run.group}-{route}"[:63]
             campaigns = _pages(run.client.list_campaigns, "campaigns", solutionArn=solution_arn)
