@@ -68,16 +68,20 @@ def ingest_sqs(event: Any) -> dict[str, Any]:
     return ingest.handle_sqs(event.to_dict())
 
 
-@app.on_kinesis_record(
-    stream=os.environ.get("RECS_EVENTS_STREAM") or "braze-recs-dev-events",
-    batch_size=100,
-    maximum_batching_window_in_seconds=1,
-    starting_position="TRIM_HORIZON",
-)
 def ingest_kinesis(event: Any) -> None:
     from chalicelib import ingest  # noqa: PLC0415
 
     ingest.handle_kinesis(event.to_dict())
+
+
+# A deployment without a stream sets RECS_EVENTS_STREAM=off: no mapping to a missing stream.
+if (os.environ.get("RECS_EVENTS_STREAM") or "braze-recs-dev-events") != "off":
+    ingest_kinesis = app.on_kinesis_record(
+        stream=os.environ.get("RECS_EVENTS_STREAM") or "braze-recs-dev-events",
+        batch_size=100,
+        maximum_batching_window_in_seconds=1,
+        starting_position="TRIM_HORIZON",
+    )(ingest_kinesis)
 
 
 def _call(handler: Callable[[serving.Request], serving.Reply]) -> Response:
