@@ -312,3 +312,18 @@ def test_a_dry_run_reports_and_changes_nothing(control: FakePersonalize) -> None
     assert {k: v for k, v in control.calls.items() if k.startswith(mutating)} == {
         k: v for k, v in calls.items() if k.startswith(mutating)
     }
+
+
+def test_cli_train_before_setup_says_what_to_run(
+    control: FakePersonalize,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = tmp_path / "recs.toml"
+    path.write_text(CONFIG)
+    monkeypatch.setenv("RECS_CONFIG", str(path))
+    runtime.reset()
+    assert cli.main(["train"]) == 2
+    err = capsys.readouterr().err
+    assert "training failed" in err and "python -m chalicelib setup" in err

@@ -418,9 +418,16 @@ class PersonalizeProvider:
     def train(
         self, solution: str | None = None, progress: Progress | None = None
     ) -> list[SolutionVersionInfo]:
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
         from chalicelib.providers.personalize import setup  # noqa: PLC0415
 
-        return setup.train(self.settings, self.config, solution, progress)
+        try:
+            return setup.train(self.settings, self.config, solution, progress)
+        except (ProviderError, ClientError, BotoCoreError) as exc:
+            # The CLI reports ValueErrors as "training failed: ..." without a traceback; the
+            # message (no dataset group yet, Personalize's own reason) is what to act on.
+            raise ValueError(str(exc)) from exc
 
     def metrics(
         self, solution: str | None = None, version_id: str | None = None
@@ -435,9 +442,14 @@ class PersonalizeProvider:
         return setup.versions(self.config, solution)
 
     def deploy(self, campaign: str, version_id: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
         from chalicelib.providers.personalize import setup  # noqa: PLC0415
 
-        setup.deploy(self.config, campaign, version_id)
+        try:
+            setup.deploy(self.config, campaign, version_id)
+        except (ProviderError, ClientError, BotoCoreError) as exc:
+            raise ValueError(str(exc)) from exc
 
     def batch(
         self,
