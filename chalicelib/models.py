@@ -145,7 +145,10 @@ class RankingRequest(_Edge):
     user_id: Id
     item_ids: Annotated[list[Id], Field(min_length=1, max_length=500)]
     filter: str | None = None
-    filter_values: dict[str, str] = Field(default_factory=dict)
+    # A placeholder's values: a list, or one string (commas separate values, as in a query).
+    filter_values: Annotated[
+        dict[str, str | Annotated[list[str], Field(max_length=25)]], Field(max_length=25)
+    ] = Field(default_factory=dict)
 
 
 class RecommendationsQuery(_Edge):

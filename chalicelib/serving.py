@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from chalicelib import runtime
 from chalicelib.auth import is_authorized
+from chalicelib.filter_values import values_from_query
 from chalicelib.models import (
     EventBatch,
     ItemBatch,
@@ -112,16 +113,13 @@ def _body(model: type[Model], request: Request) -> Model:
 
 
 def _filter(name: str | None, query: Mapping[str, Sequence[str]]) -> FilterRequest | None:
+    """The named filter with its placeholder values: every other query parameter, repeated or
+    comma-separated (`?filter=by-category&CATEGORY=shoes,bags`)."""
     if name is None:
         return None
     if name not in runtime.current().config.filters:
         raise ApiError(400, "unknown_filter", f"no filter named {name!r} is configured")
-    values = {
-        key: [part for raw in raw_values for part in raw.split(",") if part]
-        for key, raw_values in query.items()
-        if key not in _RESERVED_QUERY
-    }
-    return FilterRequest(name, values)
+    return FilterRequest(name, values_from_query(query, _RESERVED_QUERY))
 
 
 # -- item lists ------------------------------------------------------------------------------
@@ -150,7 +148,7 @@ def _or_fallback(
     except ApiError:
         raise
     except FilterError as exc:
-        raise ApiError(400, "invalid_filter", str(exc)) from None
+        raise ApiError(400, exc.code, str(exc)) from None
     except Exception:
         log.exception("provider %s failed; serving the fallback list", provider.name)
     try:
@@ -186,7 +184,8 @@ def related_items(request: Request) -> Reply:
 @_guarded
 def rankings(request: Request) -> Reply:
     body = _body(RankingRequest, request)
-    flt = _filter(body.filter, {k: [v] for k, v in body.filter_values.items()})
+    values = {k: v if isinstance(v, list) else [v] for k, v in body.filter_values.items()}
+    flt = _filter(body.filter, values)
     provider = runtime.current().provider
     recs = _or_fallback(
         lambda: provider.rank(body.user_id, body.item_ids, flt),

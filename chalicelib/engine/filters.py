@@ -1,227 +1,287 @@
-"""Personalize filter expressions: parsed with a Lark grammar into a small typed AST, then
-evaluated to a boolean mask over the model's items.
+"""Evaluating Personalize filter expressions (parsed by `filter_expression`) to a boolean mask
+over an array of item ids: against item metadata, the user's interactions and the user's own
+metadata, with Personalize's semantics.
 
-Covered so far: `INCLUDE|EXCLUDE ItemID WHERE` conditions on `Interactions.EVENT_TYPE` and on
-`Items.FIELD` (`IN`, `NOT IN`, `=`, `<`, `<=`, `>`, `>=`), `AND`/`OR`, `$PLACEHOLDER` values and `|`
-to combine expressions (includes are a union, excludes are subtracted).
+- `INCLUDE A | INCLUDE B` keeps the union, `EXCLUDE A | EXCLUDE B` drops the union, and
+  `INCLUDE A | EXCLUDE B` keeps A minus B (order does not matter).
+- An EXCLUDE expression whose placeholder was not given is skipped; an INCLUDE one needs all.
+- An expression whose `IF CurrentUser...` does not hold for this user is skipped.
+- `Interactions.EVENT_TYPE` tests look at each of the user's events (case-insensitive types, `*`
+  for all), at most the 100 most recent per event type, as Personalize does; an item matches
+  when one of its events passes the expression's conditions.
+- `IN`/`NOT IN` are exact string matches; a multi-value field (`a|b`) matches IN when any of its
+  values is listed. An item or user without the field matches no test on it (SQL's NULL).
+
+Speed: `ItemFields` indexes an item array once per field (value → positions, and a float array
+for comparisons) and caches condition masks, so a request costs a few vectorised operations on
+the item array plus a pass over the user's own events.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from lark import Lark, Token, Transformer, UnexpectedInput
 
-from chalicelib.catalogue import Catalogue, field_name
-from chalicelib.providers.base import FilterError
+from chalicelib.catalogue import Catalogue, field_name, normalise
+from chalicelib.engine.filter_expression import Condition, Expression, FilterExpression, parse
+from chalicelib.filter_values import parse_number, resolve
 
-MAX_EXPRESSION = 2500
-GRAMMAR = r"""
-    start: clause ("|" clause)*
-    clause: ACTION "ItemID"i "WHERE"i disj
-    disj: conj ("OR"i conj)*
-    conj: cond ("AND"i cond)*
-    cond: DATASET "." FIELD OP values
-    values: "(" value ("," value)* ")" | value
-    value: ESCAPED_STRING -> string
-         | SIGNED_NUMBER -> number
-         | "$" NAME -> placeholder
-         | "*" -> star
-    ACTION.2: /INCLUDE|EXCLUDE/i
-    DATASET.2: /Interactions|Items/
-    FIELD: /[A-Za-z_][A-Za-z0-9_]*/
-    OP: /NOT\s+IN/i | /IN/i | "<=" | ">=" | "=" | "<" | ">"
-    %import common.ESCAPED_STRING
-    %import common.SIGNED_NUMBER
-    %import common.CNAME -> NAME
-    %import common.WS
-    %ignore WS
-"""
-_PARSER = Lark(GRAMMAR, parser="lalr")
-_COMPARE: dict[str, Callable[[float, float], bool]] = {
+MAX_EVENTS_PER_TYPE = 100  # Personalize's filters see the 100 most recent events per type
+_CONDITION_CACHE = 256
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     "=": operator.eq,
+    "!=": operator.ne,
     "<": operator.lt,
     "<=": operator.le,
     ">": operator.gt,
     ">=": operator.ge,
 }
+Event = tuple[str, str, float]  # (item_id, event_type, ts), oldest first
 
 
-@dataclass(frozen=True)
-class Value:
-    kind: str  # "string" | "number" | "placeholder" | "star"
-    text: str
+def _texts(value: Any) -> list[str]:
+    """The string values a field holds: `a|b` (Personalize's multi-value) and lists split."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, list | tuple):
+        return [t for v in value for t in _texts(v)]
+    if isinstance(value, bool):
+        return ["True" if value else "False"]
+    return [part for part in str(value).split("|") if part != ""]
 
 
-@dataclass(frozen=True)
-class Condition:
-    dataset: str
-    field: str
-    op: str
-    values: tuple[Value, ...]
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or value is None:
+        return float("nan")
+    if isinstance(value, int | float):
+        return float(value)
+    parsed = parse_number(str(value))
+    return float("nan") if parsed is None else parsed
 
 
-@dataclass(frozen=True)
-class Clause:
-    include: bool
-    any_of: tuple[tuple[Condition, ...], ...]  # OR of ANDs
+class ItemFields:
+    """Field lookups over one array of item ids (a model's items, a fallback or ranking list),
+    built once per field on first use. Immutable inputs: a new catalogue or model makes a new
+    one."""
 
+    def __init__(
+        self,
+        item_ids: Sequence[str] | np.ndarray,
+        catalogue: Catalogue,
+        index: Mapping[str, int] | None = None,
+    ) -> None:
+        self.item_ids = [str(i) for i in item_ids]
+        self.size = len(self.item_ids)
+        self.catalogue = catalogue
+        self.index = index if index is not None else {i: n for n, i in enumerate(self.item_ids)}
+        self._postings: dict[str, dict[str, np.ndarray]] = {}
+        self._numbers: dict[str, np.ndarray] = {}
+        self._masks: dict[tuple[Any, ...], np.ndarray] = {}
 
-@dataclass(frozen=True)
-class FilterContext:
-    item_ids: np.ndarray
-    item_index: Mapping[str, int]
-    user_events: Sequence[tuple[str, str, float]]  # (item_id, event_type, ts)
-    catalogue: Catalogue
+    def _column(self, field: str) -> dict[str, Any]:
+        name = field_name(field)
+        if name == "item_id":
+            return {i: i for i in self.item_ids}
+        return self.catalogue.column(name)
 
+    def postings(self, field: str) -> dict[str, np.ndarray]:
+        """Field value → positions of the items holding it."""
+        key = field_name(field)
+        found = self._postings.get(key)
+        if found is None:
+            column = self._column(field)
+            lists: dict[str, list[int]] = {}
+            for pos, item in enumerate(self.item_ids):
+                for text in _texts(column.get(item)):
+                    lists.setdefault(text, []).append(pos)
+            found = {k: np.asarray(v, dtype=np.int64) for k, v in lists.items()}
+            self._postings[key] = found
+        return found
 
-class _ToAst(Transformer[Token, Any]):
-    def start(self, clauses: list[Clause]) -> tuple[Clause, ...]:
-        return tuple(clauses)
+    def numbers(self, field: str) -> np.ndarray:
+        key = field_name(field)
+        found = self._numbers.get(key)
+        if found is None:
+            column = self._column(field)
+            found = np.fromiter((_number(column.get(i)) for i in self.item_ids), float, self.size)
+            self._numbers[key] = found
+        return found
 
-    def clause(self, parts: list[Any]) -> Clause:
-        return Clause(parts[0].upper() == "INCLUDE", parts[1])
-
-    def disj(self, conjs: list[tuple[Condition, ...]]) -> tuple[tuple[Condition, ...], ...]:
-        return tuple(conjs)
-
-    def conj(self, conds: list[Condition]) -> tuple[Condition, ...]:
-        return tuple(conds)
-
-    def cond(self, parts: list[Any]) -> Condition:
-        dataset, field, op, values = parts
-        op = " ".join(str(op).upper().split())
-        if str(dataset) == "Interactions" and str(field).upper() != "EVENT_TYPE":
-            raise FilterError("only Interactions.EVENT_TYPE can be filtered")
-        if op in _COMPARE and any(v.kind == "string" for v in values):
-            raise FilterError(f"{op} compares numbers; {field} was given a string")
-        return Condition(str(dataset), str(field), op, values)
-
-    def values(self, vals: list[Value]) -> tuple[Value, ...]:
-        return tuple(vals)
-
-    def string(self, tok: list[Token]) -> Value:
-        return Value("string", tok[0][1:-1].replace('\\"', '"'))
-
-    def number(self, tok: list[Token]) -> Value:
-        return Value("number", str(tok[0]))
-
-    def placeholder(self, tok: list[Token]) -> Value:
-        return Value("placeholder", str(tok[0]))
-
-    def star(self, _: list[Token]) -> Value:
-        return Value("star", "*")
-
-
-class CompiledFilter:
-    def __init__(self, expression: str, clauses: tuple[Clause, ...]) -> None:
-        self.expression = expression
-        self.clauses = clauses
-        self.placeholders = {
-            v.text
-            for c in clauses
-            for conj in c.any_of
-            for cond in conj
-            for v in cond.values
-            if v.kind == "placeholder"
-        }
-
-    def mask(self, ctx: FilterContext, values: Mapping[str, Sequence[str]]) -> np.ndarray:
-        """Which of `ctx.item_ids` the filter lets through for this user and these values."""
-        n = len(ctx.item_ids)
-        include: np.ndarray | None = None
-        exclude = np.zeros(n, dtype=bool)
-        for clause in self.clauses:
-            hit = self._clause(clause, ctx, values)
-            if hit is None:  # an EXCLUDE whose placeholder was not given is skipped
-                continue
-            if clause.include:
-                include = hit if include is None else include | hit
-            else:
-                exclude |= hit
-        allowed = np.ones(n, dtype=bool) if include is None else include
-        return allowed & ~exclude
-
-    def _clause(
-        self, clause: Clause, ctx: FilterContext, values: Mapping[str, Sequence[str]]
-    ) -> np.ndarray | None:
-        result = np.zeros(len(ctx.item_ids), dtype=bool)
-        for conj in clause.any_of:
-            part = np.ones(len(ctx.item_ids), dtype=bool)
-            for cond in conj:
-                resolved = _resolve(cond.values, values)
-                if resolved is None:
-                    if clause.include:
-                        missing = next(v.text for v in cond.values if v.kind == "placeholder")
-                        raise FilterError(f"missing value for ${missing}")
-                    return None
-                part &= _condition(cond, resolved, ctx)
-            result |= part
-        return result
-
-
-def _resolve(vals: tuple[Value, ...], given: Mapping[str, Sequence[str]]) -> list[str] | None:
-    out: list[str] = []
-    for v in vals:
-        if v.kind != "placeholder":
-            out.append(v.text)
-        elif given.get(v.text):
-            out.extend(given[v.text])
+    def condition(self, cond: Condition, values: Sequence[str]) -> np.ndarray:
+        """The items passing one Items condition with these (resolved) values; cached."""
+        key = (field_name(cond.field), cond.op, tuple(values))
+        mask = self._masks.get(key)
+        if mask is not None:
+            return mask
+        if cond.is_list:
+            hit = np.zeros(self.size, dtype=bool)
+            postings = self.postings(cond.field)
+            for value in set(values):
+                positions = postings.get(value)
+                if positions is not None:
+                    hit[positions] = True
+            if cond.op == "NOT IN":
+                has_value = np.zeros(self.size, dtype=bool)
+                for positions in postings.values():
+                    has_value[positions] = True
+                hit = has_value & ~hit
         else:
-            return None
-    if len(out) > 25:
-        raise FilterError("a filter takes at most 25 values")
+            numbers = self.numbers(cond.field)
+            bound = parse_number(values[0])
+            with np.errstate(invalid="ignore"):
+                hit = _COMPARE[cond.op](numbers, bound) & ~np.isnan(numbers)
+        hit.flags.writeable = False
+        if len(self._masks) >= _CONDITION_CACHE:
+            self._masks = {}  # placeholder values vary without bound: start over, never grow
+        self._masks[key] = hit
+        return hit
+
+
+@dataclass(frozen=True)
+class UserData:
+    """What the filter may ask about the user: their events and their metadata."""
+
+    events: Sequence[Event] = ()
+    properties: Mapping[str, Any] | None = None
+
+
+def _values(cond: Condition, resolved: Mapping[str, list[str]]) -> list[str] | None:
+    out: list[str] = []
+    for value in cond.values:
+        if value.kind == "placeholder":
+            given = resolved.get(value.text)
+            if given is None:
+                return None
+            out.extend(given)
+        else:
+            out.append(value.text)
     return out
 
 
-def _condition(cond: Condition, vals: list[str], ctx: FilterContext) -> np.ndarray:
-    n = len(ctx.item_ids)
-    if cond.dataset == "Interactions":
-        wanted = {v.lower() for v in vals}
-        hit = np.zeros(n, dtype=bool)
-        for item_id, event_type, _ in ctx.user_events:
-            idx = ctx.item_index.get(item_id)
-            if idx is not None and ("*" in wanted or event_type.lower() in wanted):
-                hit[idx] = True
-        return ~hit if cond.op == "NOT IN" else hit
-    column = ctx.catalogue.column(field_name(cond.field))
-    items = ctx.item_ids.tolist()
-    if cond.op in ("IN", "NOT IN"):
-        wanted = set(vals)
-        hit = np.fromiter(
-            (bool(wanted & set(str(column.get(i, "")).split("|"))) for i in items), bool, n
-        )
-        return ~hit if cond.op == "NOT IN" else hit
-    try:
-        bound = float(vals[0])
-    except ValueError:
-        raise FilterError(f"{cond.field} {cond.op} needs a number, got {vals[0]!r}") from None
-    compare = _COMPARE[cond.op]
-    return np.fromiter((_number_ok(column.get(i), bound, compare) for i in items), bool, n)
+def _user_holds(cond: Condition, values: list[str], properties: Mapping[str, Any]) -> bool:
+    raw = properties.get(field_name(cond.field))
+    if cond.is_list:
+        texts = _texts(raw)
+        if not texts:
+            return False
+        hit = bool(set(texts) & set(values))
+        return hit if cond.op == "IN" else not hit
+    number = _number(raw)
+    bound = parse_number(values[0])
+    return not np.isnan(number) and bool(_COMPARE[cond.op](number, bound))
 
 
-def _number_ok(value: Any, bound: float, compare: Callable[[float, float], bool]) -> bool:
-    try:
-        return compare(float(value), bound)
-    except (TypeError, ValueError):
-        return False
+def recent_events(events: Sequence[Event], per_type: int = MAX_EVENTS_PER_TYPE) -> list[Event]:
+    """The events a Personalize filter sees: the newest `per_type` of each event type."""
+    counts: dict[str, int] = {}
+    kept: list[Event] = []
+    for event in reversed(events):
+        kind = event[1].lower()
+        seen = counts.get(kind, 0)
+        if seen < per_type:
+            counts[kind] = seen + 1
+            kept.append(event)
+    kept.reverse()
+    return kept
+
+
+class CompiledFilter:
+    """A parsed filter, ready to evaluate against item arrays for any user and values."""
+
+    def __init__(self, parsed: FilterExpression) -> None:
+        self.parsed = parsed
+        self.expression = parsed.source
+        self.placeholders = parsed.placeholders
+        self.needs_events = any(e.dataset == "Interactions" for e in parsed.expressions)
+        self.needs_user = any(e.when for e in parsed.expressions)
+
+    def mask(
+        self, items: ItemFields, values: Mapping[str, Sequence[str]], user: UserData
+    ) -> np.ndarray:
+        """Which of `items` pass; a FilterError (400) for missing or bad values."""
+        resolved = resolve(self.placeholders, values)
+        include: np.ndarray | None = None
+        exclude: np.ndarray | None = None
+        events: list[Event] | None = None
+        for expr in self.parsed.expressions:
+            if not self._applies(expr, resolved, user):
+                continue
+            if expr.dataset == "Items":
+                hit = self._items(expr, items, resolved)
+            else:
+                if events is None:
+                    events = recent_events(user.events)
+                hit = self._interactions(expr, items, resolved, events)
+            if expr.include:
+                include = hit if include is None else include | hit
+            else:
+                exclude = hit if exclude is None else exclude | hit
+        allowed = np.ones(items.size, dtype=bool) if include is None else include.copy()
+        if exclude is not None:
+            allowed &= ~exclude
+        return allowed
+
+    @staticmethod
+    def _applies(expr: Expression, resolved: Mapping[str, list[str]], user: UserData) -> bool:
+        for cond in expr.conditions():
+            if _values(cond, resolved) is None:
+                return False  # an EXCLUDE placeholder left out: the expression is skipped
+        properties = normalise(user.properties or {})
+        return all(_user_holds(c, _values(c, resolved) or [], properties) for c in expr.when)
+
+    @staticmethod
+    def _items(
+        expr: Expression, items: ItemFields, resolved: Mapping[str, list[str]]
+    ) -> np.ndarray:
+        result: np.ndarray | None = None
+        for conj in expr.any_of:
+            part: np.ndarray | None = None
+            for cond in conj:
+                hit = items.condition(cond, _values(cond, resolved) or [])
+                part = hit if part is None else part & hit
+            assert part is not None
+            result = part if result is None else result | part
+        assert result is not None
+        return result
+
+    @staticmethod
+    def _interactions(
+        expr: Expression,
+        items: ItemFields,
+        resolved: Mapping[str, list[str]],
+        events: Iterable[Event],
+    ) -> np.ndarray:
+        tests = [
+            [(c.op == "IN", {v.lower() for v in _values(c, resolved) or []}) for c in conj]
+            for conj in expr.any_of
+        ]
+
+        def passes(event_type: str) -> bool:
+            kind = event_type.lower()
+            return any(
+                all(positive == ("*" in types or kind in types) for positive, types in conj)
+                for conj in tests
+            )
+
+        verdict: dict[str, bool] = {}
+        positions = []
+        for item_id, event_type, _ in events:
+            ok = verdict.get(event_type)
+            if ok is None:
+                ok = verdict[event_type] = passes(event_type)
+            if ok:
+                pos = items.index.get(item_id)
+                if pos is not None and pos < items.size:
+                    positions.append(pos)
+        hit = np.zeros(items.size, dtype=bool)
+        if positions:
+            hit[np.asarray(positions, dtype=np.int64)] = True
+        return hit
 
 
 def compile_filter(expression: str) -> CompiledFilter:
-    if len(expression) > MAX_EXPRESSION:
-        raise FilterError(f"a filter expression is at most {MAX_EXPRESSION} characters")
-    try:
-        tree = _PARSER.parse(expression)
-    except UnexpectedInput as exc:
-        context = exc.get_context(expression).rstrip()
-        raise FilterError(f"syntax error at column {exc.column}:\n{context}") from None
-    try:
-        clauses = _ToAst().transform(tree)
-    except Exception as exc:  # lark wraps transformer errors in VisitError
-        cause = getattr(exc, "orig_exc", exc)
-        raise FilterError(str(cause)) from None
-    return CompiledFilter(expression, clauses)
+    return CompiledFilter(parse(expression))

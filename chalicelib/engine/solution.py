@@ -103,10 +103,9 @@ class SolutionModel:
         allowed: np.ndarray | None = None,
         weights: np.ndarray | None = None,
     ) -> np.ndarray:
-        scores = self.recipe.scores(history, weights)
+        scores = self.recipe.scores(history, weights)  # a fresh array: safe to write to
         if self.exclude_seen and len(history):
-            allowed = np.ones(self.n_items, dtype=bool) if allowed is None else allowed.copy()
-            allowed[history] = False
+            scores[history] = -np.inf  # cheaper than copying a catalogue-sized mask
         return top_k(scores, n, allowed)
 
     def recommend(

@@ -24,9 +24,26 @@ class ProviderError(Exception):
 class FilterError(ValueError):
     """A filter expression, or the values a request gave it, are wrong; the message says where."""
 
+    code = "invalid_filter"
+
 
 class UnknownFilterError(FilterError):
     """A request named a filter the configuration does not define."""
+
+    code = "unknown_filter"
+
+
+class MissingFilterValueError(FilterError):
+    """A request did not give a value the filter needs; the message names the placeholder."""
+
+    code = "missing_filter_value"
+
+    def __init__(self, placeholder: str) -> None:
+        super().__init__(
+            f"the filter needs a value for ${placeholder}: give it as the query parameter "
+            f"{placeholder} (several values: repeat it or separate them with commas)"
+        )
+        self.placeholder = placeholder
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,7 +63,12 @@ def _copy_installed(self: Any, abi: str, requirements_filepath: str, target: str
                 shutil.copy2(source, destination)
 
 
-def _package(tmp: Path, fmt: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+MERGE_TEMPLATE = PROJECT_ROOT / "deploy" / "report-batch-item-failures.json"
+
+
+def _package(
+    tmp: Path, fmt: str, monkeypatch: pytest.MonkeyPatch, extra: tuple[str, ...] = ()
+) -> Path:
     from chalice.cli import main as chalice_main
     from chalice.deploy import packager
 
@@ -80,7 +85,7 @@ def _package(tmp: Path, fmt: str, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(packager.DependencyBuilder, "build_site_packages", _copy_installed)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     argv = ["chalice", "--project-dir", str(project), "package", "--pkg-format", fmt]
-    monkeypatch.setattr(sys, "argv", [*argv, "--stage", STAGE, str(out)])
+    monkeypatch.setattr(sys, "argv", [*argv, *extra, "--stage", STAGE, str(out)])
     with pytest.raises(SystemExit) as done:
         chalice_main()
     assert done.value.code == 0
@@ -100,7 +105,8 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Pat
         # CloudFormation cannot subscribe a Lambda to an existing bucket: Chalice refuses S3
         # event sources there (deploy those stages with `chalice deploy` or Terraform).
         if not any(type(s).__name__ == "S3EventConfig" for s in app.event_sources):
-            outs["cloudformation"] = _package(tmp, "cloudformation", monkeypatch)
+            extra = ("--merge-template", str(MERGE_TEMPLATE)) if MERGE_TEMPLATE.exists() else ()
+            outs["cloudformation"] = _package(tmp, "cloudformation", monkeypatch, extra)
     os.environ.clear()
     os.environ.update(environ)
     sys.path[:] = path
@@ -217,3 +223,16 @@ def test_cfn_lint_passes_the_templates(packaged: dict[str, Path]) -> None:
         [str(lint), *map(str, templates)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_merge_template_turns_on_partial_batch_responses(packaged: dict[str, Path]) -> None:
+    """deploy/report-batch-item-failures.json names Chalice's real logical ids."""
+    if "cloudformation" not in packaged or not MERGE_TEMPLATE.exists():
+        pytest.skip("no SAM output (S3 event sources) or no merge template")
+    sam = json.loads((packaged["cloudformation"] / "sam.json").read_text())
+    function = sam["Resources"]["IngestSqs"]
+    assert function["Type"] == "AWS::Serverless::Function"
+    source = function["Properties"]["Events"]["IngestSqsSqsEventSource"]
+    assert source["Type"] == "SQS"
+    assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert source["Properties"]["BatchSize"] == 100

@@ -108,6 +108,7 @@ class UserPersonalization:
         self.nbr_idx: np.ndarray | None = None  # sparse fallback: items × k
         self.nbr_score: np.ndarray | None = None
         self.explore = np.zeros(0, dtype=np.float32)
+        self.new_items = np.zeros(0, dtype=np.int64)  # where `explore` > 0
         self.repeat_rate = np.zeros(0, dtype=np.float32)
         self.n_items = 0
 
@@ -130,6 +131,7 @@ class UserPersonalization:
                 x, self.params.neighbours, popularity_discount=0.5, min_count=1
             )
         self.explore = exploration_bonus(data, self.params.exploration_item_age_cut_off)
+        self.new_items = np.flatnonzero(self.explore > 0)
         self.repeat_rate = repeat_rates(data)
         return self
 
@@ -154,12 +156,13 @@ class UserPersonalization:
             # the boost scales with the item's repeat rate in the training data.
             boost = self.params.repeat_weight * top * w * self.repeat_rate[history]
             np.add.at(out, history, boost)
-        if self.params.exploration_weight > 0 and len(self.explore):
+        if self.params.exploration_weight > 0 and len(self.new_items):
             # The bonus grows with the item's own score for this user (exploration stays
             # personal, not the same new items for everyone), plus a floor that lets an item
-            # with no co-interactions yet surface at all.
-            floor = 0.1 * top
-            out += self.params.exploration_weight * self.explore * (np.maximum(out, 0.0) + floor)
+            # with no co-interactions yet surface at all. Only new items change: index them.
+            new = self.new_items
+            bonus = self.explore[new] * (np.maximum(out[new], 0.0) + 0.1 * top)
+            out[new] += self.params.exploration_weight * bonus
         return out
 
     def related(self, item: int) -> tuple[np.ndarray, np.ndarray]:
@@ -185,6 +188,7 @@ class UserPersonalization:
             recipe.nbr_idx, recipe.nbr_score = arrays["nbr_idx"], arrays["nbr_score"]
             recipe.n_items = recipe.nbr_idx.shape[0]
         recipe.explore = arrays.get("explore", np.zeros(recipe.n_items, dtype=np.float32))
+        recipe.new_items = np.flatnonzero(recipe.explore > 0)
         recipe.repeat_rate = arrays.get("repeat_rate", np.ones(recipe.n_items, dtype=np.float32))
         return recipe
 

@@ -19,15 +19,17 @@ from typing import Any
 import numpy as np
 
 from chalicelib.catalogue import Catalogue, normalise
-from chalicelib.config import ProjectConfig
+from chalicelib.config import ConfigError, ProjectConfig
 from chalicelib.csvdata import CsvError, Dataset, Validation, read_rows
 from chalicelib.engine.data import Interactions
-from chalicelib.engine.filters import FilterContext, compile_filter
+from chalicelib.engine.filter_expression import check_all
+from chalicelib.engine.filters import CompiledFilter, ItemFields, UserData
 from chalicelib.engine.preparation import EventOptions
 from chalicelib.engine.solution import SolutionModel, train
 from chalicelib.models import EventBatch, Item, User
 from chalicelib.providers.base import (
     BatchReport,
+    FilterError,
     FilterRequest,
     ImportReport,
     Progress,
@@ -48,6 +50,7 @@ class _Served:
     version: dict[str, Any]
     model: SolutionModel
     allowed: np.ndarray | None  # items the catalogue can render
+    fields: ItemFields | None = None  # the model's items indexed for filters, built on first use
 
 
 @dataclass
@@ -68,7 +71,11 @@ class LocalProvider:
         self._state: _State | None = None
         self._models: dict[str, SolutionModel] = {}
         self._popular: tuple[float, list[str]] = (0.0, [])
-        self._filters = {name: compile_filter(expr) for name, expr in config.filters.items()}
+        try:
+            parsed = check_all(dict(config.filters))
+        except FilterError as exc:  # refused when the configuration is loaded
+            raise ConfigError(f"{settings.config}: {exc}") from None
+        self._filters = {name: CompiledFilter(p) for name, p in parsed.items()}
 
     # -- serving state -----------------------------------------------------------------------
 
@@ -126,21 +133,44 @@ class LocalProvider:
 
     # -- serving -----------------------------------------------------------------------------
 
+    def _compiled(self, flt: FilterRequest) -> CompiledFilter:
+        compiled = self._filters.get(flt.name)
+        if compiled is None:
+            raise UnknownFilterError(flt.name)
+        return compiled
+
+    def _user(self, compiled: CompiledFilter, user_id: str | None) -> UserData:
+        """Only what the filter reads: the user's events (all of them, including ones posted a
+        moment ago) and their metadata."""
+        if not user_id:
+            return UserData()
+        events = self.store.user_events(user_id) if compiled.needs_events else ()
+        properties = None
+        if compiled.needs_user:
+            properties = normalise(self.store.user(user_id) or {})
+        return UserData(events, properties)
+
+    def _filter_list(
+        self, item_ids: Sequence[str], user_id: str | None, flt: FilterRequest
+    ) -> list[str]:
+        """A short list (fallback, ranking input) filtered with a one-off index."""
+        compiled = self._compiled(flt)
+        fields = ItemFields(item_ids, self._current().catalogue)
+        mask = compiled.mask(fields, flt.values, self._user(compiled, user_id))
+        return [item for item, keep in zip(item_ids, mask.tolist(), strict=True) if keep]
+
     def _mask(
         self, served: _Served, user_id: str | None, flt: FilterRequest | None
     ) -> np.ndarray | None:
         if flt is None:
             return served.allowed
-        compiled = self._filters.get(flt.name)
-        if compiled is None:
-            raise UnknownFilterError(flt.name)
-        context = FilterContext(
-            item_ids=served.model.item_ids,
-            item_index=served.model.item_index,
-            user_events=self.store.user_events(user_id) if user_id else [],
-            catalogue=self._current().catalogue,
-        )
-        mask = compiled.mask(context, flt.values)
+        compiled = self._compiled(flt)
+        catalogue = self._current().catalogue
+        fields = served.fields
+        if fields is None or fields.catalogue is not catalogue:
+            fields = ItemFields(served.model.item_ids, catalogue, served.model.item_index)
+            served.fields = fields
+        mask = compiled.mask(fields, flt.values, self._user(compiled, user_id))
         return mask if served.allowed is None else mask & served.allowed
 
     def recommend(
@@ -176,15 +206,13 @@ class LocalProvider:
         state = self._current()
         if len(state.catalogue):
             item_ids = [i for i in item_ids if i in state.catalogue]
+        if flt is not None:
+            item_ids = self._filter_list(item_ids, user_id, flt)
         served = state.campaigns.get("rankings")
         history = weights = np.zeros(0, dtype=np.int32)
         if served is not None:
             recent = self.store.user_events(user_id, served.version["max_seq"])
             history, weights = served.model.fold_in(user_id, [(i, t) for i, t, _ in recent])
-            if flt is not None:
-                mask = self._mask(served, user_id, flt)
-                keep = served.model.item_index
-                item_ids = [i for i in item_ids if i not in keep or mask is None or mask[keep[i]]]
         if served is None or len(history) == 0:
             order = {item: rank for rank, item in enumerate(self.popular(10**9, None, None))}
             ranked = sorted(item_ids, key=lambda i: order.get(i, len(order)))
@@ -204,12 +232,12 @@ class LocalProvider:
             if allowed is not None:
                 order = order[allowed[order]]
             return served.model.item_ids[order[:num_results]].tolist()
-        if flt is not None and flt.name not in self._filters:
-            raise UnknownFilterError(flt.name)
         stamp, items = self._popular
         if time.monotonic() - stamp > _POPULAR_TTL_SECONDS:
             items = self.store.popular_items(1000) or list(state.catalogue.ids())[:1000]
             self._popular = (time.monotonic(), items)
+        if flt is not None:  # no model yet: the filter still applies to the popular list
+            items = self._filter_list(items, user_id, flt)
         return items[:num_results]
 
     def health(self) -> dict[str, object]:

@@ -24,11 +24,11 @@ from typing import Any
 
 from chalicelib import aws
 from chalicelib.config import ProjectConfig
+from chalicelib.filter_values import encode_filter_values
 from chalicelib.models import EventBatch, Item, User
 from chalicelib.providers.base import (
     BatchReport,
     Dataset,
-    FilterError,
     FilterRequest,
     ImportReport,
     Progress,
@@ -70,45 +70,6 @@ class Unavailable(Exception):
 def _target(arn: str) -> dict[str, str]:
     """A domain recommender is called by `recommenderArn`, a custom campaign by `campaignArn`."""
     return {"recommenderArn": arn} if ":recommender/" in arn else {"campaignArn": arn}
-
-
-def encode_filter_values(expression: str, values: Mapping[str, Sequence[str]]) -> dict[str, str]:
-    """Personalize's `filterValues` for `expression` from the request's values.
-
-    Hand-written and minimal (a pure encoder lives with the filters work when it lands): values
-    of `IN ($X)` placeholders are double-quoted and comma-joined, comparison placeholders
-    (`< $X`) take one number. Every `$X` of an INCLUDE clause must be given; an EXCLUDE clause
-    whose values are missing is skipped by Personalize, so those may be left out.
-    """
-    import re  # noqa: PLC0415 - only requests with a filter need it
-
-    clauses = [c.strip() for c in re.split(r'\|(?=(?:[^"]*"[^"]*")*[^"]*$)', expression)]
-    out: dict[str, str] = {}
-    for clause in clauses:
-        include = clause.upper().startswith("INCLUDE")
-        for match in re.finditer(r"(<=|>=|=|<|>|\bIN\b)\s*\(?\s*\$([A-Za-z0-9_]+)", clause, re.I):
-            operator, name = match.group(1).upper(), match.group(2)
-            given = [v for v in values.get(name, ()) if v != ""]
-            if not given:
-                if include:
-                    raise FilterError(f"missing value for ${name}")
-                continue
-            if len(given) > 25:
-                raise FilterError(f"${name} takes at most 25 values")
-            if operator == "IN":
-                encoded = ",".join('"' + v.replace('"', '\\"') + '"' for v in given)
-            else:
-                if len(given) != 1:
-                    raise FilterError(f"${name} takes one number")
-                try:
-                    float(given[0])
-                except ValueError:
-                    raise FilterError(f"${name} must be a number") from None
-                encoded = given[0]
-            if len(encoded) > 1000:
-                raise FilterError(f"the values of ${name} are longer than 1000 characters")
-            out[name] = encoded
-    return out
 
 
 # SQS takes 256 KiB a message; ten 32,000-character items can exceed it, so records are split.
