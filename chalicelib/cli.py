@@ -134,9 +134,35 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    report = runtime.current().provider.batch(Path(args.input), Path(args.output), args.num_results)
-    _print(asdict(report))
-    return 0 if not report.errors else 1
+    """Batch inference in Personalize's JSON-lines formats, then a summary of the output."""
+    from chalicelib.batchfile import parse_filter_values, summarize  # noqa: PLC0415
+    from chalicelib.providers.base import FilterRequest, ProviderError  # noqa: PLC0415
+
+    provider = runtime.current().provider
+    try:
+        values = parse_filter_values(args.filter_value or [])
+        if values and not args.filter:
+            raise ValueError("--filter-value needs --filter")
+        flt = FilterRequest(args.filter, values) if args.filter else None
+        with progress_bar() as report:
+            result = provider.batch(
+                Path(args.input),
+                Path(args.output),
+                args.num_results,
+                solution=args.solution,
+                flt=flt,
+                progress=report,
+            )
+    except (ValueError, ProviderError, OSError) as exc:
+        print(f"batch failed: {exc}", file=sys.stderr)
+        return 2
+    try:
+        catalogue_items: int | None = len(provider.catalogue())  # type: ignore[arg-type]
+    except TypeError:  # a catalogue read on demand (DynamoDB) has no size
+        catalogue_items = None
+    summary = summarize(Path(args.output), catalogue_items or None)
+    _print({"input": args.input, "output": args.output, **summary.as_dict()})
+    return 0 if summary.errors == 0 and result.lines == summary.lines else 1
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
@@ -315,7 +341,13 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("batch", help="batch recommendations, Personalize JSON-lines formats")
     s.add_argument("--input", required=True)
     s.add_argument("--output", required=True)
-    s.add_argument("--num-results", type=int, default=25)
+    s.add_argument("--num-results", type=int, default=25, help="1-500 (numResults)")
+    s.add_argument("--solution", help="the solution whose version answers (default: campaigns')")
+    s.add_argument("--filter", help="a filter of the configuration, e.g. exclude-purchased")
+    s.add_argument(
+        "--filter-value", action="append", metavar="NAME=VALUE",
+        help="a value of the filter's $NAME for lines without their own (repeatable)",
+    )  # fmt: skip
     s.set_defaults(func=cmd_batch)
 
     _setup_commands(sub)

@@ -375,8 +375,25 @@ class LocalProvider:
             )
         self.store.deploy(campaign, version_id)
 
-    def batch(self, input_path: Path, output_path: Path, num_results: int) -> BatchReport:
-        return run_batch(self, input_path, output_path, num_results)
+    def batch(
+        self,
+        input_path: Path,
+        output_path: Path,
+        num_results: int,
+        *,
+        solution: str | None = None,
+        flt: FilterRequest | None = None,
+        progress: Progress | None = None,
+    ) -> BatchReport:
+        return run_batch(
+            self,
+            input_path,
+            output_path,
+            num_results,
+            solution=solution,
+            flt=flt,
+            progress=progress,
+        )
 
 
 def _same(a: dict[str, int], b: dict[str, int]) -> bool:

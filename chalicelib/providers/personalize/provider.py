@@ -439,5 +439,14 @@ class PersonalizeProvider:
 
         setup.deploy(self.config, campaign, version_id)
 
-    def batch(self, input_path: Path, output_path: Path, num_results: int) -> BatchReport:
+    def batch(
+        self,
+        input_path: Path,
+        output_path: Path,
+        num_results: int,
+        *,
+        solution: str | None = None,
+        flt: FilterRequest | None = None,
+        progress: Progress | None = None,
+    ) -> BatchReport:
         raise ProviderError("batch inference on AWS is not wired yet")
