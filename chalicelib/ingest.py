@@ -226,7 +226,25 @@ class Forwarder:
             return pe.CallResult("retry", "RECS_DATASET_GROUP_ARN is not set")
         self.stats.calls += 1
         records = [i for unit in group for i in unit.envelope.items]  # type: ignore[union-attr]
-        return pe.put_items(self.client, arn, records)
+        result = pe.put_items(self.client, arn, records)
+        if result.verdict == "accepted" and self.settings.items_table:
+            self._catalogue(records)
+        return result
+
+    def _catalogue(self, records: Sequence[Any]) -> None:
+        """Items that reach Personalize also decorate responses: upsert them into the item
+        table. Best effort: PutItems has accepted them, so a table error must not resend them;
+        it is logged, and the next update or import of the item repairs the table."""
+        from chalicelib.providers.personalize import items_table  # noqa: PLC0415
+
+        try:
+            items_table.put_items(
+                self.settings.items_table, ((i.item_id, i.properties) for i in records)
+            )
+        except Exception:
+            log.exception(
+                "item table %s not updated for %d items", self.settings.items_table, len(records)
+            )
 
     def _dataset_arn(self, dataset: arns.DatasetType) -> str | None:
         try:

@@ -1,0 +1,71 @@
+"""Items forwarded from the events queue also reach the DynamoDB item table that decorates
+responses on AWS (the same table `POST /items` writes)."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from chalicelib import aws, ingest
+from chalicelib.providers.personalize import items_table
+from tests.ingest_support import REGION, FakeEvents, Queues, settings
+
+TABLE = "recs-items"
+
+
+@pytest.fixture
+def table(fake_events: FakeEvents) -> str:
+    boto3.client("dynamodb", region_name=REGION).create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "item_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "item_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return TABLE
+
+
+def test_forwarded_items_update_the_item_table(
+    fake_events: FakeEvents, queues: Queues, table: str
+) -> None:
+    queues.send(
+        {
+            "type": "items",
+            "items": [
+                {"item_id": "i1", "properties": {"NAME": "Lamp", "PRICE": 30.5}},
+                {"item_id": "i2", "properties": {"name": "Rug", "category": "home"}},
+            ],
+        }
+    )
+    ingest.handle_sqs(queues.receive_event(), settings(items_table=table))
+    assert len(fake_events.items) == 2
+    assert items_table.get_items(table, ["i1", "i2"]) == {
+        "i1": {"name": "Lamp", "price": 30.5},
+        "i2": {"name": "Rug", "category": "home"},
+    }
+
+
+def test_items_personalize_refused_stay_out_of_the_table(
+    fake_events: FakeEvents, queues: Queues, table: str
+) -> None:
+    fake_events.refuse = lambda op, body: "InvalidInputException" if op == "items" else None
+    queues.send({"type": "items", "items": [{"item_id": "i1", "properties": {"name": "x"}}]})
+    ingest.handle_sqs(queues.receive_event(), settings(items_table=table))
+    assert items_table.get_items(table, ["i1"]) == {}
+
+
+def test_a_table_error_does_not_resend_accepted_items(
+    fake_events: FakeEvents, queues: Queues, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")  # nothing listens
+    aws.reset()
+    aws.override("personalize-events", fake_events_client(fake_events))
+    queues.send({"type": "items", "items": [{"item_id": "i1", "properties": {"name": "x"}}]})
+    event = queues.receive_event()
+    assert ingest.handle_sqs(event, settings(items_table=TABLE)) == {"batchItemFailures": []}
+    assert fake_events.calls["items"] == 1
+
+
+def fake_events_client(fake: FakeEvents) -> object:
+    client = boto3.client("personalize-events", region_name=REGION)
+    client.meta.events.register("before-send.personalize-events.*", fake.send)
+    return client
