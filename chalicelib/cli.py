@@ -55,11 +55,18 @@ def _print(data: object) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    provider = runtime.current().provider
-    with progress_bar() as report:
-        result = provider.import_file(args.dataset, Path(args.path), args.mode, report)
-    _print(asdict(result))
-    return 0 if result.status == "imported" else 1
+    from chalicelib import import_cli  # noqa: PLC0415
+
+    try:
+        with progress_bar() as report:
+            result, ok = import_cli.run(
+                runtime.current(), args.dataset, args.path, args.mode, report
+            )
+    except import_cli.ImportCommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    _print(result)
+    return 0 if ok else 1
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -308,7 +315,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("import", help="validate a CSV file and load it as a dataset")
     s.add_argument("dataset", choices=["interactions", "users", "items"])
-    s.add_argument("path")
+    s.add_argument("path", help="a local .csv/.csv.gz file or an s3://BUCKET/KEY URI")
     s.add_argument("--mode", choices=["full", "incremental"], default="incremental")
     s.set_defaults(func=cmd_import)
 

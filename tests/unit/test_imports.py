@@ -176,7 +176,7 @@ def test_a_bad_timestamp_at_row_70001_is_reported_with_its_row(env: Any) -> None
     written = report(s3, "imports/interactions/big.csv")
     assert written["error_count"] == 1
     assert written["errors"] == [
-        {"row": 70_001, "column": None, "reason": "TIMESTAMP 'soon' is not epoch seconds"}
+        {"row": 70_001, "column": "TIMESTAMP", "reason": "TIMESTAMP 'soon' is not epoch seconds"}
     ]
 
 
