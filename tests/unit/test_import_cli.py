@@ -27,6 +27,13 @@ __all__ = ["env"]  # the moto S3/DynamoDB + fake CreateDatasetImportJob fixture
 ITEMS = "ITEM_ID,NAME,PRICE\ni1,Mug,4.5\ni2,Lamp,20\n"
 
 
+@pytest.fixture(autouse=True)
+def _default_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `cli.main(["--config", ...])` elsewhere in the suite leaves RECS_CONFIG set.
+    monkeypatch.delenv("RECS_CONFIG", raising=False)
+    runtime.reset()
+
+
 def _personalize(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {
         "RECS_PROVIDER": "personalize",
