@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: bench-imports run test lint format bench clean
+.PHONY: run test lint format bench bench-ingest bench-imports clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +32,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/engine.py
 
-clean:
-	rm -rf $(VENV) .data .pytest_cache .ruff_cache
+## Ingestion and import throughput against their peers (SPEC §7).
+bench-ingest: $(STAMP)
+	$(BIN)/python bench/ingest.py
 
-## Import validation: rows/s (plain and gzip) against a pydantic-per-row peer; heap 100k vs 1M rows.
 bench-imports: $(STAMP)
 	$(BIN)/python bench/imports.py
+
+clean:
+	rm -rf $(VENV) .data .pytest_cache .ruff_cache
