@@ -1,5 +1,5 @@
 """The command line: `python -m chalicelib {import,train,metrics,versions,deploy,recommend,batch,
-serve}`.
+braze-push,serve}`.
 
 Commands run against the provider of the current `RECS_*` environment (default: `local`), the same
 code the Lambda functions run. `serve` is what `make run` calls.
@@ -163,6 +163,35 @@ def cmd_batch(args: argparse.Namespace) -> int:
     summary = summarize(Path(args.output), catalogue_items or None)
     _print({"input": args.input, "output": args.output, **summary.as_dict()})
     return 0 if summary.errors == 0 and result.lines == summary.lines else 1
+
+
+def cmd_braze_push(args: argparse.Namespace) -> int:
+    """Send each user's batch recommendations to Braze as a custom attribute (changed ones only)."""
+    from chalicelib import braze  # noqa: PLC0415
+
+    rt = runtime.current()
+    settings = rt.settings
+    state_path = Path(args.state) if args.state else settings.data_dir / "braze-push.sqlite"
+    try:
+        client = braze.BrazeClient(settings.braze_rest_endpoint, settings.braze_api_key)
+        state = braze.PushState(state_path, f"{client.url} {settings.braze_attribute}")
+        pusher = braze.Pusher(
+            client,
+            state,
+            settings.braze_attribute,
+            braze.catalogue_decorator(rt.provider.catalogue()),
+            batch_size=args.batch_size or settings.braze_batch_size,
+            pacer=braze.Pacer(args.rate or settings.braze_requests_per_second),
+        )
+        try:
+            report = pusher.run(Path(args.input))
+        finally:
+            state.close()
+    except (braze.BrazeError, OSError) as exc:
+        print(f"braze-push failed: {exc}", file=sys.stderr)
+        return 2
+    _print({"input": args.input, "attribute": settings.braze_attribute, **report.as_dict()})
+    return 0 if report.failed == 0 else 1
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
@@ -356,6 +385,13 @@ def parser() -> argparse.ArgumentParser:
         help="a value of the filter's $NAME for lines without their own (repeatable)",
     )  # fmt: skip
     s.set_defaults(func=cmd_batch)
+
+    s = sub.add_parser("braze-push", help="push batch recommendations to Braze /users/track")
+    s.add_argument("input", help="a batch output file (recs.jsonl)")
+    s.add_argument("--state", help="the state file (default: RECS_DATA_DIR/braze-push.sqlite)")
+    s.add_argument("--batch-size", type=int, help="users per request, 1-75 (RECS_BRAZE_BATCH_SIZE)")
+    s.add_argument("--rate", type=float, help="requests/s (RECS_BRAZE_REQUESTS_PER_SECOND)")
+    s.set_defaults(func=cmd_braze_push)
 
     _setup_commands(sub)
 
