@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from chalicelib import runtime
+from chalicelib import aws, runtime
 from chalicelib.providers.base import Progress
 from chalicelib.settings import PROJECT_ROOT
 
@@ -55,11 +56,46 @@ def _print(data: object) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    provider = runtime.current().provider
-    with progress_bar() as report:
-        result = provider.import_file(args.dataset, Path(args.path), args.mode, report)
+    """A local path or s3:// URI, on either provider: on `local` the rows load into the store;
+    on `personalize` the file is validated and imported exactly as `import_s3` does (a local file
+    is first uploaded under s3://RECS_IMPORT_BUCKET/imports/<dataset>/)."""
+    rt = runtime.current()
+    if rt.provider.name == "personalize":
+        return _import_on_aws(args, rt)
+    with tempfile.TemporaryDirectory() as tmp, progress_bar() as report:
+        path = Path(args.path)
+        if args.path.startswith("s3://"):
+            bucket, _, key = args.path.removeprefix("s3://").partition("/")
+            path = Path(tmp) / key.rsplit("/", 1)[-1]
+            aws.client("s3").download_file(bucket, key, str(path))
+        result = rt.provider.import_file(args.dataset, path, args.mode, report)
     _print(asdict(result))
     return 0 if result.status == "imported" else 1
+
+
+def _import_on_aws(args: argparse.Namespace, rt: runtime.Runtime) -> int:
+    from chalicelib import imports  # noqa: PLC0415
+
+    if args.path.startswith("s3://"):
+        bucket, _, key = args.path.removeprefix("s3://").partition("/")
+    else:
+        bucket, path = rt.settings.import_bucket, Path(args.path)
+        if not bucket:
+            print("RECS_IMPORT_BUCKET is not set", file=sys.stderr)
+            return 2
+        key = f"{imports.PREFIX}{args.dataset}/{path.name}"
+        aws.client("s3").upload_file(str(path), bucket, key)
+    if imports.dataset_of(key) != args.dataset:
+        print(
+            f"s3://{bucket}/{key} is not a .csv[.gz] under imports/{args.dataset}/", file=sys.stderr
+        )
+        return 2
+    with progress_bar() as report:
+        result = imports.import_object(
+            bucket, key, rt.settings, rt.config, mode=args.mode, progress=report
+        )
+    _print(asdict(result))
+    return 0 if result.status in ("started", "duplicate") else 1
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -344,7 +380,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("import", help="validate a CSV file and load it as a dataset")
     s.add_argument("dataset", choices=["interactions", "users", "items"])
-    s.add_argument("path")
+    s.add_argument("path", help="a CSV (.csv or .csv.gz) file or an s3://bucket/key URI")
     s.add_argument("--mode", choices=["full", "incremental"], default="incremental")
     s.set_defaults(func=cmd_import)
 
