@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench bench-ingest bench-imports clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/engine.py
+
+## Ingestion and import throughput against their peers (SPEC §7).
+bench-ingest: $(STAMP)
+	$(BIN)/python bench/ingest.py
+
+bench-imports: $(STAMP)
+	$(BIN)/python bench/imports.py
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .ruff_cache
