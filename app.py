@@ -84,6 +84,20 @@ if (os.environ.get("RECS_EVENTS_STREAM") or "braze-recs-dev-events") != "off":
     )(ingest_kinesis)
 
 
+@app.on_s3_event(
+    bucket=os.environ.get("RECS_IMPORT_BUCKET") or "braze-recs-dev-imports",
+    events=["s3:ObjectCreated:*"],
+    prefix="imports/",
+)
+def import_s3(event: Any) -> None:
+    from chalicelib import imports  # noqa: PLC0415
+    from chalicelib.config import load_config  # noqa: PLC0415
+    from chalicelib.settings import Settings  # noqa: PLC0415
+
+    settings = Settings()
+    imports.handle_s3(event.to_dict(), settings, load_config(settings.config))
+
+
 def _call(handler: Callable[[serving.Request], serving.Reply]) -> Response:
     req = app.current_request
     query = req.query_params

@@ -184,8 +184,15 @@ def cmd_setup(args: argparse.Namespace) -> int:
         return 0
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
+    from chalicelib.engine.filter_expression import check_all  # noqa: PLC0415
     from chalicelib.providers.base import ProviderError  # noqa: PLC0415
     from chalicelib.providers.personalize.setup import setup  # noqa: PLC0415
+
+    try:  # the grammar refuses a bad expression, with its position, before any AWS call
+        check_all(dict(rt.config.filters))
+    except FilterError as exc:
+        print(f"setup failed: {exc}", file=sys.stderr)
+        return 2
 
     try:
         with progress_bar() as report:

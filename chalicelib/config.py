@@ -141,7 +141,12 @@ DEFAULT_SCHEMAS: dict[str, dict[str, str]] = {
         "TIMESTAMP": "long",
     },
     "users": {"USER_ID": "string", "COUNTRY": "string categorical nullable"},
-    "items": {"ITEM_ID": "string", "NAME": "string textual nullable", "PRICE": "float nullable"},
+    "items": {
+        "ITEM_ID": "string",
+        "NAME": "string textual nullable",
+        "PRICE": "float nullable",
+        "CATEGORY": "string categorical nullable",
+    },
 }
 _FIELD_TYPES = {"string", "long", "int", "float", "double", "boolean"}
 _FIELD_FLAGS = {"categorical", "textual", "nullable"}

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     import_bucket: str = ""
     import_role_arn: str = ""
     items_table: str = ""
+    # Dataset import jobs replace (full) or add to (incremental) a dataset; a key under
+    # `imports/<dataset>/full/` or named `*.full.csv` asks for full whatever this says.
+    import_mode: Literal["incremental", "full"] = "incremental"
     # Only for an SQS mapping with ReportBatchItemFailures turned on (chalice deploy does not):
     # `ingest_sqs` then returns batchItemFailures instead of raising to retry.
     sqs_batch_item_failures: bool = False

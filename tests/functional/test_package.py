@@ -128,9 +128,10 @@ def test_every_handler_is_a_function_with_the_stage_environment(packaged: dict[s
     assert expected_env["RECS_PROVIDER"] == "personalize"
     names = {"api_handler"} | {source.name for source in app.event_sources}
     assert set(functions) == names
-    for function in functions.values():
+    for name, function in functions.items():
+        own = stage.get("lambda_functions", {}).get(name, {})
         assert function["runtime"] == "python3.11"
-        assert function["memory_size"] == stage["lambda_memory_size"]
+        assert function["memory_size"] == own.get("lambda_memory_size", stage["lambda_memory_size"])
         variables = function["environment"]["variables"]
         assert {k: variables[k] for k in expected_env} == expected_env
         assert variables["RECS_CACHE_MAX_AGE"] == "300"

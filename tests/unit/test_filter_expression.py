@@ -141,3 +141,27 @@ def test_configuration_check_names_the_bad_filter_and_limits_fields_across_filte
     with pytest.raises(FilterError, match="11 distinct fields"):
         check_all(many)
     assert set(check_all(dict(list(many.items())[:10]))) == {f"f{n}" for n in range(10)}
+
+
+def test_aws_setup_refuses_a_bad_expression_before_calling_personalize(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    from chalicelib import cli, runtime
+    from chalicelib.settings import PROJECT_ROOT
+
+    def no_aws(*_args, **_kwargs):  # pragma: no cover - reaching it is the failure
+        raise AssertionError("setup called Personalize with a bad filter")
+
+    monkeypatch.setattr("chalicelib.providers.personalize.setup.setup", no_aws)
+    monkeypatch.setenv("RECS_PROVIDER", "personalize")
+    base = (PROJECT_ROOT / "chalicelib" / "recs.toml").read_text()
+    path = tmp_path / "recs.toml"
+    path.write_text(base + "\nby-price = 'INCLUDE ItemID WHERE Items.PRICE < \"10\"'\n")
+    runtime.reset()
+    try:
+        assert cli.main(["setup", "--config", str(path)]) == 2
+    finally:
+        runtime.reset()
+    err = capsys.readouterr().err
+    assert "setup failed: filter 'by-price': syntax error at column" in err
+    assert "expected a $PLACEHOLDER or a number" in err

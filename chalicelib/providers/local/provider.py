@@ -284,7 +284,7 @@ class LocalProvider:
         self, dataset: Dataset, path: Path, mode: str, progress: Progress | None = None
     ) -> ImportReport:
         validation = Validation()
-        rows = read_rows(path, dataset, validation)
+        rows = read_rows(path, dataset, validation, self.config.schemas.get(dataset))
         if dataset == "items":
             rows = ((item_id, normalise(props)) for item_id, props in rows)
         if progress:
