@@ -1,5 +1,5 @@
 """The command line: `python -m chalicelib {import,train,metrics,versions,deploy,recommend,batch,
-serve}`.
+braze-push,serve}`.
 
 Commands run against the provider of the current `RECS_*` environment (default: `local`), the same
 code the Lambda functions run. `serve` is what `make run` calls.
@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from chalicelib import runtime
+from chalicelib import aws, runtime
 from chalicelib.providers.base import Progress
 from chalicelib.settings import PROJECT_ROOT
 
@@ -55,11 +56,46 @@ def _print(data: object) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    provider = runtime.current().provider
-    with progress_bar() as report:
-        result = provider.import_file(args.dataset, Path(args.path), args.mode, report)
+    """A local path or s3:// URI, on either provider: on `local` the rows load into the store;
+    on `personalize` the file is validated and imported exactly as `import_s3` does (a local file
+    is first uploaded under s3://RECS_IMPORT_BUCKET/imports/<dataset>/)."""
+    rt = runtime.current()
+    if rt.provider.name == "personalize":
+        return _import_on_aws(args, rt)
+    with tempfile.TemporaryDirectory() as tmp, progress_bar() as report:
+        path = Path(args.path)
+        if args.path.startswith("s3://"):
+            bucket, _, key = args.path.removeprefix("s3://").partition("/")
+            path = Path(tmp) / key.rsplit("/", 1)[-1]
+            aws.client("s3").download_file(bucket, key, str(path))
+        result = rt.provider.import_file(args.dataset, path, args.mode, report)
     _print(asdict(result))
     return 0 if result.status == "imported" else 1
+
+
+def _import_on_aws(args: argparse.Namespace, rt: runtime.Runtime) -> int:
+    from chalicelib import imports  # noqa: PLC0415
+
+    if args.path.startswith("s3://"):
+        bucket, _, key = args.path.removeprefix("s3://").partition("/")
+    else:
+        bucket, path = rt.settings.import_bucket, Path(args.path)
+        if not bucket:
+            print("RECS_IMPORT_BUCKET is not set", file=sys.stderr)
+            return 2
+        key = f"{imports.PREFIX}{args.dataset}/{path.name}"
+        aws.client("s3").upload_file(str(path), bucket, key)
+    if imports.dataset_of(key) != args.dataset:
+        print(
+            f"s3://{bucket}/{key} is not a .csv[.gz] under imports/{args.dataset}/", file=sys.stderr
+        )
+        return 2
+    with progress_bar() as report:
+        result = imports.import_object(
+            bucket, key, rt.settings, rt.config, mode=args.mode, progress=report
+        )
+    _print(asdict(result))
+    return 0 if result.status in ("started", "duplicate") else 1
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -163,6 +199,35 @@ def cmd_batch(args: argparse.Namespace) -> int:
     summary = summarize(Path(args.output), catalogue_items or None)
     _print({"input": args.input, "output": args.output, **summary.as_dict()})
     return 0 if summary.errors == 0 and result.lines == summary.lines else 1
+
+
+def cmd_braze_push(args: argparse.Namespace) -> int:
+    """Send each user's batch recommendations to Braze as a custom attribute (changed ones only)."""
+    from chalicelib import braze  # noqa: PLC0415
+
+    rt = runtime.current()
+    settings = rt.settings
+    state_path = Path(args.state) if args.state else settings.data_dir / "braze-push.sqlite"
+    try:
+        client = braze.BrazeClient(settings.braze_rest_endpoint, settings.braze_api_key)
+        state = braze.PushState(state_path, f"{client.url} {settings.braze_attribute}")
+        pusher = braze.Pusher(
+            client,
+            state,
+            settings.braze_attribute,
+            braze.catalogue_decorator(rt.provider.catalogue()),
+            batch_size=args.batch_size or settings.braze_batch_size,
+            pacer=braze.Pacer(args.rate or settings.braze_requests_per_second),
+        )
+        try:
+            report = pusher.run(Path(args.input))
+        finally:
+            state.close()
+    except (braze.BrazeError, OSError) as exc:
+        print(f"braze-push failed: {exc}", file=sys.stderr)
+        return 2
+    _print({"input": args.input, "attribute": settings.braze_attribute, **report.as_dict()})
+    return 0 if report.failed == 0 else 1
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
@@ -315,7 +380,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("import", help="validate a CSV file and load it as a dataset")
     s.add_argument("dataset", choices=["interactions", "users", "items"])
-    s.add_argument("path")
+    s.add_argument("path", help="a CSV (.csv or .csv.gz) file or an s3://bucket/key URI")
     s.add_argument("--mode", choices=["full", "incremental"], default="incremental")
     s.set_defaults(func=cmd_import)
 
@@ -356,6 +421,13 @@ def parser() -> argparse.ArgumentParser:
         help="a value of the filter's $NAME for lines without their own (repeatable)",
     )  # fmt: skip
     s.set_defaults(func=cmd_batch)
+
+    s = sub.add_parser("braze-push", help="push batch recommendations to Braze /users/track")
+    s.add_argument("input", help="a batch output file (recs.jsonl)")
+    s.add_argument("--state", help="the state file (default: RECS_DATA_DIR/braze-push.sqlite)")
+    s.add_argument("--batch-size", type=int, help="users per request, 1-75 (RECS_BRAZE_BATCH_SIZE)")
+    s.add_argument("--rate", type=float, help="requests/s (RECS_BRAZE_REQUESTS_PER_SECOND)")
+    s.set_defaults(func=cmd_braze_push)
 
     _setup_commands(sub)
 

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     braze_rest_endpoint: str = ""
     braze_api_key: str = Field(default="", repr=False)
     braze_attribute: str = "recommendations"
+    # `braze-push`: attributes objects per /users/track request (Braze: 75, 50 on MAU CY24-25
+    # plans) and requests per second, well under Braze's 3,000 per 3 s workspace-wide limit.
+    braze_batch_size: int = Field(default=75, ge=1, le=75)
+    braze_requests_per_second: float = Field(default=50.0, gt=0, le=1000)
 
     cache_max_age: int = Field(default=300, ge=0, le=86_400)
     # API Gateway accepts 10 MB; nothing this API takes needs more than a few hundred KB.

@@ -177,13 +177,14 @@ def _user_holds(cond: Condition, values: list[str], properties: Mapping[str, Any
 
 def recent_events(events: Sequence[Event], per_type: int = MAX_EVENTS_PER_TYPE) -> list[Event]:
     """The events a Personalize filter sees: the newest `per_type` of each event type."""
-    counts: dict[str, int] = {}
+    if len(events) <= per_type:
+        return list(events)  # the common case: no type can have more than `per_type`
+    seen: dict[str, int] = {}
     kept: list[Event] = []
     for event in reversed(events):
         kind = event[1].lower()
-        seen = counts.get(kind, 0)
-        if seen < per_type:
-            counts[kind] = seen + 1
+        if seen.get(kind, 0) < per_type:
+            seen[kind] = seen.get(kind, 0) + 1
             kept.append(event)
     kept.reverse()
     return kept
@@ -267,17 +268,14 @@ class CompiledFilter:
                 for conj in tests
             )
 
-        verdict: dict[str, bool] = {}
-        positions = []
-        for item_id, event_type, _ in events:
-            ok = verdict.get(event_type)
-            if ok is None:
-                ok = verdict[event_type] = passes(event_type)
-            if ok:
-                pos = items.index.get(item_id)
-                if pos is not None and pos < items.size:
-                    positions.append(pos)
+        # Decide per distinct event type (a handful), then one tight pass over the events.
+        passing = {kind for kind in {event[1] for event in events} if passes(kind)}
         hit = np.zeros(items.size, dtype=bool)
+        if not passing:
+            return hit
+        index, size = items.index, items.size
+        found = (index.get(item_id) for item_id, kind, _ in events if kind in passing)
+        positions = [pos for pos in found if pos is not None and pos < size]
         if positions:
             hit[np.asarray(positions, dtype=np.int64)] = True
         return hit

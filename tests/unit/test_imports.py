@@ -282,3 +282,35 @@ def test_invalid_utf8_is_a_clear_error() -> None:
 
     with pytest.raises(CsvError, match="not UTF-8"):
         list(read_text(text_stream(raw, gzipped=False), "users", Validation()))
+
+
+def test_the_cli_imports_a_local_file_on_aws_like_the_s3_trigger(
+    env: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chalicelib import cli, runtime
+
+    _, jobs = env
+    for key, value in {
+        "RECS_PROVIDER": "personalize",
+        "RECS_DATASET_GROUP_ARN": GROUP,
+        "RECS_IMPORT_ROLE_ARN": ROLE,
+        "RECS_IMPORT_BUCKET": BUCKET,
+        "RECS_ITEMS_TABLE": TABLE,
+    }.items():
+        monkeypatch.setenv(key, value)
+    runtime.reset()
+    path = tmp_path / "users.csv"
+    path.write_text("USER_ID,COUNTRY\nu1,France\n")
+    try:
+        assert cli.main(["import", "users", str(path), "--mode", "full"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert (out["status"], out["mode"], out["key"]) == (
+            "started",
+            "FULL",
+            "imports/users/users.csv",
+        )
+        [job] = jobs.jobs.values()
+        assert job["dataSource"]["dataLocation"] == f"s3://{BUCKET}/imports/users/users.csv"
+        assert cli.main(["import", "items", f"s3://{BUCKET}/imports/users/users.csv"]) == 2
+    finally:
+        runtime.reset()
