@@ -160,10 +160,17 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 def cmd_recommend(args: argparse.Namespace) -> int:
     rt = runtime.current()
-    from chalicelib.providers.base import FilterRequest  # noqa: PLC0415
+    from chalicelib.batchfile import parse_filter_values  # noqa: PLC0415
+    from chalicelib.filter_values import values_from_query  # noqa: PLC0415
+    from chalicelib.providers.base import FilterError, FilterRequest  # noqa: PLC0415
 
-    flt = FilterRequest(args.filter, {}) if args.filter else None
-    recs = rt.provider.recommend(args.user_id, args.num_results, flt)
+    try:
+        values = values_from_query(parse_filter_values(args.filter_value or []))
+        flt = FilterRequest(args.filter, values) if args.filter else None
+        recs = rt.provider.recommend(args.user_id, args.num_results, flt)
+    except (ValueError, FilterError) as exc:  # a bad or missing filter value: say which
+        print(f"recommend failed: {exc}", file=sys.stderr)
+        return 2
     items = json.loads(rt.provider.catalogue().render(recs.item_ids, args.num_results))
     _print({"source": recs.source, "items": items})
     return 0
@@ -408,6 +415,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("user_id")
     s.add_argument("--num-results", type=int, default=25)
     s.add_argument("--filter")
+    s.add_argument(
+        "--filter-value", action="append", metavar="NAME=VALUE",
+        help="a value of the filter's $NAME (repeatable, or comma-separated)",
+    )  # fmt: skip
     s.set_defaults(func=cmd_recommend)
 
     s = sub.add_parser("batch", help="batch recommendations, Personalize JSON-lines formats")

@@ -223,3 +223,23 @@ def test_a_bad_filter_in_the_configuration_is_refused_when_loaded(
     assert "filter 'broken'" in message and "column 34" in message
     assert "expected IN or NOT IN" in message
     runtime.reset()
+
+
+def test_cli_recommend_takes_filter_values(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+):
+    import json
+
+    from chalicelib import cli
+
+    monkeypatch.setenv("RECS_CONFIG", str(_config(tmp_path)))
+    runtime.reset()
+    try:
+        args = ["recommend", "u1", "--num-results", "5", "--filter", "by-category"]
+        assert cli.main(args) == 2
+        assert "$CATEGORY" in capsys.readouterr().err
+        assert cli.main([*args, "--filter-value", "CATEGORY=toys,garden"]) == 0
+        items = json.loads(capsys.readouterr().out)["items"]
+        assert items and {category(i["id"]) for i in items} <= {"toys", "garden"}
+    finally:
+        runtime.reset()
