@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench bench-ingest clean
+.PHONY: run test lint format bench bench-ingest bench-imports clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,10 +32,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/engine.py
 
-## Ingestion: events/s per core through ingest_sqs and PutEvents calls per 1,000 events, against
-## a one-call-per-event forwarder (Personalize stubbed three ways).
+## Ingestion and import throughput against their peers (SPEC §7).
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/ingest.py
+
+bench-imports: $(STAMP)
+	$(BIN)/python bench/imports.py
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .ruff_cache

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     events_stream: str = ""
     import_bucket: str = ""
     import_role_arn: str = ""
+    # Where `batch` stages batch-inference input and output on AWS (default: the import bucket).
+    batch_bucket: str = ""
     items_table: str = ""
     # Dataset import jobs replace (full) or add to (incremental) a dataset; a key under
     # `imports/<dataset>/full/` or named `*.full.csv` asks for full whatever this says.

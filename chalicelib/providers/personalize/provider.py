@@ -449,4 +449,15 @@ class PersonalizeProvider:
         flt: FilterRequest | None = None,
         progress: Progress | None = None,
     ) -> BatchReport:
-        raise ProviderError("batch inference on AWS is not wired yet")
+        from chalicelib.providers.personalize import batch  # noqa: PLC0415
+
+        return batch.run_batch(
+            self.settings,
+            self.config,
+            input_path,
+            output_path,
+            num_results,
+            solution=solution,
+            flt=flt,
+            progress=progress,
+        )
