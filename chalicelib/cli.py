@@ -84,6 +84,9 @@ def _import_on_aws(args: argparse.Namespace, rt: runtime.Runtime) -> int:
             print("RECS_IMPORT_BUCKET is not set", file=sys.stderr)
             return 2
         key = f"{imports.PREFIX}{args.dataset}/{path.name}"
+        if not path.is_file() or imports.dataset_of(key) != args.dataset:
+            print(f"{path} is not a .csv or .csv.gz file", file=sys.stderr)
+            return 2
         aws.client("s3").upload_file(str(path), bucket, key)
     if imports.dataset_of(key) != args.dataset:
         print(
@@ -453,7 +456,18 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if getattr(args, "config", None):  # the same file drives either provider
-        os.environ["RECS_CONFIG"] = str(Path(args.config).resolve())
+    if not getattr(args, "config", None):
+        return int(args.func(args))
+    # The same file drives either provider; restored afterwards so that an in-process caller
+    # (a test, a notebook) does not keep this configuration for what it runs next.
+    previous = os.environ.get("RECS_CONFIG")
+    os.environ["RECS_CONFIG"] = str(Path(args.config).resolve())
+    runtime.reset()
+    try:
+        return int(args.func(args))
+    finally:
+        if previous is None:
+            os.environ.pop("RECS_CONFIG", None)
+        else:
+            os.environ["RECS_CONFIG"] = previous
         runtime.reset()
-    return int(args.func(args))

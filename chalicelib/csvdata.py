@@ -151,15 +151,21 @@ def _typed(column: str, kind: str, flags: set[str]) -> Converter:
         convert = _boolean(column)
     else:
         convert = _string(column, MAX_TEXTUAL if "textual" in flags else MAX_CATEGORICAL)
+    typed: Any
     if "nullable" in flags:
-        return _nullable(convert)
+        typed = _nullable(convert)
+    else:
 
-    def required(value: str) -> Any:
-        if not value:
-            raise ValueError(f"{column} is empty and the schema does not allow it")
-        return convert(value)
+        def typed(value: str) -> Any:
+            if not value:
+                raise ValueError(f"{column} is empty and the schema does not allow it")
+            return convert(value)
 
-    return required
+    # What `compile_row` inlines: (check, length limit, nullable).
+    check = {"long": "integer", "int": "integer", "float": "number", "double": "number"}
+    limit = MAX_TEXTUAL if "textual" in flags else MAX_CATEGORICAL
+    typed.kind = (check.get(kind, kind), limit, "nullable" in flags)
+    return typed  # type: ignore[no-any-return]
 
 
 def converters(dataset: Dataset, columns: list[str], schema: Mapping[str, str]) -> list[Converter]:
@@ -237,35 +243,6 @@ def read_text(
         raise CsvError(f"the file cannot be read: {exc}") from None
 
 
-def _fast_interactions(columns: list[str]) -> Callable[[list[str]], tuple[Any, ...] | None] | None:
-    """The common interactions layout checked inline, without a call per field: a row this
-    cannot vouch for (an error, an unusual value) returns None and takes the general path,
-    which also writes the message."""
-    if set(columns) - {"USER_ID", "ITEM_ID", "EVENT_TYPE", "EVENT_VALUE", "TIMESTAMP"}:
-        return None
-    at = {c: i for i, c in enumerate(columns)}
-    user, item, kind, ts = at["USER_ID"], at["ITEM_ID"], at["EVENT_TYPE"], at["TIMESTAMP"]
-    value = at.get("EVENT_VALUE")
-
-    def check(fields: list[str]) -> tuple[Any, ...] | None:
-        u, i, k, t = fields[user], fields[item], fields[kind], fields[ts]
-        if not (0 < len(u) <= MAX_ID and 0 < len(i) <= MAX_ID and 0 < len(k) <= MAX_ID):
-            return None
-        if not (t.isdigit() and t.isascii() and len(t) <= 10 and int(t) <= MAX_EPOCH_SECONDS):
-            return None
-        event_value = None
-        if value is not None and (v := fields[value]):
-            try:
-                event_value = float(v)
-            except ValueError:
-                return None
-            if not math.isfinite(event_value):
-                return None
-        return (u, i, k, event_value, int(t), None, None)
-
-    return check
-
-
 def _rows(
     reader: Iterator[list[str]],
     dataset: Dataset,
@@ -275,41 +252,101 @@ def _rows(
 ) -> Iterator[tuple[Any, ...]]:
     width = len(columns)
     pairs = list(enumerate(convert))
-    if dataset == "interactions":
-        at = {c: i for i, c in enumerate(columns)}
-        user, item, kind, ts = at["USER_ID"], at["ITEM_ID"], at["EVENT_TYPE"], at["TIMESTAMP"]
-        value = at.get("EVENT_VALUE")
-    else:
-        key = columns.index(KEYS[dataset])
-    fast = _fast_interactions(columns) if dataset == "interactions" else None
+    blank = 0  # blank lines (e.g. at the end) are skipped and not counted as rows
     number = 0
-    for fields in reader:
-        if not fields:  # a blank line, e.g. at the end of the file
-            continue
-        number += 1
-        if len(fields) != width:
-            validation.fail(number, f"{len(fields)} fields where the header has {width}")
-            continue
-        if fast is not None:
-            row = fast(fields)
-            if row is not None:
-                validation.valid += 1
-                validation.rows = number
+    try:
+        # map() over the generated row function keeps the common case in C but for one call.
+        for number, row in enumerate(map(compile_row(dataset, columns, convert), reader), 1):
+            if type(row) is tuple:
                 yield row
                 continue
-        try:
-            values = [conv(fields[i]) for i, conv in pairs]
-        except ValueError as exc:
-            validation.fail(number, str(exc))
-            continue
-        if dataset == "interactions":
-            event_value = values[value] if value is not None else None
-            yield (values[user], values[item], values[kind], event_value, values[ts], None, None)
-        else:
-            properties = {
-                c: v for i, (c, v) in enumerate(zip(columns, values, strict=True)) if i != key
-            }
-            yield (values[key], {c: v for c, v in properties.items() if v is not None})
-        validation.valid += 1
-        validation.rows = number
-    validation.rows = number
+            if not row:
+                blank += 1
+                continue
+            # Rare path: the same checks one column at a time, for the reason and the column.
+            at = number - blank
+            if len(row) != width:
+                validation.fail(at, f"{len(row)} fields where the header has {width}")
+                continue
+            for i, conv in pairs:
+                try:
+                    conv(row[i])
+                except ValueError as exc:
+                    validation.fail(at, str(exc), columns[i])
+                    break
+            else:  # not expected: the row function accepts exactly what the converters accept
+                validation.fail(at, "invalid row")
+    finally:
+        validation.rows = number - blank
+        validation.valid = validation.rows - validation.error_count
+
+
+def compile_row(
+    dataset: Dataset, columns: list[str], convert: list[Converter]
+) -> Callable[[list[str]], tuple[Any, ...] | list[str]]:
+    """One function checking and converting a whole row, generated once per header.
+
+    It returns the converted row as a tuple, or the row's fields as they came (a list) when
+    anything is wrong with it; the caller then asks the per-column converters for the reason,
+    so both always agree on what is valid. Why generated code: a loop over per-column
+    converters costs calls, a list and a zip per row; straight-line code with the common checks
+    inlined (id and string lengths, epoch seconds, numbers) is about twice as fast
+    (bench/imports.py), which is what makes a million-row file a few seconds of Lambda time.
+    """
+    names = [f"v{i}" for i in range(len(columns))]
+    scope: dict[str, Any] = {"finite": math.isfinite}
+    checks: list[str] = []
+    for i, (column, conv) in enumerate(zip(columns, convert, strict=True)):
+        checks.extend(_check(names[i], column, conv, f"c{i}"))
+        scope[f"c{i}"] = conv
+    at = dict(zip(columns, names, strict=True))
+    if dataset == "interactions":
+        value = at.get("EVENT_VALUE", "None")
+        checks.append(
+            f"return ({at['USER_ID']}, {at['ITEM_ID']}, {at['EVENT_TYPE']}, {value}, "
+            f"{at['TIMESTAMP']}, None, None)"
+        )
+    else:
+        key = at[KEYS[dataset]]
+        # Column names reach the source only as repr() string literals, never as code.
+        meta = ", ".join(f"{c!r}: {v}" for c, v in at.items() if v != key)
+        checks.append(f"props = {{{meta}}}")
+        checks.append(f"return ({key}, {{k: x for k, x in props.items() if x is not None}})")
+    source = "\n".join(
+        [
+            "def row(f):",
+            f"    if len(f) != {len(columns)}: return f",
+            "    try:",
+            f"        {', '.join(names)}, = f",
+            *(f"        {line}" for line in checks),
+            "    except Exception:",
+            "        return f",
+        ]
+    )
+    exec(source, scope)
+    return scope["row"]  # type: ignore[no-any-return]
+
+
+def _check(v: str, column: str, conv: Converter, name: str) -> list[str]:
+    """Source lines checking and converting the variable `v` of one column; they raise
+    (anything) when the value is wrong."""
+    if column in ("USER_ID", "ITEM_ID", "EVENT_TYPE"):
+        return [f"if not {v} or len({v}) > {MAX_ID}: raise ValueError"]
+    if column == "TIMESTAMP":
+        return [
+            f"if not ({v}.isdigit() and {v}.isascii()): raise ValueError",
+            f"{v} = int({v})",
+            f"if {v} > {MAX_EPOCH_SECONDS}: raise ValueError",
+        ]
+    kind = getattr(conv, "kind", None)
+    if kind is None:  # a converter with no inlined form: call it
+        return [f"{v} = {name}({v})"]
+    typ, limit, nullable = kind
+    inline = {
+        "string": [f"if len({v}) > {limit}: raise ValueError"],
+        "integer": [f"{v} = int({v})"],
+        "number": [f"{v} = float({v})", f"if not finite({v}): raise ValueError"],
+    }.get(typ, [f"{v} = {name}({v})"])
+    if nullable:
+        return [f"if {v}:", *(f"    {line}" for line in inline), f"else: {v} = None"]
+    return [f"if not {v}: raise ValueError", *inline]

@@ -176,7 +176,7 @@ def test_a_bad_timestamp_at_row_70001_is_reported_with_its_row(env: Any) -> None
     written = report(s3, "imports/interactions/big.csv")
     assert written["error_count"] == 1
     assert written["errors"] == [
-        {"row": 70_001, "column": None, "reason": "TIMESTAMP 'soon' is not epoch seconds"}
+        {"row": 70_001, "column": "TIMESTAMP", "reason": "TIMESTAMP 'soon' is not epoch seconds"}
     ]
 
 
@@ -314,3 +314,23 @@ def test_the_cli_imports_a_local_file_on_aws_like_the_s3_trigger(
         assert cli.main(["import", "items", f"s3://{BUCKET}/imports/users/users.csv"]) == 2
     finally:
         runtime.reset()
+
+
+def test_the_cli_refuses_a_missing_or_misnamed_local_file_before_uploading(
+    env: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib import cli, runtime
+
+    s3, jobs = env
+    monkeypatch.setenv("RECS_PROVIDER", "personalize")
+    monkeypatch.setenv("RECS_IMPORT_BUCKET", BUCKET)
+    runtime.reset()
+    notes = tmp_path / "users.txt"
+    notes.write_text("USER_ID,COUNTRY\nu1,France\n")
+    try:
+        assert cli.main(["import", "users", str(tmp_path / "missing.csv")]) == 2
+        assert cli.main(["import", "users", str(notes)]) == 2
+    finally:
+        runtime.reset()
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET)
+    assert not jobs.jobs

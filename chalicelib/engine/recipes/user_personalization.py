@@ -3,9 +3,9 @@ the user's current history.
 
 Fold-in makes it real time: a user's score vector is computed from their distinct items at request
 time (trained history plus events posted since), so new events change the next recommendations with
-no retraining and a brand-new user is served after a single event. EASE is the model while the
-catalogue fits a dense items × items matrix; above `dense_item_limit` items it switches to sparse
-co-occurrence neighbours, whose memory grows with items × k.
+no retraining and a brand-new user is served after a single event. While the catalogue fits a
+dense items × items matrix, scores blend EASE with co-occurrence neighbours (`ease_blend`); above
+`dense_item_limit` items only the sparse neighbours remain, whose memory grows with items × k.
 
 Exploration (Personalize's `exploration_weight`, `exploration_item_age_cut_off`): items first seen
 within the cut-off (days before the newest training event) get a bonus that shrinks with the data
@@ -43,6 +43,11 @@ class UserPersonalizationParams(RecipeParams):
     exclude_seen: bool = True
     max_history: int = Field(default=200, ge=1, le=10_000)
     dense_item_limit: int = Field(default=20_000, ge=1)
+    # While EASE is used, scores blend EASE (this weight) with co-occurrence neighbours (the rest),
+    # each scaled to its best item. Chosen on validation users of the sample: NDCG@10 0.1184 EASE
+    # alone, 0.1247 neighbours alone, 0.1269 at 0.5 (seen excluded); 0.1694 / 0.1678 / 0.1785
+    # with repeats allowed. 1.0 is EASE alone, 0.0 neighbours alone.
+    ease_blend: float = Field(default=0.5, ge=0.0, le=1.0)
     neighbours: int = Field(default=100, ge=1, le=1000)
     # Weight of a history item halves every `recency_half_life` more recent distinct items; recent
     # purchases predict the next ones best (validation NDCG@10 0.1184 at 2, 0.1140 at 3, 0.0981
@@ -124,9 +129,10 @@ class UserPersonalization:
     def fit(self, data: Interactions) -> Self:
         self.n_items = data.n_items
         x = data.matrix()
-        if data.n_items <= self.params.dense_item_limit:
+        dense = data.n_items <= self.params.dense_item_limit
+        if dense and self.params.ease_blend > 0:
             self.weights = ease_weights(x, self.params.regularization)
-        else:
+        if not dense or self.params.ease_blend < 1:
             self.nbr_idx, self.nbr_score = cooccurrence_neighbours(
                 x, self.params.neighbours, popularity_discount=0.5, min_count=1
             )
@@ -140,14 +146,21 @@ class UserPersonalization:
         w = recency_weights(len(history), self.params.recency_half_life)
         if weights is not None:
             w = w * weights[-len(history) :] if len(history) else w
+        ease = None
         if self.weights is not None:
             # Accumulating rows in place beats gathering a history × items block (measured).
-            out = np.zeros(self.n_items, dtype=np.float32)
+            ease = np.zeros(self.n_items, dtype=np.float32)
             for item, weight in zip(history.tolist(), w.tolist(), strict=True):
-                out += weight * self.weights[item]
+                ease += weight * self.weights[item]
+        if self.nbr_idx is None or self.nbr_score is None:
+            assert ease is not None
+            out = ease
         else:
-            assert self.nbr_idx is not None and self.nbr_score is not None
             out = neighbour_scores(history, self.nbr_idx, self.nbr_score, self.n_items, w)
+            if ease is not None:
+                blend = self.params.ease_blend
+                out *= (1.0 - blend) / max(float(out.max()), 1e-12)
+                out += (blend / max(float(ease.max()), 1e-12)) * ease
         top = float(out.max()) if len(out) else 0.0
         if top <= 0.0:
             return out
@@ -174,9 +187,10 @@ class UserPersonalization:
     def arrays(self) -> dict[str, np.ndarray]:
         out = {"explore": self.explore, "repeat_rate": self.repeat_rate}
         if self.weights is not None:
-            return {**out, "weights": self.weights}
-        assert self.nbr_idx is not None and self.nbr_score is not None
-        return {**out, "nbr_idx": self.nbr_idx, "nbr_score": self.nbr_score}
+            out["weights"] = self.weights
+        if self.nbr_idx is not None and self.nbr_score is not None:
+            out.update(nbr_idx=self.nbr_idx, nbr_score=self.nbr_score)
+        return out
 
     @classmethod
     def from_arrays(cls, params: RecipeParams, arrays: dict[str, np.ndarray]) -> Self:
@@ -184,7 +198,7 @@ class UserPersonalization:
         if "weights" in arrays:
             recipe.weights = arrays["weights"]
             recipe.n_items = recipe.weights.shape[0]
-        else:
+        if "nbr_idx" in arrays:
             recipe.nbr_idx, recipe.nbr_score = arrays["nbr_idx"], arrays["nbr_score"]
             recipe.n_items = recipe.nbr_idx.shape[0]
         recipe.explore = arrays.get("explore", np.zeros(recipe.n_items, dtype=np.float32))

@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from chalicelib.models import Event, Item, User
@@ -48,8 +49,11 @@ def event_entry(event: Event, default_id: str) -> dict[str, Any]:
         "eventId": event.event_id or default_id,
         "eventType": event.event_type,
         "itemId": event.item_id,
-        # Each event keeps its own time: Personalize trains on sentAt, not on arrival.
-        "sentAt": event.timestamp,
+        # Each event keeps its own time: Personalize trains on sentAt, not on arrival. An aware
+        # datetime serialises to the same epoch seconds as the float, but skips botocore's
+        # generic timestamp parsing (dateutil's local-zone conversion), which was a third of
+        # the CPU of a PutEvents call.
+        "sentAt": datetime.fromtimestamp(event.timestamp, UTC),
     }
     if event.event_value is not None:
         entry["eventValue"] = event.event_value
