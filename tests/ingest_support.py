@@ -16,25 +16,11 @@ from moto import mock_aws
 
 from chalicelib import aws, ingest
 from chalicelib.settings import Settings
+from tests.personalize_fakes import reply
 
 REGION = "us-east-1"
 GROUP_ARN = f"arn:aws:personalize:{REGION}:123456789012:dataset-group/braze-shop"
 QUEUE, DLQ = "recs-events", "recs-events-dlq"
-
-
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._body
-
-
-def reply(status: int, body: dict[str, Any], error: str | None = None) -> AWSResponse:
-    headers = {"Content-Type": "application/json"}
-    if error:
-        headers["x-amzn-ErrorType"] = error
-    return AWSResponse("https://fake", status, headers, _Raw(json.dumps(body).encode()))
 
 
 @dataclass

@@ -103,18 +103,21 @@ def put_events(
 
 
 def put_users(client: Any, dataset_arn: str, users: Sequence[User]) -> CallResult:
-    records = [{"userId": u.user_id, "properties": _json(u.properties)} for u in users]
-    try:
-        client.put_users(datasetArn=dataset_arn, users=records)
-    except Exception as error:
-        return classify(error)
-    return ACCEPTED
+    pairs = [(u.user_id, u.properties) for u in users]
+    return _put_metadata(client.put_users, dataset_arn, "users", "userId", pairs)
 
 
 def put_items(client: Any, dataset_arn: str, items: Sequence[Item]) -> CallResult:
-    records = [{"itemId": i.item_id, "properties": _json(i.properties)} for i in items]
+    pairs = [(i.item_id, i.properties) for i in items]
+    return _put_metadata(client.put_items, dataset_arn, "items", "itemId", pairs)
+
+
+def _put_metadata(
+    call: Any, dataset_arn: str, field: str, key: str, pairs: Sequence[tuple[str, dict[str, Any]]]
+) -> CallResult:
+    records = [{key: record_id, "properties": _json(props)} for record_id, props in pairs]
     try:
-        client.put_items(datasetArn=dataset_arn, items=records)
+        call(datasetArn=dataset_arn, **{field: records})
     except Exception as error:
         return classify(error)
     return ACCEPTED
