@@ -229,33 +229,33 @@ class PersonalizeProvider:
     def recommend(
         self, user_id: str, num_results: int, flt: FilterRequest | None
     ) -> Recommendations:
-        arn = self.settings.campaign_arn
-        try:
-            filter_params = self._filter_params(flt)
-            if not arn:
-                raise Unavailable("NotConfigured")
-            count = min(num_results, MAX_RESULTS)
-            params = {
-                **_target(arn),
-                "userId": user_id,
-                "numResults": count,
-                **filter_params,
-                **self._metadata_params(count),
-            }
-            out = self._call("get_recommendations", params)
-        except Unavailable as exc:
-            return self._fallback("recommendations", exc.reason, num_results)
-        returned = self._collect(out.get("itemList", []))
-        ids = self._catalogue.known(returned)
-        if not ids and flt is None:
-            reason = "NotInCatalogue" if returned else "EmptyList"
-            return self._fallback("recommendations", reason, num_results)
-        return Recommendations(ids, "personalized", out.get("recommendationId"))
+        subject = {"userId": user_id}
+        return self._recommendations("recommendations", subject, num_results, flt)
 
     def related_items(
         self, item_id: str, num_results: int, user_id: str | None, flt: FilterRequest | None
     ) -> Recommendations:
-        arn = self.settings.similar_items_campaign_arn
+        subject = {"itemId": item_id}
+        if user_id:
+            subject["userId"] = user_id  # filters on the user's interactions need it
+        return self._recommendations("related-items", subject, num_results, flt, item_id)
+
+    def _recommendations(
+        self,
+        route: str,
+        subject: dict[str, str],
+        num_results: int,
+        flt: FilterRequest | None,
+        exclude: str | None = None,
+    ) -> Recommendations:
+        """GetRecommendations on the route's campaign; the fallback list whenever Personalize
+        cannot answer with items the catalogue has."""
+        settings = self.settings
+        arn = (
+            settings.campaign_arn
+            if route == "recommendations"
+            else (settings.similar_items_campaign_arn)
+        )
         try:
             filter_params = self._filter_params(flt)
             if not arn:
@@ -263,21 +263,19 @@ class PersonalizeProvider:
             count = min(num_results, MAX_RESULTS)
             params = {
                 **_target(arn),
-                "itemId": item_id,
+                **subject,
                 "numResults": count,
                 **filter_params,
                 **self._metadata_params(count),
             }
-            if user_id:
-                params["userId"] = user_id  # filters on the user's interactions need it
             out = self._call("get_recommendations", params)
         except Unavailable as exc:
-            return self._fallback("related-items", exc.reason, num_results, item_id)
-        returned = [i for i in self._collect(out.get("itemList", [])) if i != item_id]
+            return self._fallback(route, exc.reason, num_results, exclude)
+        returned = [i for i in self._collect(out.get("itemList", [])) if i != exclude]
         ids = self._catalogue.known(returned)
         if not ids and flt is None:
             reason = "NotInCatalogue" if returned else "EmptyList"
-            return self._fallback("related-items", reason, num_results, item_id)
+            return self._fallback(route, reason, num_results, exclude)
         return Recommendations(ids, "personalized", out.get("recommendationId"))
 
     def rank(
