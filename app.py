@@ -1,16 +1,23 @@
 """Chalice wiring only: each route turns the current request into a `serving.Request`, calls one
-function of `chalicelib.serving`, and returns its reply."""
+function of `chalicelib.serving`, and returns its reply.
+
+Every Lambda function of the app imports this file, so it imports Chalice and nothing else: each
+handler loads the part of `chalicelib` it uses on its first call (the SQS function never builds the
+HTTP models, the API function never loads the ingest path), which keeps each cold start to its own
+function's cost.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Chalice, Response
 
-from chalicelib import serving
+if TYPE_CHECKING:
+    from chalicelib.serving import Reply
 
 app = Chalice(app_name="braze-personalize-recs")
 app.log.setLevel(logging.INFO)
@@ -22,36 +29,38 @@ ANY = ["*/*"]
 
 @app.route("/recommendations", methods=["GET"])
 def recommendations() -> Response:
-    return _call(serving.recommendations)
+    return _call("recommendations")
 
 
 @app.route("/related-items", methods=["GET"])
 def related_items() -> Response:
-    return _call(serving.related_items)
+    return _call("related_items")
 
 
 @app.route("/rankings", methods=["POST"], content_types=ANY)
 def rankings() -> Response:
-    return _call(serving.rankings)
+    return _call("rankings")
 
 
 @app.route("/events", methods=["POST"], content_types=ANY)
 def events() -> Response:
-    return _call(serving.events)
+    return _call("events")
 
 
 @app.route("/users", methods=["POST"], content_types=ANY)
 def users() -> Response:
-    return _call(serving.users)
+    return _call("users")
 
 
 @app.route("/items", methods=["POST"], content_types=ANY)
 def items() -> Response:
-    return _call(serving.items)
+    return _call("items")
 
 
 @app.route("/health", methods=["GET"])
 def health() -> Response:
+    from chalicelib import serving  # noqa: PLC0415 - see the module docstring
+
     return _reply(serving.health())
 
 
@@ -98,7 +107,10 @@ def import_s3(event: Any) -> None:
     imports.handle_s3(event.to_dict(), settings, load_config(settings.config))
 
 
-def _call(handler: Callable[[serving.Request], serving.Reply]) -> Response:
+def _call(route: str) -> Response:
+    from chalicelib import serving  # noqa: PLC0415 - see the module docstring
+
+    handler: Callable[[serving.Request], Reply] = getattr(serving, route)
     req = app.current_request
     query = req.query_params
     request = serving.Request(
@@ -110,5 +122,5 @@ def _call(handler: Callable[[serving.Request], serving.Reply]) -> Response:
     return _reply(handler(request))
 
 
-def _reply(reply: serving.Reply) -> Response:
+def _reply(reply: Reply) -> Response:
     return Response(body=reply.body, status_code=reply.status, headers=reply.headers)

@@ -32,8 +32,11 @@ RESERVED_EVENT_PROPERTIES = frozenset(
 
 
 class _Edge(BaseModel):
-    # Numeric ids (e.g. 13085) are common in shop backends: accept them as strings.
-    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+    # Numeric ids (e.g. 13085) are common in shop backends: accept them as strings. A model is
+    # built on its first use (defer_build): a cold Lambda builds only the ones its route needs.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, coerce_numbers_to_str=True, defer_build=True
+    )
 
 
 def _json_limited(value: dict[str, Any], limit: int) -> dict[str, Any]:
@@ -195,4 +198,6 @@ class ItemsEnvelope(ItemBatch):
 
 
 Envelope = Annotated[EventsEnvelope | UsersEnvelope | ItemsEnvelope, Field(discriminator="type")]
-ENVELOPE: TypeAdapter[EventsEnvelope | UsersEnvelope | ItemsEnvelope] = TypeAdapter(Envelope)
+ENVELOPE: TypeAdapter[EventsEnvelope | UsersEnvelope | ItemsEnvelope] = TypeAdapter(
+    Envelope, config=ConfigDict(defer_build=True)
+)

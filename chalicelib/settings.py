@@ -8,18 +8,26 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-class Settings(BaseSettings):
-    """Settings of one stage. Read from `RECS_*` variables; defaults fit the `local` provider."""
+PREFIX = "RECS_"
 
-    model_config = SettingsConfigDict(env_prefix="RECS_", extra="ignore", frozen=True)
+
+class Settings(BaseModel):
+    """Settings of one stage. Read from `RECS_*` variables; defaults fit the `local` provider.
+
+    Keyword arguments win over the environment, which wins over the defaults. A plain pydantic
+    model rather than pydantic-settings: that package's import (dotenv, CLI and cloud-secret
+    sources) cost the Lambda's cold start about 80 ms for an env lookup pydantic's lax string
+    parsing already covers.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     provider: Literal["local", "personalize"] = "local"
     # Comma-separated so that a new key can be added before the old one is removed (rotation).
@@ -71,6 +79,18 @@ class Settings(BaseSettings):
     cache_max_age: int = Field(default=300, ge=0, le=86_400)
     # API Gateway accepts 10 MB; nothing this API takes needs more than a few hundred KB.
     max_body_bytes: int = Field(default=512 * 1024, ge=1024)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_environment(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        env = {
+            name[len(PREFIX) :].lower(): value
+            for name, value in os.environ.items()
+            if name[: len(PREFIX)].upper() == PREFIX
+        }
+        return {**{k: v for k, v in env.items() if k in cls.model_fields}, **data}
 
     @field_validator("data_dir", "config")
     @classmethod

@@ -16,6 +16,18 @@ def test_import_app_loads_no_engine_library():
     assert out.stdout.strip() == ""
 
 
+def test_import_app_loads_only_chalice():
+    """Every Lambda function imports app.py: each loads its own part of chalicelib on first call."""
+    code = (
+        "import sys, app; print(','.join(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('pydantic', 'boto3', 'botocore', 'chalicelib'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == ""
+
+
 def test_requirements_txt_holds_no_engine_library():
     lines = (PROJECT_ROOT / "requirements.txt").read_text().splitlines()
     names = {line.split("==")[0].strip().lower() for line in lines if line and line[0] != "#"}
