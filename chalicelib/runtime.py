@@ -1,21 +1,33 @@
 """Builds the settings, configuration and provider of the current environment, once per process
-(and again only if the `RECS_*` environment changes, as it does between test-client stages)."""
+(and again only if the `RECS_*` environment changes, as it does between test-client stages).
+
+The `local` provider reads the configuration when it is built; the `personalize` provider only
+when a request names a filter or a command needs it, which keeps it off a Lambda's cold start.
+"""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from chalicelib.config import ConfigError, ProjectConfig, load_config
 from chalicelib.providers.base import Provider
 from chalicelib.settings import Settings, env_fingerprint
+
+if TYPE_CHECKING:
+    from chalicelib.config import ProjectConfig
 
 
 @dataclass(frozen=True)
 class Runtime:
     settings: Settings
-    config: ProjectConfig
     provider: Provider
+
+    @property
+    def config(self) -> ProjectConfig:
+        from chalicelib.config import load_config  # noqa: PLC0415 - cached by path
+
+        return load_config(self.settings.config)
 
 
 _lock = threading.Lock()
@@ -37,20 +49,18 @@ def current() -> Runtime:
 
 
 def build(settings: Settings) -> Runtime:
-    config = load_config(settings.config)
     provider: Provider
     if settings.provider == "local":
         # Imported here so that the `personalize` path never loads numpy or scipy.
+        from chalicelib.config import load_config  # noqa: PLC0415
         from chalicelib.providers.local import LocalProvider  # noqa: PLC0415
 
-        provider = LocalProvider(settings, config)
-    elif settings.provider == "personalize":
+        provider = LocalProvider(settings, load_config(settings.config))
+    else:  # Settings.provider is a Literal of the two
         from chalicelib.providers.personalize import PersonalizeProvider  # noqa: PLC0415
 
-        provider = PersonalizeProvider(settings, config)
-    else:  # pragma: no cover - Settings.provider is a Literal of the two
-        raise ConfigError(f"unknown provider {settings.provider!r}")
-    return Runtime(settings, config, provider)
+        provider = PersonalizeProvider(settings)
+    return Runtime(settings, provider)
 
 
 def reset() -> None:

@@ -20,10 +20,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib import aws
-from chalicelib.config import ProjectConfig
 from chalicelib.filter_values import encode_filter_values
 from chalicelib.models import EventBatch, Item, User
 from chalicelib.providers.base import (
@@ -40,6 +39,9 @@ from chalicelib.providers.base import (
 from chalicelib.providers.personalize import arns, items_table
 from chalicelib.providers.personalize.catalogue import TableCatalogue
 from chalicelib.settings import Settings
+
+if TYPE_CHECKING:
+    from chalicelib.config import ProjectConfig
 
 log = logging.getLogger("recs.personalize")
 METRIC_NAMESPACE = "BrazePersonalizeRecs"
@@ -99,12 +101,10 @@ class PersonalizeProvider:
     def __init__(
         self,
         settings: Settings,
-        config: ProjectConfig,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
-        self.config = config
         self._clock, self._sleep = clock, sleep
         self._budget = settings.personalize_budget_ms / 1000
         connect, read, _ = aws.TIMEOUTS["personalize-runtime"]
@@ -121,6 +121,13 @@ class PersonalizeProvider:
         self._health: tuple[float, dict[str, object]] = (float("-inf"), {})
         self.fallbacks: Counter[str] = Counter()
         self._queue_urls: dict[str, str] = {}
+
+    @property
+    def config(self) -> ProjectConfig:
+        """The configuration file, read on first need (a filter, a command), not on a cold start."""
+        from chalicelib.config import load_config  # noqa: PLC0415 - cached by path
+
+        return load_config(self.settings.config)
 
     # -- the runtime call --------------------------------------------------------------------
 
