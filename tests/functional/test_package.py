@@ -3,93 +3,31 @@ handler of `app.py` becomes a function with its event source, the stage's enviro
 hand-written IAM policy reach it, the zip stays lean, and cfn-lint passes the SAM template and
 the infrastructure template.
 
-Offline: Chalice would `pip download` the Lambda's wheels from an index; here its dependency
-builder is replaced by a copy of the same distributions from this virtualenv (the files pip
-installed for requirements.txt and what they require), which is what the zip would hold.
+Offline (`deploy/offline.py`): Chalice would `pip download` the Lambda's wheels from an index;
+here its dependency builder is replaced by a copy of the same distributions from this virtualenv.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
-from packaging.requirements import Requirement
 
 from chalicelib.settings import PROJECT_ROOT
+from deploy import chalice_compiled, offline
 
 STAGE = "dev"
 HEAVY = ("numpy/", "scipy/", "lark/", "implicit/", "rich/", "optuna/", "sklearn/")
 
 
-def _distributions(requirements: Path) -> list[metadata.Distribution]:
-    """requirements.txt's distributions and, recursively, what they require (no extras)."""
-    pending = [
-        Requirement(line.split("#")[0].strip()).name
-        for line in requirements.read_text().splitlines()
-        if line.split("#")[0].strip()
-    ]
-    seen: dict[str, metadata.Distribution] = {}
-    while pending:
-        name = pending.pop().lower().replace("_", "-")
-        if name in seen:
-            continue
-        dist = metadata.distribution(name)
-        seen[name] = dist
-        for spec in dist.requires or []:
-            req = Requirement(spec)
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                pending.append(req.name)
-    return list(seen.values())
-
-
-def _copy_installed(self: Any, abi: str, requirements_filepath: str, target: str) -> None:
-    for dist in _distributions(Path(requirements_filepath)):
-        for file in dist.files or []:
-            source = Path(str(dist.locate_file(file)))
-            if file.parts[0].endswith(".dist-info") or "__pycache__" in file.parts:
-                continue
-            if source.is_file() and not str(file).startswith(".."):
-                destination = Path(target) / file
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, destination)
-
-
 MERGE_TEMPLATE = PROJECT_ROOT / "deploy" / "report-batch-item-failures.json"
-
-
-def _package(
-    tmp: Path, fmt: str, monkeypatch: pytest.MonkeyPatch, extra: tuple[str, ...] = ()
-) -> Path:
-    from chalice.cli import main as chalice_main
-    from chalice.deploy import packager
-
-    project = tmp / f"project-{fmt}"
-    project.mkdir()
-    shutil.copy2(PROJECT_ROOT / "app.py", project / "app.py")
-    shutil.copy2(PROJECT_ROOT / "requirements.txt", project / "requirements.txt")
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(PROJECT_ROOT / "chalicelib", project / "chalicelib", ignore=ignore)
-    (project / ".chalice").mkdir()
-    for path in (PROJECT_ROOT / ".chalice").glob("*.json"):
-        shutil.copy2(path, project / ".chalice" / path.name)
-    out = tmp / f"out-{fmt}"
-    monkeypatch.setattr(packager.DependencyBuilder, "build_site_packages", _copy_installed)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    argv = ["chalice", "--project-dir", str(project), "package", "--pkg-format", fmt]
-    monkeypatch.setattr(sys, "argv", [*argv, *extra, "--stage", STAGE, str(out)])
-    with pytest.raises(SystemExit) as done:
-        chalice_main()
-    assert done.value.code == 0
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -97,19 +35,24 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Pat
     from app import app
 
     tmp = tmp_path_factory.mktemp("package")
-    # Chalice's CLI puts the stage's variables into os.environ and the project on sys.path while
-    # it loads the app: undo both, or later tests would run on the `dev` stage's provider.
-    environ, path = dict(os.environ), list(sys.path)
+    outs = {"terraform": offline.package(tmp / "out-terraform", STAGE, "terraform")}
+    # CloudFormation cannot subscribe a Lambda to an existing bucket: Chalice refuses S3
+    # event sources there (deploy those stages with `chalice deploy` or Terraform).
+    if not any(type(s).__name__ == "S3EventConfig" for s in app.event_sources):
+        extra = ("--merge-template", str(MERGE_TEMPLATE)) if MERGE_TEMPLATE.exists() else ()
+        outs["cloudformation"] = offline.package(tmp / "out-cfn", STAGE, "cloudformation", extra)
+    # The same package through deploy/chalice_compiled.py, whose packagers add bytecode.
+    from chalice.deploy import packager
+
     with pytest.MonkeyPatch.context() as monkeypatch:
-        outs = {"terraform": _package(tmp, "terraform", monkeypatch)}
-        # CloudFormation cannot subscribe a Lambda to an existing bucket: Chalice refuses S3
-        # event sources there (deploy those stages with `chalice deploy` or Terraform).
-        if not any(type(s).__name__ == "S3EventConfig" for s in app.event_sources):
-            extra = ("--merge-template", str(MERGE_TEMPLATE)) if MERGE_TEMPLATE.exists() else ()
-            outs["cloudformation"] = _package(tmp, "cloudformation", monkeypatch, extra)
-    os.environ.clear()
-    os.environ.update(environ)
-    sys.path[:] = path
+        for cls in (
+            packager.LambdaDeploymentPackager,
+            packager.AppOnlyDeploymentPackager,
+            packager.LayerDeploymentPackager,
+        ):
+            monkeypatch.setattr(cls, "create_deployment_package", cls.create_deployment_package)
+        chalice_compiled.install()
+        outs["compiled"] = offline.package(tmp / "out-compiled", STAGE, "terraform")
     yield outs
 
 
@@ -236,3 +179,46 @@ def test_the_merge_template_turns_on_partial_batch_responses(packaged: dict[str,
     assert source["Type"] == "SQS"
     assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert source["Properties"]["BatchSize"] == 100
+
+
+def test_the_compiled_package_holds_bytecode_for_every_module(packaged: dict[str, Path]) -> None:
+    """What `deploy/chalice_compiled.py deploy` uploads: the plain zip plus a hash-checked .pyc
+    for every module, and a cold import from it compiles nothing."""
+    plain = set(zipfile.ZipFile(packaged["terraform"] / "deployment.zip").namelist())
+    compiled = zipfile.ZipFile(packaged["compiled"] / "deployment.zip")
+    names = set(compiled.namelist())
+    tag = sys.implementation.cache_tag
+    assert not [n for n in plain if "__pycache__/" in n]
+    modules = [n for n in plain if n.endswith(".py")]
+    expected = {
+        f"{n.rpartition('/')[0]}/__pycache__/{n.rpartition('/')[2][:-3]}.{tag}.pyc".lstrip("/")
+        for n in modules
+    }
+    assert names == plain | expected
+    header = compiled.read(f"chalicelib/__pycache__/serving.{tag}.pyc")[4:8]
+    assert int.from_bytes(header, "little") == 0b11  # hash-based, checked against the source
+
+    task = packaged["compiled"] / "task"
+    compiled.extractall(task)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RECS_")},
+        "PYTHONPATH": str(task),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "RECS_PROVIDER": "personalize",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    code = "import app\nfrom chalicelib import serving, runtime\nruntime.current()"
+    out = subprocess.run(
+        [sys.executable, "-v", "-c", code],
+        cwd=task,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    loaded_from_source = [
+        line for line in out.stderr.splitlines() if line.startswith(f"# code object from {task}")
+    ]
+    assert loaded_from_source == []
+    assert f"code object from '{task}/pydantic/__pycache__/" in out.stderr

@@ -1,0 +1,91 @@
+"""`chalice package` without a package index: Chalice's dependency builder `pip download`s the
+Lambda's wheels; `copy_installed` stands in for it by copying the same distributions from this
+virtualenv (requirements.txt and what it requires, no extras, no bytecode, as wheels hold none).
+The package test and the cold-start benchmark use it to build the zip `chalice deploy` would.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import Requirement
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def distributions(requirements: Path) -> list[metadata.Distribution]:
+    """requirements.txt's distributions and, recursively, what they require (no extras)."""
+    pending = [
+        Requirement(line.split("#")[0].strip()).name
+        for line in requirements.read_text().splitlines()
+        if line.split("#")[0].strip()
+    ]
+    seen: dict[str, metadata.Distribution] = {}
+    while pending:
+        name = pending.pop().lower().replace("_", "-")
+        if name in seen:
+            continue
+        dist = metadata.distribution(name)
+        seen[name] = dist
+        for spec in dist.requires or []:
+            req = Requirement(spec)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                pending.append(req.name)
+    return list(seen.values())
+
+
+def copy_installed(self: Any, abi: str, requirements_filepath: str, target: str) -> None:
+    """A drop-in for `chalice.deploy.packager.DependencyBuilder.build_site_packages`."""
+    for dist in distributions(Path(requirements_filepath)):
+        for file in dist.files or []:
+            source = Path(str(dist.locate_file(file)))
+            if file.parts[0].endswith(".dist-info") or "__pycache__" in file.parts:
+                continue
+            if source.is_file() and not str(file).startswith(".."):
+                destination = Path(target) / file
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, destination)
+
+
+def package(out: Path, stage: str, fmt: str = "terraform", extra: tuple[str, ...] = ()) -> Path:
+    """Run `chalice package` on a copy of the project (sources only) into `out`, offline.
+
+    Chalice's CLI puts the stage's variables into os.environ and the project on sys.path while it
+    loads the app, and exits: both are undone and the exit code checked here.
+    """
+    from chalice.cli import main as chalice_main  # noqa: PLC0415 - a development dependency
+    from chalice.deploy import packager  # noqa: PLC0415
+
+    project = out.parent / f"{out.name}-project"
+    project.mkdir(parents=True)
+    shutil.copy2(PROJECT_ROOT / "app.py", project / "app.py")
+    shutil.copy2(PROJECT_ROOT / "requirements.txt", project / "requirements.txt")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(PROJECT_ROOT / "chalicelib", project / "chalicelib", ignore=ignore)
+    (project / ".chalice").mkdir()
+    for path in (PROJECT_ROOT / ".chalice").glob("*.json"):
+        shutil.copy2(path, project / ".chalice" / path.name)
+    argv = ["chalice", "--project-dir", str(project), "package", "--pkg-format", fmt]
+    environ, path, saved_argv = dict(os.environ), list(sys.path), sys.argv
+    original = packager.DependencyBuilder.build_site_packages
+    packager.DependencyBuilder.build_site_packages = copy_installed  # type: ignore[method-assign]
+    sys.argv = [*argv, *extra, "--stage", stage, str(out)]
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # packaging calls no AWS service
+    try:
+        code = chalice_main()  # returns on some errors, exits on others
+    except SystemExit as done:
+        code = done.code
+    finally:
+        packager.DependencyBuilder.build_site_packages = original  # type: ignore[method-assign]
+        sys.argv = saved_argv
+        sys.path[:] = path
+        os.environ.clear()
+        os.environ.update(environ)
+    if code not in (0, None):
+        raise RuntimeError(f"chalice package exited with {code}")
+    return out
