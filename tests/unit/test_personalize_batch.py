@@ -15,7 +15,7 @@ from moto import mock_aws
 
 from chalicelib import aws, runtime
 from chalicelib.config import load_config
-from chalicelib.providers.base import FilterRequest, ProviderError
+from chalicelib.providers.base import FilterError, FilterRequest, ProviderError
 from chalicelib.providers.personalize import batch
 from chalicelib.settings import Settings
 from tests.personalize_fakes import CAMPAIGN_ARN, GROUP_ARN, REGION
@@ -42,72 +42,144 @@ def aws_batch(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Any:
     runtime.reset()
 
 
-def test_a_job_runs_on_the_campaigns_version_and_its_output_is_downloaded(aws_batch, tmp_path):
-    s3, stub = aws_batch
-    src = tmp_path / "users.jsonl"
-    src.write_text(
-        '{"userId": "u1"}\n{"userId": "u2", "filterValues": {"X": "\\"b\\""}}\nnot json\n'
-    )
+BY_CATEGORY = "INCLUDE ItemID WHERE Items.CATEGORY IN ($CATEGORY) AND Items.PRICE < $MAX"
+
+
+def _config() -> Any:
+    settings = Settings()
+    return load_config(settings.config).model_copy(update={"filters": {"cat": BY_CATEGORY}})
+
+
+def _expect_job(stub: Stubber, filter_name: str | None = "cat") -> None:
     stub.add_response(
         "describe_campaign",
         {"campaign": {"campaignArn": CAMPAIGN_ARN, "solutionVersionArn": VERSION}},
         {"campaignArn": CAMPAIGN_ARN},
     )
-    stub.add_response(
-        "create_batch_inference_job",
-        {"batchInferenceJobArn": JOB_ARN},
-        {
-            "jobName": ANY,
-            "solutionVersionArn": VERSION,
-            "numResults": 7,
-            "filterArn": f"{GROUP_ARN.replace('dataset-group', 'filter')}-exclude-purchased",
-            "jobInput": {"s3DataSource": {"path": ANY}},
-            "jobOutput": {"s3DataDestination": {"path": ANY}},
-            "roleArn": ROLE,
-        },
-    )
+    expected = {
+        "jobName": ANY,
+        "solutionVersionArn": VERSION,
+        "numResults": 7,
+        "jobInput": {"s3DataSource": {"path": ANY}},
+        "jobOutput": {"s3DataDestination": {"path": ANY}},
+        "roleArn": ROLE,
+    }
+    if filter_name:
+        expected["filterArn"] = f"{GROUP_ARN.replace('dataset-group', 'filter')}-{filter_name}"
+    stub.add_response("create_batch_inference_job", {"batchInferenceJobArn": JOB_ARN}, expected)
     for status in ("CREATE PENDING", "CREATE IN_PROGRESS", "ACTIVE"):
         stub.add_response(
             "describe_batch_inference_job",
             {"batchInferenceJob": {"status": status}},
             {"batchInferenceJobArn": JOB_ARN},
         )
-    uploaded: list[dict[str, Any]] = []
 
-    def personalize_works(_: float) -> None:
-        """While the command waits, play Personalize: read the input, write `<name>.out`."""
+
+def _personalize(s3: Any, uploaded: list[dict[str, Any]], reverse: bool = False) -> Any:
+    """While the command waits, play Personalize: read the input, write `<name>.out` (its last
+    line unterminated, as Personalize may leave it)."""
+
+    def works(_: float) -> None:
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
         (key,) = [k for k in keys if "/input/" in k]
         body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
         uploaded[:] = [json.loads(line) for line in body.splitlines()]
         out = [
-            {"input": uploaded[0], "output": {"recommendedItems": ["i1"], "scores": [0.5]}},
-            {"input": uploaded[1], "error": "Invalid filter values"},
+            {"input": line, "output": {"recommendedItems": ["i1"], "scores": [0.5]}, "error": None}
+            for line in uploaded
         ]
+        out[1] = {"input": uploaded[1], "output": None, "error": "Invalid filter values"}
         name = key.replace("/input/", "/output/") + ".out"
-        s3.put_object(Bucket=BUCKET, Key=name, Body="\n".join(map(json.dumps, out)).encode())
+        rows = out[::-1] if reverse else out
+        s3.put_object(Bucket=BUCKET, Key=name, Body="\n".join(map(json.dumps, rows)).encode())
 
-    settings = Settings()
+    return works
+
+
+SOURCE = (
+    '{"userId": "u1"}\nnot json\n{"userId": "u2", "filterValues": {"CATEGORY": "\\"c\\""}}\n'
+    '[1, 2]\n{"userId": "u3"}\n'
+)
+
+
+def test_a_job_runs_on_the_campaigns_version_and_its_output_is_downloaded(aws_batch, tmp_path):
+    s3, stub = aws_batch
+    src = tmp_path / "users.jsonl"
+    src.write_text(SOURCE)
+    _expect_job(stub)
+    uploaded: list[dict[str, Any]] = []
     report = batch.run_batch(
-        settings,
-        load_config(settings.config),
-        src,
-        tmp_path / "recs.jsonl",
-        7,
-        flt=FilterRequest("exclude-purchased", {"X": ["a"]}),
-        poll_seconds=0,
-        sleep=personalize_works,
-    )
-    # The command's filter values went into the line without its own; the bad line stayed home.
+        Settings(), _config(), src, tmp_path / "recs.jsonl", 7,
+        flt=FilterRequest("cat", {"CATEGORY": ["a", "b"], "MAX": ["20"]}),
+        poll_seconds=0, sleep=_personalize(s3, uploaded),
+    )  # fmt: skip
+    # The command's values went into every line as Personalize reads them (strings quoted,
+    # the number bare); a line's own value won; the lines that are not objects stayed home.
     assert uploaded == [
-        {"userId": "u1", "filterValues": {"X": '"a"'}},
-        {"userId": "u2", "filterValues": {"X": '"b"'}},
+        {"userId": "u1", "filterValues": {"CATEGORY": '"a","b"', "MAX": "20"}},
+        {"userId": "u2", "filterValues": {"CATEGORY": '"c"', "MAX": "20"}},
+        {"userId": "u3", "filterValues": {"CATEGORY": '"a","b"', "MAX": "20"}},
     ]
     records = [json.loads(x) for x in (tmp_path / "recs.jsonl").read_text().splitlines()]
-    assert [r.get("error") for r in records] == [None, "Invalid filter values", ANY]
-    assert records[2]["input"] == "not json"
-    assert records[2]["error"].startswith("bad JSON")
-    assert (report.lines, report.written, len(report.errors)) == (3, 1, 2)
+    # Output line N answers input line N.
+    assert [r["input"] if isinstance(r["input"], str | list) else r["input"]["userId"]
+            for r in records] == ["u1", "not json", "u2", [1, 2], "u3"]  # fmt: skip
+    assert [bool(r["error"]) for r in records] == [False, True, True, True, False]
+    assert records[1]["error"].startswith("bad JSON")
+    assert records[3]["error"] == "a line must be a JSON object"
+    assert (report.lines, report.written, len(report.errors)) == (5, 2, 3)
+
+
+def test_output_in_another_order_keeps_every_line(aws_batch, tmp_path):
+    s3, stub = aws_batch
+    src = tmp_path / "users.jsonl"
+    src.write_text(SOURCE)
+    _expect_job(stub, filter_name=None)
+    report = batch.run_batch(
+        Settings(), _config(), src, tmp_path / "recs.jsonl", 7,
+        poll_seconds=0, sleep=_personalize(s3, [], reverse=True),
+    )  # fmt: skip
+    records = [json.loads(x) for x in (tmp_path / "recs.jsonl").read_text().splitlines()]
+    assert [r["input"] for r in records][-2:] == ["not json", [1, 2]]
+    assert sorted(r["input"]["userId"] for r in records[:3]) == ["u1", "u2", "u3"]
+    assert report.lines == 5
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"MAX": ["cheap"]}, "must be a number"),
+        ({"COLOUR": ["red"]}, "no placeholder \\$COLOUR"),
+        ({"CATEGORY": ['say "hi"']}, "double quote"),
+    ],
+)
+def test_bad_default_values_stop_the_command_before_anything_is_uploaded(
+    aws_batch, tmp_path, values, message
+):
+    s3, _ = aws_batch
+    src = tmp_path / "users.jsonl"
+    src.write_text('{"userId": "u1"}\n')
+    with pytest.raises(FilterError, match=message):
+        batch.run_batch(
+            Settings(), _config(), src, tmp_path / "o.jsonl", 7, solution=VERSION,
+            flt=FilterRequest("cat", values), poll_seconds=0,
+        )  # fmt: skip
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET)
+
+
+def test_a_job_that_never_ends_is_left_running_with_its_arn(aws_batch):
+    _, stub = aws_batch
+    for _ in range(2):
+        stub.add_response(
+            "describe_batch_inference_job", {"batchInferenceJob": {"status": "CREATE IN_PROGRESS"}}
+        )
+    clock = iter([0.0, 30.0, 100_000.0])
+    with pytest.raises(ProviderError, match="still CREATE IN_PROGRESS") as info:
+        batch._wait(
+            stub.client, JOB_ARN, "j1", progress=None, poll_seconds=0, sleep=lambda _: None,
+            max_wait=3600, clock=lambda: next(clock),
+        )  # fmt: skip
+    assert JOB_ARN in str(info.value)
 
 
 def test_a_failed_job_says_why(aws_batch, tmp_path):

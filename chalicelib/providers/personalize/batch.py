@@ -3,27 +3,55 @@ CreateBatchInferenceJob runs on one solution version (with the filter and number
 the command waits with progress (DescribeBatchInferenceJob) and downloads `<input name>.out`.
 
 Lines that are not JSON objects are not uploaded (Personalize would fail on them): they are
-written to the end of the output with their `error`, so nothing is dropped. The command's default
-filter values are written into every line that lacks them (Personalize takes values per line).
+written into the output with their `error` at their own place, found by matching the `input` that
+Personalize echoes on each output line, so nothing is dropped and line N of the output answers
+line N of the input. The command's default filter values are encoded as GetRecommendations'
+(strings quoted, numbers bare, per the filter's expression) and written into every line that
+lacks them: Personalize takes values per line.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from chalicelib import aws
-from chalicelib.batchfile import read_lines, with_default_values
+from chalicelib.batchfile import read_lines
 from chalicelib.config import ProjectConfig
-from chalicelib.providers.base import BatchReport, FilterRequest, Progress, ProviderError
+from chalicelib.filter_values import PlaceholderUse, encode, scan_placeholders
+from chalicelib.providers.base import (
+    BatchReport,
+    FilterError,
+    FilterRequest,
+    Progress,
+    ProviderError,
+)
 from chalicelib.providers.personalize import arns
 from chalicelib.settings import Settings
 
 DONE, FAILED = "ACTIVE", "CREATE FAILED"
 KEEP_ERRORS = 100
+MAX_WAIT_SECONDS = 24 * 3600  # Personalize's batch jobs take minutes to hours, not days
+
+
+def default_values(expression: str, values: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """The command's filter values as `filterValues` entries. None is required here (a line may
+    bring its own), but each must be a placeholder of the expression and of the right kind."""
+    uses = scan_placeholders(expression)
+    unknown = sorted(set(values) - set(uses))
+    if unknown:
+        raise FilterError(f"the filter has no placeholder ${unknown[0]}")
+    return encode({n: PlaceholderUse(u.kind, required=False) for n, u in uses.items()}, values)
+
+
+def _key(line: object) -> bytes:
+    """What identifies an uploaded line in Personalize's output (its echoed `input`)."""
+    text = json.dumps(line, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=12).digest()
 
 
 def _campaign_for(settings: Settings, config: ProjectConfig, solution: str | None) -> str:
@@ -55,10 +83,12 @@ def solution_version_arn(settings: Settings, config: ProjectConfig, solution: st
 
 
 def _prepare(
-    input_path: Path, staged: Path, flt: FilterRequest | None
-) -> tuple[int, list[dict[str, Any]]]:
-    """Write the lines to upload; return (lines uploaded, error records of the others)."""
-    uploaded, bad = 0, []
+    input_path: Path, staged: Path, defaults: Mapping[str, str]
+) -> tuple[list[tuple[int, bytes]], list[dict[str, Any]]]:
+    """Write the lines to upload; return (line number and key of each uploaded line, error
+    records of the others with their line numbers)."""
+    uploaded: list[tuple[int, bytes]] = []
+    bad: list[dict[str, Any]] = []
     with staged.open("w", encoding="utf-8") as out:
         for number, raw in read_lines(input_path):
             try:
@@ -71,10 +101,11 @@ def _prepare(
                 bad.append({"input": line, "output": None,
                             "error": "a line must be a JSON object", "line": number})  # fmt: skip
                 continue
-            if flt is not None:
-                with_default_values(line, flt.values)
+            if defaults:
+                own = line.get("filterValues")
+                line["filterValues"] = {**defaults, **(own if isinstance(own, dict) else {})}
             out.write(json.dumps(line, ensure_ascii=False) + "\n")
-            uploaded += 1
+            uploaded.append((number, _key(line)))
     return uploaded, bad
 
 
@@ -99,15 +130,17 @@ def run_batch(
     if not 1 <= num_results <= 500:
         raise ValueError("the number of results must be between 1 and 500")
     params: dict[str, Any] = {}
+    defaults: dict[str, str] = {}
     if flt is not None:
         if flt.name not in config.filters:
             raise ValueError(f"no filter {flt.name!r} in the configuration")
         params["filterArn"] = arns.filter_arn(settings.dataset_group_arn, flt.name)
+        defaults = default_values(config.filters[flt.name], flt.values)
     version_arn = solution_version_arn(settings, config, solution)
 
     job = f"{config.dataset_group.name}-batch-{time.strftime('%Y%m%dT%H%M%S')}"[:63]
     staged = output_path.with_name(output_path.name + ".input")
-    uploaded, bad = _prepare(input_path, staged, flt)
+    uploaded, bad = _prepare(input_path, staged, defaults)
     s3 = aws.client("s3")
     prefix = f"batch/{job}"
     key = f"{prefix}/input/{input_path.name}"
@@ -140,46 +173,70 @@ def _wait(
     progress: Progress | None,
     poll_seconds: float,
     sleep: Callable[[float], None],
+    max_wait: float = MAX_WAIT_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """Poll DescribeBatchInferenceJob until the job is ACTIVE; its failureReason if it fails."""
-    started = time.monotonic()
+    started = clock()
     while True:
         found = personalize.describe_batch_inference_job(batchInferenceJobArn=arn)
         status = found["batchInferenceJob"]["status"]
+        waited = clock() - started
         if progress:
-            progress(f"{job}: {status}", int(time.monotonic() - started), None)
+            progress(f"{job}: {status}", int(waited), None)
         if status == DONE:
             return
         if status == FAILED:
             reason = found["batchInferenceJob"].get("failureReason", "no reason given")
             raise ProviderError(f"batch inference job {job} failed: {reason}")
+        if waited > max_wait:
+            raise ProviderError(
+                f"batch inference job {job} is still {status} after {int(waited)} s; it goes on "
+                f"in Personalize ({arn}): its output will be under the job's S3 prefix"
+            )
         sleep(poll_seconds)
 
 
-def _finish(output_path: Path, bad: list[dict[str, Any]], uploaded: int) -> BatchReport:
-    """Count Personalize's output and append the lines that could not be uploaded."""
+def _finish(
+    output_path: Path, bad: list[dict[str, Any]], uploaded: list[tuple[int, bytes]]
+) -> BatchReport:
+    """Count Personalize's output and put the lines that could not be uploaded back in place.
+
+    Each output line is matched with the next uploaded line by its echoed `input`; should
+    Personalize ever write them in another order, the remaining bad lines go at the end.
+    """
     lines = written = 0
     errors: list[str] = []
-    for number, raw in read_lines(output_path):
-        lines += 1
-        record = json.loads(raw)
-        if record.get("error"):
+    pending = list(bad)  # in input order
+    merged = output_path.with_name(output_path.name + ".merged")
+    in_order = True
+
+    def flush(before: float) -> None:
+        while pending and pending[0]["line"] < before:
+            record = pending.pop(0)
+            number = record.pop("line")
             if len(errors) < KEEP_ERRORS:
-                errors.append(f"output line {number}: {record['error']}")
-        else:
-            written += 1
-    if bad:
-        with output_path.open("rb") as fh:  # Personalize may leave the last line unterminated
-            fh.seek(max(0, output_path.stat().st_size - 1))
-            needs_newline = fh.read(1) not in (b"", b"\n")
-        with output_path.open("a", encoding="utf-8") as out:
-            if needs_newline:
-                out.write("\n")
-            for record in bad:
-                number = record.pop("line")
+                errors.append(f"line {number}: {record['error']}")
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    with merged.open("w", encoding="utf-8") as out:
+        for number, raw in read_lines(output_path):
+            record = json.loads(raw)
+            if in_order and pending:
+                expected = uploaded[lines] if lines < len(uploaded) else None
+                if expected is not None and _key(record.get("input")) == expected[1]:
+                    flush(expected[0])
+                else:
+                    in_order = False
+            lines += 1
+            if record.get("error"):
                 if len(errors) < KEEP_ERRORS:
-                    errors.append(f"line {number}: {record['error']}")
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    if lines != uploaded:
-        errors.append(f"{uploaded} lines uploaded, {lines} in Personalize's output")
+                    errors.append(f"output line {number}: {record['error']}")
+            else:
+                written += 1
+            out.write(raw + "\n")
+        flush(float("inf"))
+    merged.replace(output_path)
+    if lines != len(uploaded):
+        errors.append(f"{len(uploaded)} lines uploaded, {lines} in Personalize's output")
     return BatchReport(lines + len(bad), written, errors)
