@@ -27,7 +27,8 @@ from chalicelib.models import (
     UserBatch,
     describe,
 )
-from chalicelib.providers.base import FilterError, FilterRequest, Recommendations
+from chalicelib.providers.base import FilterError, FilterRequest, Provider, Recommendations
+from chalicelib.runtime import Runtime
 
 log = logging.getLogger("recs.serving")
 Model = TypeVar("Model", bound=BaseModel)
@@ -61,8 +62,9 @@ def error_reply(status: int, code: str, message: str) -> Reply:
     return Reply(status, body, {"Content-Type": JSON, "Cache-Control": "no-store"})
 
 
-def _guarded(handler: Callable[[Request], Reply]) -> Callable[[Request], Reply]:
-    """Authenticate, then map every error to the JSON error envelope."""
+def _guarded(handler: Callable[[Request, Runtime], Reply]) -> Callable[[Request], Reply]:
+    """Authenticate, then map every error to the JSON error envelope. The runtime is looked up
+    once and handed down: a request sees one set of settings from start to end."""
 
     def wrapped(request: Request) -> Reply:
         try:
@@ -71,7 +73,7 @@ def _guarded(handler: Callable[[Request], Reply]) -> Callable[[Request], Reply]:
                 if not rt.settings.keys:
                     log.error("no API key configured (RECS_API_KEYS): refusing every request")
                 return error_reply(401, "unauthorized", "a valid API key is required")
-            return handler(request)
+            return handler(request, rt)
         except ApiError as exc:
             return error_reply(exc.status, exc.code, exc.message)
         except Exception:
@@ -96,8 +98,8 @@ def _query(model: type[Model], request: Request) -> Model:
     return _validate(model, {k: v[-1] for k, v in request.query.items() if v})
 
 
-def _body(model: type[Model], request: Request) -> Model:
-    limit = runtime.current().settings.max_body_bytes
+def _body(model: type[Model], request: Request, rt: Runtime) -> Model:
+    limit = rt.settings.max_body_bytes
     if len(request.body) > limit:
         raise ApiError(413, "payload_too_large", f"the body is larger than {limit} bytes")
     content_type = request.headers.get("content-type", JSON).split(";")[0].strip().lower()
@@ -112,12 +114,14 @@ def _body(model: type[Model], request: Request) -> Model:
     return _validate(model, data)
 
 
-def _filter(name: str | None, query: Mapping[str, Sequence[str]]) -> FilterRequest | None:
+def _filter(
+    name: str | None, query: Mapping[str, Sequence[str]], rt: Runtime
+) -> FilterRequest | None:
     """The named filter with its placeholder values: every other query parameter, repeated or
     comma-separated (`?filter=by-category&CATEGORY=shoes,bags`)."""
     if name is None:
         return None
-    if name not in runtime.current().config.filters:
+    if name not in rt.config.filters:
         raise ApiError(400, "unknown_filter", f"no filter named {name!r} is configured")
     return FilterRequest(name, values_from_query(query, _RESERVED_QUERY))
 
@@ -125,8 +129,7 @@ def _filter(name: str | None, query: Mapping[str, Sequence[str]]) -> FilterReque
 # -- item lists ------------------------------------------------------------------------------
 
 
-def _items_reply(recs: Recommendations, limit: int, cacheable: bool) -> Reply:
-    rt = runtime.current()
+def _items_reply(rt: Runtime, recs: Recommendations, limit: int, cacheable: bool) -> Reply:
     body = rt.provider.catalogue().render(recs.item_ids, limit)
     headers = {"Content-Type": JSON, "X-Recommendation-Source": recs.source}
     headers["Cache-Control"] = (
@@ -136,13 +139,13 @@ def _items_reply(recs: Recommendations, limit: int, cacheable: bool) -> Reply:
 
 
 def _or_fallback(
+    provider: Provider,
     call: Callable[[], Recommendations],
     num_results: int,
     flt: FilterRequest | None,
     fallback: Callable[[], Sequence[str]] | None = None,
 ) -> Recommendations:
     """`call()`, or when the provider fails, `fallback()` (default: the popular items)."""
-    provider = runtime.current().provider
     try:
         return call()
     except ApiError:
@@ -160,46 +163,50 @@ def _or_fallback(
 
 
 @_guarded
-def recommendations(request: Request) -> Reply:
+def recommendations(request: Request, rt: Runtime) -> Reply:
     q = _query(RecommendationsQuery, request)
-    flt = _filter(q.filter, request.query)
-    provider = runtime.current().provider
+    flt = _filter(q.filter, request.query, rt)
+    provider = rt.provider
     recs = _or_fallback(
-        lambda: provider.recommend(q.user_id, q.num_results, flt), q.num_results, flt
+        provider, lambda: provider.recommend(q.user_id, q.num_results, flt), q.num_results, flt
     )
-    return _items_reply(recs, q.num_results, cacheable=True)
+    return _items_reply(rt, recs, q.num_results, cacheable=True)
 
 
 @_guarded
-def related_items(request: Request) -> Reply:
+def related_items(request: Request, rt: Runtime) -> Reply:
     q = _query(RelatedItemsQuery, request)
-    flt = _filter(q.filter, request.query)
-    provider = runtime.current().provider
+    flt = _filter(q.filter, request.query, rt)
+    provider = rt.provider
     recs = _or_fallback(
-        lambda: provider.related_items(q.item_id, q.num_results, q.user_id, flt), q.num_results, flt
+        provider,
+        lambda: provider.related_items(q.item_id, q.num_results, q.user_id, flt),
+        q.num_results,
+        flt,
     )
-    return _items_reply(recs, q.num_results, cacheable=True)
+    return _items_reply(rt, recs, q.num_results, cacheable=True)
 
 
 @_guarded
-def rankings(request: Request) -> Reply:
-    body = _body(RankingRequest, request)
+def rankings(request: Request, rt: Runtime) -> Reply:
+    body = _body(RankingRequest, request, rt)
     values = {k: v if isinstance(v, list) else [v] for k, v in body.filter_values.items()}
-    flt = _filter(body.filter, values)
-    provider = runtime.current().provider
+    flt = _filter(body.filter, values, rt)
+    provider = rt.provider
     recs = _or_fallback(
+        provider,
         lambda: provider.rank(body.user_id, body.item_ids, flt),
         len(body.item_ids),
         flt,
-        fallback=lambda: _known_items(body.item_ids),
+        fallback=lambda: _known_items(provider, body.item_ids),
     )
-    return _items_reply(recs, len(body.item_ids), cacheable=False)
+    return _items_reply(rt, recs, len(body.item_ids), cacheable=False)
 
 
-def _known_items(item_ids: Sequence[str]) -> list[str]:
+def _known_items(provider: Provider, item_ids: Sequence[str]) -> list[str]:
     """A failed ranking's fallback: the given items the catalogue has (all if it is empty), in
     the given order, never popular items nobody asked to rank."""
-    catalogue = runtime.current().provider.catalogue()
+    catalogue = provider.catalogue()
     return [i for i in item_ids if not len(catalogue) or i in catalogue]
 
 
@@ -211,21 +218,21 @@ def _accepted(count: int) -> Reply:
 
 
 @_guarded
-def events(request: Request) -> Reply:
-    batch = _body(EventBatch, request)
-    return _accepted(runtime.current().provider.put_events(batch))
+def events(request: Request, rt: Runtime) -> Reply:
+    batch = _body(EventBatch, request, rt)
+    return _accepted(rt.provider.put_events(batch))
 
 
 @_guarded
-def users(request: Request) -> Reply:
-    batch = _body(UserBatch, request)
-    return _accepted(runtime.current().provider.put_users(batch.users))
+def users(request: Request, rt: Runtime) -> Reply:
+    batch = _body(UserBatch, request, rt)
+    return _accepted(rt.provider.put_users(batch.users))
 
 
 @_guarded
-def items(request: Request) -> Reply:
-    batch = _body(ItemBatch, request)
-    return _accepted(runtime.current().provider.put_items(batch.items))
+def items(request: Request, rt: Runtime) -> Reply:
+    batch = _body(ItemBatch, request, rt)
+    return _accepted(rt.provider.put_items(batch.items))
 
 
 def health() -> Reply:

@@ -148,10 +148,9 @@ class UserPersonalization:
             w = w * weights[-len(history) :] if len(history) else w
         ease = None
         if self.weights is not None:
-            # Accumulating rows in place beats gathering a history × items block (measured).
-            ease = np.zeros(self.n_items, dtype=np.float32)
-            for item, weight in zip(history.tolist(), w.tolist(), strict=True):
-                ease += weight * self.weights[item]
+            # One gather of the history's rows and a BLAS gemv: twice as fast as adding the rows
+            # one by one in Python on the 4k-item sample (bench/serving.py, 1 or 2 BLAS threads).
+            ease = w.astype(np.float32, copy=False) @ self.weights[history]
         if self.nbr_idx is None or self.nbr_score is None:
             assert ease is not None
             out = ease

@@ -110,7 +110,7 @@ def _known_user(job: _Job, model: SolutionModel, user_id: str) -> bool:
     return (
         user_id in model.user_index
         or store.user(user_id) is not None
-        or bool(store.user_events(user_id))
+        or store.has_events(user_id)
     )
 
 
@@ -209,7 +209,7 @@ def _solution(provider: LocalProvider, name: str) -> _Served:
     allowed = None
     if len(catalogue):
         allowed = np.fromiter((i in catalogue for i in model.item_ids.tolist()), bool)
-    return _Served(version, model, allowed)
+    return _Served(version, model, allowed, catalogue)
 
 
 def run_batch(

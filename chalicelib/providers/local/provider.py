@@ -23,7 +23,7 @@ from chalicelib.config import ConfigError, ProjectConfig
 from chalicelib.csvdata import CsvError, Dataset, Validation, read_rows
 from chalicelib.engine.data import Interactions
 from chalicelib.engine.filter_expression import check_all
-from chalicelib.engine.filters import CompiledFilter, ItemFields, UserData
+from chalicelib.engine.filters import MAX_EVENTS_PER_TYPE, CompiledFilter, ItemFields, UserData
 from chalicelib.engine.preparation import EventOptions
 from chalicelib.engine.solution import SolutionModel, train
 from chalicelib.models import EventBatch, Item, User
@@ -50,6 +50,7 @@ class _Served:
     version: dict[str, Any]
     model: SolutionModel
     allowed: np.ndarray | None  # items the catalogue can render
+    catalogue: Catalogue  # of the state this was loaded in
     fields: ItemFields | None = None  # the model's items indexed for filters, built on first use
 
 
@@ -120,7 +121,7 @@ class LocalProvider:
             allowed = None
             if len(catalogue):
                 allowed = np.fromiter((i in catalogue for i in model.item_ids.tolist()), bool)
-            campaigns[campaign] = _Served(version, model, allowed)
+            campaigns[campaign] = _Served(version, model, allowed, catalogue)
         live = {served.version["version_id"] for served in campaigns.values()}
         self._models = {k: v for k, v in self._models.items() if k in live}
         return _State(revisions, catalogue, campaigns)
@@ -140,11 +141,13 @@ class LocalProvider:
         return compiled
 
     def _user(self, compiled: CompiledFilter, user_id: str | None) -> UserData:
-        """Only what the filter reads: the user's events (all of them, including ones posted a
-        moment ago) and their metadata."""
+        """Only what the filter reads: the user's newest events of each type (including ones
+        posted a moment ago) and their metadata."""
         if not user_id:
             return UserData()
-        events = self.store.user_events(user_id) if compiled.needs_events else ()
+        events: Sequence[tuple[str, str, float]] = ()
+        if compiled.needs_events:
+            events = self.store.filter_events(user_id, MAX_EVENTS_PER_TYPE)
         properties = None
         if compiled.needs_user:
             properties = normalise(self.store.user(user_id) or {})
@@ -165,7 +168,7 @@ class LocalProvider:
         if flt is None:
             return served.allowed
         compiled = self._compiled(flt)
-        catalogue = self._current().catalogue
+        catalogue = served.catalogue
         fields = served.fields
         if fields is None or fields.catalogue is not catalogue:
             fields = ItemFields(served.model.item_ids, catalogue, served.model.item_index)

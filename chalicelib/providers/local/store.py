@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS interactions (
     properties TEXT
 );
 CREATE INDEX IF NOT EXISTS interactions_user ON interactions (user_id, seq);
+CREATE INDEX IF NOT EXISTS interactions_user_type ON interactions (user_id, event_type, seq);
 CREATE TABLE IF NOT EXISTS users (user_id TEXT PRIMARY KEY, properties TEXT NOT NULL, updated REAL);
 CREATE TABLE IF NOT EXISTS items (item_id TEXT PRIMARY KEY, properties TEXT NOT NULL, updated REAL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -50,6 +51,18 @@ CREATE TABLE IF NOT EXISTS solution_versions (
 CREATE TABLE IF NOT EXISTS campaigns (
     name TEXT PRIMARY KEY, version_id TEXT NOT NULL, updated REAL
 );
+"""
+
+# The distinct event types of one user by index seeks, one per type (SQLite does no skip scan):
+# each step asks the index for the next type after the last one.
+_USER_EVENT_TYPES = """
+WITH RECURSIVE kinds(kind) AS (
+    SELECT MIN(event_type) FROM interactions WHERE user_id = ?1
+    UNION ALL
+    SELECT (SELECT MIN(event_type) FROM interactions WHERE user_id = ?1 AND event_type > kind)
+    FROM kinds WHERE kind IS NOT NULL
+)
+SELECT kind FROM kinds WHERE kind IS NOT NULL
 """
 
 InteractionRow = tuple[str, str, str, float | None, float, str | None, str | None]
@@ -212,6 +225,26 @@ class LocalStore:
             "ORDER BY seq",
             (user_id, after_seq),
         ).fetchall()
+
+    def has_events(self, user_id: str) -> bool:
+        query = "SELECT 1 FROM interactions WHERE user_id = ? LIMIT 1"
+        return self.db.execute(query, (user_id,)).fetchone() is not None
+
+    def filter_events(self, user_id: str, per_type: int) -> list[tuple[str, str, float]]:
+        """(item_id, event_type, ts) of the user's newest `per_type` events of each type, oldest
+        first: what a Personalize filter reads. Index seeks only, so a customer with thousands
+        of orders costs what one with a hundred does (reading them all took 13 ms for the
+        sample's heaviest user)."""
+        db = self.db
+        rows: list[tuple[str, str, float, int]] = []
+        for (kind,) in db.execute(_USER_EVENT_TYPES, (user_id,)).fetchall():
+            rows += db.execute(
+                "SELECT item_id, event_type, ts, seq FROM interactions "
+                "WHERE user_id = ? AND event_type = ? ORDER BY seq DESC LIMIT ?",
+                (user_id, kind, per_type),
+            ).fetchall()
+        rows.sort(key=lambda row: row[3])
+        return [(item, kind, ts) for item, kind, ts, _ in rows]
 
     def interactions(self, max_seq: int | None = None) -> list[tuple[str, str, str, float, float]]:
         """All (user, item, event_type, event_value, ts) up to `max_seq`, for training."""
