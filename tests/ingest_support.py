@@ -32,13 +32,16 @@ class FakeEvents:
     items: list[dict[str, Any]] = field(default_factory=list)
     calls: Counter[str] = field(default_factory=Counter)
     # (operation, request body) -> error code to answer with, or None to accept
-    refuse: Callable[[str, dict[str, Any]], str | None] = lambda op, body: None
+    # An error code, or (code, message); None accepts the call.
+    refuse: Callable[[str, dict[str, Any]], str | tuple[str, str] | None] = lambda op, body: None
 
     def send(self, request: Any, **_: Any) -> AWSResponse:
         operation = request.url.rsplit("/", 1)[-1]
         body = json.loads(request.body)
         self.calls[operation] += 1
         error = self.refuse(operation, body)
+        if isinstance(error, tuple):
+            return reply(400, {"message": error[1]}, error[0])
         if error == "ThrottlingException":
             return reply(400, {"message": "Rate exceeded"}, error)
         if error == "ServiceUnavailable":

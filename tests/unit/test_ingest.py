@@ -128,6 +128,24 @@ def test_personalize_refusing_a_packed_call_isolates_the_bad_envelope(
     assert json.loads(letter["body"])["events"][0]["item_id"] == "rejected"
 
 
+def test_a_wrong_tracking_id_is_retried_not_dead_lettered(
+    fake_events: FakeEvents, queues: Queues
+) -> None:
+    """PutEvents answers a bad tracker with InvalidInputException too: the stage is wrong, not
+    the events, so they wait in the queue for the fix instead of all going to the DLQ."""
+    queues.send(events("u1", "a"), events("u2", "b"))
+    broken = {"on": True}
+    fake_events.refuse = lambda op, body: (
+        ("InvalidInputException", "Invalid trackingId: 1d4e-unknown") if broken["on"] else None
+    )
+    with pytest.raises(ingest.RetryLater, match="2 of 2"):
+        ingest.handle_sqs(queues.receive_event(), settings())
+    assert queues.dead_letters() == []
+    broken["on"] = False
+    assert ingest.handle_sqs(queues.receive_event(), settings()) == {"batchItemFailures": []}
+    assert accepted_items(fake_events) == Counter(["a", "b"])
+
+
 def test_each_event_keeps_its_time_and_gets_a_stable_id(
     fake_events: FakeEvents, queues: Queues
 ) -> None:

@@ -108,9 +108,7 @@ def _filter(job: _Job, line: Mapping[str, Any]) -> FilterRequest | None:
 def _known_user(job: _Job, model: SolutionModel, user_id: str) -> bool:
     store = job.provider.store
     return (
-        user_id in model.user_index
-        or store.user(user_id) is not None
-        or store.has_events(user_id)
+        user_id in model.user_index or store.user(user_id) is not None or store.has_events(user_id)
     )
 
 

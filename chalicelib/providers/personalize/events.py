@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +35,10 @@ class CallResult:
 
 
 ACCEPTED = CallResult("accepted")
+# PutEvents declares no error but InvalidInputException, so a wrong or deleted RECS_TRACKING_ID
+# comes back as "invalid input" too: a message about the tracker is the stage's fault, not the
+# event's, and is retried (the queue's redrive keeps it) instead of dead-lettering every event.
+_STAGE_PROBLEM = re.compile(r"tracking\s*id|trackingid|event tracker", re.IGNORECASE)
 
 
 def event_id(source_id: str, envelope: int, index: int) -> str:
@@ -72,7 +77,8 @@ def _json(value: dict[str, Any]) -> str:
 
 def classify(error: Exception) -> CallResult:
     """`invalid` for a request Personalize refused as malformed; `retry` for everything else
-    (throttling, 5xx, timeouts, a tracker or dataset not found while a stage is being set up)."""
+    (throttling, 5xx, timeouts, a tracker or dataset not found while a stage is being set up, a
+    tracking id Personalize does not know)."""
     from botocore.exceptions import ClientError, ParamValidationError  # noqa: PLC0415
 
     if isinstance(error, ParamValidationError):
@@ -80,7 +86,7 @@ def classify(error: Exception) -> CallResult:
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "")
         message = error.response.get("Error", {}).get("Message", "")[:300]
-        if code in INVALID_CODES:
+        if code in INVALID_CODES and not _STAGE_PROBLEM.search(message):
             return CallResult("invalid", f"{code}: {message}")
         return CallResult("retry", f"{code}: {message}")
     return CallResult("retry", f"{type(error).__name__}: {str(error)[:300]}")
