@@ -1,19 +1,36 @@
 """The Lambda's import path stays lean: loading `app` pulls in no engine library."""
 
+import os
 import subprocess
 import sys
 
 from chalicelib.settings import PROJECT_ROOT
 
 ENGINE_MODULES = ("numpy", "scipy", "lark", "implicit", "rich")
+PERSONALIZE_ENV = {
+    "RECS_PROVIDER": "personalize",
+    "RECS_CAMPAIGN_ARN": "arn:aws:personalize:us-east-1:123456789012:campaign/recs",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def _cold(code: str, env: dict[str, str] | None = None) -> str:
+    """What `code` prints in a fresh interpreter (no RECS_* of this process, `env` added)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("RECS_")}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**base, **(env or {})},
+    )
+    return out.stdout.strip()
 
 
 def test_import_app_loads_no_engine_library():
     code = f"import sys, app; print(','.join(m for m in {ENGINE_MODULES!r} if m in sys.modules))"
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip() == ""
+    assert _cold(code) == ""
 
 
 def test_import_app_loads_only_chalice():
@@ -22,38 +39,13 @@ def test_import_app_loads_only_chalice():
         "import sys, app; print(','.join(sorted(m for m in sys.modules "
         "if m.split('.')[0] in ('pydantic', 'boto3', 'botocore', 'chalicelib'))))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip() == ""
+    assert _cold(code, PERSONALIZE_ENV) == ""
 
 
 def test_requirements_txt_holds_no_engine_library():
     lines = (PROJECT_ROOT / "requirements.txt").read_text().splitlines()
     names = {line.split("==")[0].strip().lower() for line in lines if line and line[0] != "#"}
     assert not names & {"numpy", "scipy", "lark", "implicit", "rich", "optuna", "pandas"}
-
-
-PERSONALIZE_ENV = {
-    "RECS_PROVIDER": "personalize",
-    "RECS_CAMPAIGN_ARN": "arn:aws:personalize:us-east-1:123456789012:campaign/recs",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
-
-def _cold(code: str) -> str:
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECS_")}
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**env, **PERSONALIZE_ENV},
-    )
-    return out.stdout.strip()
 
 
 def test_the_personalize_provider_path_loads_no_engine_library():
@@ -64,4 +56,4 @@ def test_the_personalize_provider_path_loads_no_engine_library():
         "assert runtime.current().provider.name == 'personalize'\n"
         f"print(','.join(m for m in {ENGINE_MODULES!r} if m in sys.modules))"
     )
-    assert _cold(code) == ""
+    assert _cold(code, PERSONALIZE_ENV) == ""
