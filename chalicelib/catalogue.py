@@ -111,6 +111,10 @@ class Catalogue:
             self._columns[field] = column
         return column
 
+    def fields_of(self, item_id: str) -> dict[str, Any] | None:
+        """The item's normalised fields (what filters test), or None for an unknown item."""
+        return self._fields.get(item_id)
+
     def item(self, item_id: str) -> dict[str, Any] | None:
         fragment = self._json.get(item_id)
         return None if fragment is None else json.loads(fragment)

@@ -149,3 +149,14 @@ def scan_placeholders(expression: str) -> dict[str, PlaceholderUse]:
 def encode_filter_values(expression: str, given: Mapping[str, Sequence[str]]) -> dict[str, str]:
     """`filterValues` for a configured expression and a request's values (see `encode`)."""
     return encode(scan_placeholders(expression), given)
+
+
+def uses_current_item(expression: str) -> bool:
+    """Whether a (valid) expression reads `CurrentItem.FIELD` (related items only)."""
+    previous = ""
+    for match in _TOKEN.finditer(expression):
+        text = match.group(match.lastgroup or 0)
+        if match.lastgroup == "word" and text == "CurrentItem" and previous != ".":
+            return True
+        previous = text
+    return False

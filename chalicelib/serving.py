@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -177,6 +177,8 @@ def recommendations(request: Request, rt: Runtime) -> Reply:
 def related_items(request: Request, rt: Runtime) -> Reply:
     q = _query(RelatedItemsQuery, request)
     flt = _filter(q.filter, request.query, rt)
+    if flt is not None:
+        flt = replace(flt, current_item=q.item_id)
     provider = rt.provider
     recs = _or_fallback(
         provider,

@@ -12,6 +12,11 @@ The language (Personalize developer guide, "Filter expression structure and elem
 
     <test> := IN (<literal>, ...) | IN ($NAME) | NOT IN (...)
             | (= | != | < | <= | > | >=) <number or $NAME>
+            | IN CurrentItem.<FIELD> | NOT IN CurrentItem.<FIELD>
+            | (= | != | < | <= | > | >=) CurrentItem.<FIELD>
+
+`CurrentItem.<FIELD>` (Items conditions only) is the value of that field on the item the request
+asks related items for, so such a filter works for related items only.
 
 AND binds tighter than OR. `Interactions` can only test `EVENT_TYPE` (case-insensitively; "*"
 means every type); one expression never mixes datasets (join them with `|`).
@@ -48,6 +53,8 @@ GRAMMAR = rf"""
         | IN_OP LPAR PLACEHOLDER RPAR                   -> in_placeholder
         | CMP NUMBER                                    -> cmp_number
         | CMP PLACEHOLDER                               -> cmp_placeholder
+        | IN_OP CURRENT_ITEM DOT FIELD                  -> in_current
+        | CMP CURRENT_ITEM DOT FIELD                    -> cmp_current
     literal: STRING | NUMBER
 
     ACTION.3: /INCLUDE\b/i | /EXCLUDE\b/i
@@ -57,6 +64,7 @@ GRAMMAR = rf"""
     OR.3: /OR\b/i
     IF.3: /IF\b/i
     CURRENT_USER.3: /CurrentUser\b/
+    CURRENT_ITEM.3: /CurrentItem\b/
     DATASET.2: /(Items|Interactions|Users|Actions|ActionInteractions|CurrentUser|CurrentItem)\b/
     IN_OP.3: /NOT[ \t\r\n]+IN\b/i | /IN\b/i
     CMP: "!=" | "<=" | ">=" | "=" | "<" | ">"
@@ -90,6 +98,7 @@ _EXPECTED = {
     "PLACEHOLDER": "a $PLACEHOLDER",
     "STRING": 'a "quoted string"',
     "NUMBER": "a number",
+    "CURRENT_ITEM": "CurrentItem.FIELD",
     "PIPE": "| and another expression",
     "DOT": '"."',
     "LPAR": '"("',
@@ -104,8 +113,10 @@ Dataset = Literal["Items", "Interactions", "CurrentUser"]
 
 @dataclass(frozen=True)
 class Value:
-    kind: Literal["string", "number", "placeholder"]
-    text: str  # the literal's value (unquoted, unescaped) or the placeholder's name (no "$")
+    kind: Literal["string", "number", "placeholder", "current_item"]
+    # The literal's value (unquoted, unescaped), the placeholder's name (no "$") or the field of
+    # the current item (CurrentItem.PRICE: "PRICE").
+    text: str
 
 
 @dataclass(frozen=True)
@@ -146,6 +157,15 @@ class FilterExpression:
     @property
     def fields(self) -> set[tuple[str, str]]:
         return {(c.dataset, c.field.upper()) for e in self.expressions for c in e.conditions()}
+
+    @property
+    def needs_current_item(self) -> bool:
+        return any(
+            v.kind == "current_item"
+            for e in self.expressions
+            for c in e.conditions()
+            for v in c.values
+        )
 
 
 def _where(source: str, column: int) -> str:
@@ -213,6 +233,8 @@ class _ToAst(Transformer[Token, Any]):
         column = dataset.column
         if dataset == "CurrentUser":
             raise _Refused(column, "CurrentUser can only be tested in a trailing IF condition")
+        if dataset == "CurrentItem":
+            raise _Refused(column, "CurrentItem is a value, as in Items.PRICE < CurrentItem.PRICE")
         if dataset not in ("Items", "Interactions"):
             raise _Refused(
                 column, f"{dataset} filters are not supported: use Items or Interactions"
@@ -222,6 +244,8 @@ class _ToAst(Transformer[Token, Any]):
                 raise _Refused(name.column, "only Interactions.EVENT_TYPE can be filtered")
             if op not in ("IN", "NOT IN"):
                 raise _Refused(name.column, "Interactions.EVENT_TYPE takes IN or NOT IN")
+        if dataset != "Items" and any(v.kind == "current_item" for v in values):
+            raise _Refused(name.column, "only Items conditions can compare with CurrentItem")
         return Condition(str(dataset), str(name), op, values, column)  # type: ignore[arg-type]
 
     def user_if(self, parts: list[Any]) -> tuple[Condition, ...]:
@@ -229,6 +253,8 @@ class _ToAst(Transformer[Token, Any]):
 
     def user_condition(self, parts: list[Any]) -> Condition:
         dataset, _dot, name, (op, values) = parts
+        if any(v.kind == "current_item" for v in values):
+            raise _Refused(name.column, "only Items conditions can compare with CurrentItem")
         return Condition("CurrentUser", str(name), op, values, dataset.column)
 
     def in_literals(self, parts: list[Any]) -> tuple[str, tuple[Value, ...]]:
@@ -244,6 +270,13 @@ class _ToAst(Transformer[Token, Any]):
 
     def cmp_placeholder(self, parts: list[Any]) -> tuple[str, tuple[Value, ...]]:
         return str(parts[0]), (self._placeholder(parts[1]),)
+
+    def in_current(self, parts: list[Any]) -> tuple[str, tuple[Value, ...]]:
+        op = " ".join(str(parts[0]).upper().split())
+        return op, (Value("current_item", str(parts[3])),)
+
+    def cmp_current(self, parts: list[Any]) -> tuple[str, tuple[Value, ...]]:
+        return str(parts[0]), (Value("current_item", str(parts[3])),)
 
     def literal(self, parts: list[Token]) -> Value:
         tok = parts[0]

@@ -11,6 +11,8 @@ metadata, with Personalize's semantics.
   when one of its events passes the expression's conditions.
 - `IN`/`NOT IN` are exact string matches; a multi-value field (`a|b`) matches IN when any of its
   values is listed. An item or user without the field matches no test on it (SQL's NULL).
+- `CurrentItem.FIELD` is the field's value on the item related items are asked for (all its
+  values for IN); when that item lacks the field, no item passes the test (NULL again).
 
 Speed: `ItemFields` indexes an item array once per field (value → positions, and a float array
 for comparisons) and caches condition masks, so a request costs a few vectorised operations on
@@ -29,6 +31,7 @@ import numpy as np
 from chalicelib.catalogue import Catalogue, field_name, normalise
 from chalicelib.engine.filter_expression import Condition, Expression, FilterExpression, parse
 from chalicelib.filter_values import parse_number, resolve
+from chalicelib.providers.base import CurrentItemFilterError
 
 MAX_EVENTS_PER_TYPE = 100  # Personalize's filters see the 100 most recent events per type
 _CONDITION_CACHE = 256
@@ -147,9 +150,15 @@ class UserData:
 
     events: Sequence[Event] = ()
     properties: Mapping[str, Any] | None = None
+    # The normalised fields of the item a related-items request is about (CurrentItem.FIELD).
+    current_item: Mapping[str, Any] | None = None
 
 
-def _values(cond: Condition, resolved: Mapping[str, list[str]]) -> list[str] | None:
+def _values(
+    cond: Condition,
+    resolved: Mapping[str, list[str]],
+    current_item: Mapping[str, Any] | None = None,
+) -> list[str] | None:
     out: list[str] = []
     for value in cond.values:
         if value.kind == "placeholder":
@@ -157,6 +166,12 @@ def _values(cond: Condition, resolved: Mapping[str, list[str]]) -> list[str] | N
             if given is None:
                 return None
             out.extend(given)
+        elif value.kind == "current_item":
+            raw = (current_item or {}).get(field_name(value.text))
+            if cond.is_list:
+                out.extend(_texts(raw))
+            elif not np.isnan(number := _number(raw)):
+                out.append(np.format_float_positional(number, trim="-"))
         else:
             out.append(value.text)
     return out
@@ -199,11 +214,14 @@ class CompiledFilter:
         self.placeholders = parsed.placeholders
         self.needs_events = any(e.dataset == "Interactions" for e in parsed.expressions)
         self.needs_user = any(e.when for e in parsed.expressions)
+        self.needs_current_item = parsed.needs_current_item
 
     def mask(
         self, items: ItemFields, values: Mapping[str, Sequence[str]], user: UserData
     ) -> np.ndarray:
         """Which of `items` pass; a FilterError (400) for missing or bad values."""
+        if self.needs_current_item and user.current_item is None:
+            raise CurrentItemFilterError
         resolved = resolve(self.placeholders, values)
         include: np.ndarray | None = None
         exclude: np.ndarray | None = None
@@ -212,7 +230,7 @@ class CompiledFilter:
             if not self._applies(expr, resolved, user):
                 continue
             if expr.dataset == "Items":
-                hit = self._items(expr, items, resolved)
+                hit = self._items(expr, items, resolved, user.current_item)
             else:
                 if events is None:
                     events = recent_events(user.events)
@@ -236,13 +254,20 @@ class CompiledFilter:
 
     @staticmethod
     def _items(
-        expr: Expression, items: ItemFields, resolved: Mapping[str, list[str]]
+        expr: Expression,
+        items: ItemFields,
+        resolved: Mapping[str, list[str]],
+        current_item: Mapping[str, Any] | None,
     ) -> np.ndarray:
         result: np.ndarray | None = None
         for conj in expr.any_of:
             part: np.ndarray | None = None
             for cond in conj:
-                hit = items.condition(cond, _values(cond, resolved) or [])
+                given = _values(cond, resolved, current_item) or []
+                if not given and any(v.kind == "current_item" for v in cond.values):
+                    hit = np.zeros(items.size, dtype=bool)  # the current item lacks the field
+                else:
+                    hit = items.condition(cond, given)
                 part = hit if part is None else part & hit
             assert part is not None
             result = part if result is None else result | part

@@ -33,6 +33,15 @@ class UnknownFilterError(FilterError):
     code = "unknown_filter"
 
 
+class CurrentItemFilterError(FilterError):
+    """A filter reading `CurrentItem.FIELD` was used for anything but related items."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this filter compares items with CurrentItem.FIELD: use it with /related-items"
+        )
+
+
 class MissingFilterValueError(FilterError):
     """A request did not give a value the filter needs; the message names the placeholder."""
 
@@ -50,6 +59,8 @@ class MissingFilterValueError(FilterError):
 class FilterRequest:
     name: str
     values: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    # The item related items are asked for: what `CurrentItem.FIELD` in the expression reads.
+    current_item: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

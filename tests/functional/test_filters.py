@@ -32,6 +32,8 @@ FILTERS = {
     'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("purchase")',
     "no-toys-in-uk": 'EXCLUDE ItemID WHERE Items.CATEGORY IN ("toys") '
     'IF CurrentUser.COUNTRY IN ("UK")',
+    "cheaper-alike": "INCLUDE ItemID WHERE Items.PRICE < CurrentItem.PRICE "
+    "AND Items.CATEGORY IN CurrentItem.CATEGORY",
 }
 
 
@@ -132,6 +134,32 @@ def test_related_items_take_filters_and_values(fclient):
     path = "/related-items?item_id=garden-1&num_results=10&filter=by-category&CATEGORY=kitchen"
     items = ids_of(get(fclient, path))
     assert items and {category(i) for i in items} == {"kitchen"}
+
+
+def test_related_items_can_be_cheaper_items_of_the_same_category(fclient):
+    ranked = post(fclient, "/rankings", {"user_id": "u1", "item_ids": ["garden-7"]})
+    [seed] = items_of(ranked)
+    path = "/related-items?item_id=garden-7&num_results=10&filter=cheaper-alike"
+    items = items_of(get(fclient, path))
+    assert items
+    assert {category(i["id"]) for i in items} == {"garden"}
+    assert all(_price(i) < _price(seed) for i in items)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/recommendations?user_id=u1&filter=cheaper-alike", None),
+        (
+            "POST",
+            "/rankings",
+            {"user_id": "u1", "item_ids": ["garden-1"], "filter": "cheaper-alike"},
+        ),
+    ],
+)
+def test_a_current_item_filter_is_for_related_items_only(fclient, method, path, body):
+    response = get(fclient, path) if method == "GET" else post(fclient, path, body)
+    assert "/related-items" in assert_error(response, 400, "invalid_filter")
 
 
 def test_rankings_take_filters_with_list_or_comma_values(fclient):

@@ -19,6 +19,8 @@ VALID = [
     "INCLUDE ItemID WHERE Items.CREATION_TIMESTAMP < $DATE",
     "include ItemID where Items.PRICE != -1.5",
     'EXCLUDE ItemID WHERE Items.NAME IN ("say \\"hi\\"", "a|b", "")',
+    "INCLUDE ItemID WHERE Items.PRICE < CurrentItem.PRICE AND Items.GENRE IN CurrentItem.GENRE",
+    "EXCLUDE ItemID WHERE Items.BRAND NOT IN CurrentItem.BRAND",
 ]
 
 
@@ -91,6 +93,18 @@ ERRORS = [
     ),
     ("INCLUDE ItemID WHERE Items.A IN ($" + "X" * 51 + ")", 34, ["at most 50 characters"]),
     ("INCLUDE ItemID WHERE Items.A IN ($X) @", 38, ["found '@'"]),
+    ("INCLUDE ItemID WHERE CurrentItem.PRICE < 3", 22, ["CurrentItem is a value"]),
+    ("INCLUDE ItemID WHERE Items.PRICE < CurrentItem", 47, ['expected "."']),
+    (
+        "EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN CurrentItem.TYPE",
+        35,
+        ["only Items conditions can compare with CurrentItem"],
+    ),
+    (
+        "INCLUDE ItemID WHERE Items.A > 1 IF CurrentUser.AGE > CurrentItem.AGE",
+        49,
+        ["only Items conditions can compare with CurrentItem"],
+    ),
 ]
 
 
@@ -164,4 +178,4 @@ def test_aws_setup_refuses_a_bad_expression_before_calling_personalize(
         runtime.reset()
     err = capsys.readouterr().err
     assert "setup failed: filter 'by-price': syntax error at column" in err
-    assert "expected a $PLACEHOLDER or a number" in err
+    assert "expected a $PLACEHOLDER, a number or CurrentItem.FIELD" in err

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from chalicelib.filter_values import encode_filter_values, values_from_query
+from chalicelib.filter_values import encode_filter_values, uses_current_item, values_from_query
 from chalicelib.providers.base import FilterError, MissingFilterValueError
 from chalicelib.settings import PROJECT_ROOT
 
@@ -72,3 +72,9 @@ def test_the_module_imports_neither_lark_nor_numpy() -> None:
         [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_current_item_is_found_only_as_a_word_of_the_expression() -> None:
+    assert uses_current_item("INCLUDE ItemID WHERE Items.PRICE < CurrentItem.PRICE")
+    assert not uses_current_item('INCLUDE ItemID WHERE Items.NAME IN ("CurrentItem.PRICE")')
+    assert not uses_current_item("INCLUDE ItemID WHERE Items.CurrentItem IN ($X)")

@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib.catalogue import Catalogue
 from chalicelib.engine.filters import ItemFields, UserData, compile_filter, recent_events
-from chalicelib.providers.base import FilterError, MissingFilterValueError
+from chalicelib.providers.base import CurrentItemFilterError, FilterError, MissingFilterValueError
 
 ITEMS = {
     "bp1": {
@@ -276,3 +276,39 @@ def test_filters_see_the_100_most_recent_events_per_type() -> None:
 def test_an_item_posted_after_indexing_is_found_by_its_event(fields: ItemFields) -> None:
     # Items absent from the indexed array are ignored, never an error.
     assert run(fields, f"INCLUDE ItemID WHERE {PURCHASED}") == {"sh1", "cup"}
+
+
+CHEAPER_ALIKE = (
+    "INCLUDE ItemID WHERE Items.PRICE < CurrentItem.PRICE AND "
+    "Items.CATEGORY_L1 IN CurrentItem.CATEGORY_L1"
+)
+
+
+@pytest.mark.parametrize(
+    ("expression", "current", "expected"),
+    [
+        (CHEAPER_ALIKE, "bp1", {"bp2"}),  # cheaper accessories
+        (CHEAPER_ALIKE, "sh1", {"sh2"}),
+        (CHEAPER_ALIKE, "sh2", set()),  # nothing cheaper in footwear
+        # a multi-value field: any shared value matches
+        ("INCLUDE ItemID WHERE Items.CATEGORY_L2 IN CurrentItem.CATEGORY_L2", "sh2", {"sh2"}),
+        ("EXCLUDE ItemID WHERE Items.CATEGORY_L1 IN CurrentItem.CATEGORY_L1", "tv1", ALL - {"tv1"}),
+        ("INCLUDE ItemID WHERE Items.PRICE >= CurrentItem.PRICE", "tv1", {"tv1"}),
+        # the current item lacks the field (or it is no number): no item passes the test
+        ("INCLUDE ItemID WHERE Items.PRICE < CurrentItem.PRICE", "bk1", set()),
+        ("INCLUDE ItemID WHERE Items.GENDER NOT IN CurrentItem.GENDER", "tv1", set()),
+        ("INCLUDE ItemID WHERE Items.PRICE < CurrentItem.PRICE", "not-in-catalogue", set()),
+    ],
+)
+def test_current_item_fields_are_the_related_items_seed(
+    fields: ItemFields, expression: str, current: str, expected: set[str]
+) -> None:
+    seed = fields.catalogue.fields_of(current) or {}
+    user = UserData(EVENTS["adult"], USERS["adult"], current_item=seed)
+    mask = compile_filter(expression).mask(fields, {}, user)
+    assert {i for i, keep in zip(fields.item_ids, mask.tolist(), strict=True) if keep} == expected
+
+
+def test_a_current_item_filter_without_a_current_item_is_refused(fields: ItemFields) -> None:
+    with pytest.raises(CurrentItemFilterError, match="related-items"):
+        compile_filter(CHEAPER_ALIKE).mask(fields, {}, UserData(EVENTS["adult"], USERS["adult"]))

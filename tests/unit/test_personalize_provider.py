@@ -121,6 +121,7 @@ def test_filters_are_called_by_arn_with_encoded_values(
         "by-category = 'INCLUDE ItemID WHERE Items.CATEGORY IN ($CATEGORY) | "
         'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("purchase")\'\n'
         "cheaper = 'INCLUDE ItemID WHERE Items.PRICE <= $MAX'\n"
+        "alike = 'INCLUDE ItemID WHERE Items.CATEGORY IN CurrentItem.CATEGORY'\n"
     )
     monkeypatch.setenv("RECS_CONFIG", str(config))
     personalize_runtime.on("GetRecommendations", items_reply("i1"))
@@ -137,6 +138,13 @@ def test_filters_are_called_by_arn_with_encoded_values(
         provider().recommend("u1", 5, FilterRequest("cheaper", {}))
     with pytest.raises(FilterError, match="number"):
         provider().recommend("u1", 5, FilterRequest("cheaper", {"MAX": ["cheap"]}))
+    # CurrentItem filters: related items only; elsewhere the caller's 400, Personalize not called
+    calls = len(personalize_runtime.calls)
+    with pytest.raises(FilterError, match="related-items"):
+        provider().recommend("u1", 5, FilterRequest("alike"))
+    assert len(personalize_runtime.calls) == calls
+    provider().related_items("i1", 5, None, FilterRequest("alike", current_item="i1"))
+    assert personalize_runtime.calls[-1][1]["filterArn"].endswith("filter/braze-shop-alike")
 
 
 def test_metadata_decoration_asks_personalize_for_columns_and_needs_no_table(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -141,6 +141,8 @@ def _related(job: _Job, served: _Served, item_id: str, flt: FilterRequest | None
     model = served.model
     if item_id not in model.item_index and item_id not in job.provider.catalogue():
         raise LineError(f"unknown itemId {item_id!r}")
+    if flt is not None:
+        flt = replace(flt, current_item=item_id)
     allowed = job.provider._mask(served, None, flt)
     items = model.related(item_id, job.num_results, allowed)
     if items is None:  # in the catalogue, never interacted with: popular items

@@ -140,26 +140,36 @@ class LocalProvider:
             raise UnknownFilterError(flt.name)
         return compiled
 
-    def _user(self, compiled: CompiledFilter, user_id: str | None) -> UserData:
+    def _user(
+        self,
+        compiled: CompiledFilter,
+        user_id: str | None,
+        flt: FilterRequest,
+        catalogue: Catalogue,
+    ) -> UserData:
         """Only what the filter reads: the user's newest events of each type (including ones
-        posted a moment ago) and their metadata."""
+        posted a moment ago), their metadata, and the fields of the request's current item."""
+        current = None
+        if flt.current_item is not None:
+            current = catalogue.fields_of(flt.current_item) or {}
         if not user_id:
-            return UserData()
+            return UserData(current_item=current)
         events: Sequence[tuple[str, str, float]] = ()
         if compiled.needs_events:
             events = self.store.filter_events(user_id, MAX_EVENTS_PER_TYPE)
         properties = None
         if compiled.needs_user:
             properties = normalise(self.store.user(user_id) or {})
-        return UserData(events, properties)
+        return UserData(events, properties, current)
 
     def _filter_list(
         self, item_ids: Sequence[str], user_id: str | None, flt: FilterRequest
     ) -> list[str]:
         """A short list (fallback, ranking input) filtered with a one-off index."""
         compiled = self._compiled(flt)
-        fields = ItemFields(item_ids, self._current().catalogue)
-        mask = compiled.mask(fields, flt.values, self._user(compiled, user_id))
+        catalogue = self._current().catalogue
+        fields = ItemFields(item_ids, catalogue)
+        mask = compiled.mask(fields, flt.values, self._user(compiled, user_id, flt, catalogue))
         return [item for item, keep in zip(item_ids, mask.tolist(), strict=True) if keep]
 
     def _mask(
@@ -173,7 +183,8 @@ class LocalProvider:
         if fields is None or fields.catalogue is not catalogue:
             fields = ItemFields(served.model.item_ids, catalogue, served.model.item_index)
             served.fields = fields
-        mask = compiled.mask(fields, flt.values, self._user(compiled, user_id))
+        user = self._user(compiled, user_id, flt, catalogue)
+        mask = compiled.mask(fields, flt.values, user)
         return mask if served.allowed is None else mask & served.allowed
 
     def recommend(

@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import aws
-from chalicelib.filter_values import encode_filter_values
+from chalicelib.filter_values import encode_filter_values, uses_current_item
 from chalicelib.models import EventBatch, Item, User
 from chalicelib.providers.base import (
     BatchReport,
+    CurrentItemFilterError,
     Dataset,
     FilterRequest,
     ImportReport,
@@ -198,6 +199,9 @@ class PersonalizeProvider:
         expression = self.config.filters.get(flt.name)
         if expression is None:
             raise UnknownFilterError(flt.name)
+        if flt.current_item is None and uses_current_item(expression):
+            # Personalize refuses it outside related items: the caller's 400, not a fallback.
+            raise CurrentItemFilterError
         try:
             arn = arns.filter_arn(self.settings.dataset_group_arn, flt.name)
         except arns.MissingSettingError as exc:
