@@ -79,15 +79,15 @@ def _import_on_aws(args: argparse.Namespace, rt: runtime.Runtime) -> int:
     if args.path.startswith("s3://"):
         bucket, _, key = args.path.removeprefix("s3://").partition("/")
     else:
-        bucket, path = rt.settings.import_bucket, Path(args.path)
+        bucket = rt.settings.import_bucket
         if not bucket:
             print("RECS_IMPORT_BUCKET is not set", file=sys.stderr)
             return 2
-        key = f"{imports.PREFIX}{args.dataset}/{path.name}"
-        if not path.is_file() or imports.dataset_of(key) != args.dataset:
-            print(f"{path} is not a .csv or .csv.gz file", file=sys.stderr)
+        try:
+            key = imports.upload(bucket, args.dataset, Path(args.path))
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
             return 2
-        aws.client("s3").upload_file(str(path), bucket, key)
     if imports.dataset_of(key) != args.dataset:
         print(
             f"s3://{bucket}/{key} is not a .csv[.gz] under imports/{args.dataset}/", file=sys.stderr

@@ -17,6 +17,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import IO, Any, Literal
 from urllib.parse import unquote_plus
 
@@ -53,6 +54,15 @@ class ImportResult:
     items_loaded: int | None = None
     report_key: str | None = None
     checked_at: float = field(default_factory=time.time)
+
+
+def upload(bucket: str, dataset: str, path: Path) -> str:
+    """Put a local file where `import_s3` looks (imports/<dataset>/<name>); returns its key."""
+    key = f"{PREFIX}{dataset}/{path.name}"
+    if not path.is_file() or dataset_of(key) != dataset:
+        raise ValueError(f"{path} is not a .csv or .csv.gz file")
+    aws.client("s3").upload_file(str(path), bucket, key)
+    return key
 
 
 def dataset_of(key: str) -> Dataset | None:

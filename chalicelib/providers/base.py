@@ -76,7 +76,8 @@ class ImportReport:
     rows: int
     imported: int
     errors: list[str]
-    status: Literal["imported", "rejected"]
+    # `started`: on AWS the dataset import job runs on in Personalize after the file passed.
+    status: Literal["imported", "started", "rejected"]
 
 
 @dataclass(frozen=True, slots=True)

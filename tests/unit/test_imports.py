@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -334,3 +335,27 @@ def test_the_cli_refuses_a_missing_or_misnamed_local_file_before_uploading(
         runtime.reset()
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET)
     assert not jobs.jobs
+
+
+def test_the_aws_provider_imports_a_local_file_as_import_s3_does(env: Any, tmp_path: Path) -> None:
+    from chalicelib.providers.personalize import PersonalizeProvider
+
+    _, jobs = env
+    provider = PersonalizeProvider(settings())
+    good = tmp_path / "history.csv"
+    good.write_text(interactions(1_200))
+    report_ = provider.import_file("interactions", good, "full", None)
+    assert (report_.status, report_.rows, report_.imported, report_.errors) == (
+        "started", 1_200, 1_200, [],
+    )  # fmt: skip
+    [job] = jobs.jobs.values()
+    assert job["importMode"] == "FULL"
+    assert job["dataSource"]["dataLocation"] == f"s3://{BUCKET}/imports/interactions/history.csv"
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(interactions(1_200, bad_row=7))
+    refused = provider.import_file("interactions", bad, "incremental", None)
+    assert refused.status == "rejected" and refused.imported == 0
+    assert refused.errors[0] == "1 row(s) are invalid"
+    assert refused.errors[1].startswith("row 7, TIMESTAMP:")
+    assert len(jobs.jobs) == 1
