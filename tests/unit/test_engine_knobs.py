@@ -170,3 +170,49 @@ def test_allowing_repeats_lengthens_the_default_memory() -> None:
     assert params(exclude_seen="false").recency_half_life == 8.0
     assert params(exclude_seen=False, recency_half_life=2.0).recency_half_life == 2.0
     assert params("personalized-ranking").recency_half_life == 8.0
+
+
+def themed(users: int = 800, themes: int = 8, per_theme: int = 30) -> Interactions:
+    """Each shopper buys 4 items of one theme: items of a theme share buyers only in part."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for u in range(users):
+        theme = u % themes
+        for n, item in enumerate(rng.choice(per_theme, size=4, replace=False)):
+            rows.append((f"u{u}", f"t{theme}-{item}", "purchase", None, float(u * 10 + n)))
+    return Interactions.from_rows(rows)
+
+
+def test_hidden_dimension_adds_a_factor_model_that_finds_a_theme_without_co_purchases() -> None:
+    data = themed()
+    sparse = {"dense_item_limit": 1, "exploration_weight": 0.0, **ALL_USERS}  # neighbours only
+    plain = fit("user-personalization", params(**sparse), data)
+    factored = fit("user-personalization", params(hidden_dimension=8, **sparse), data)
+    assert plain.recipe.factors is None
+    assert factored.recipe.factors.shape == (data.n_items, 8)
+
+    seed = plain.item_index["t0-0"]
+    x = data.matrix().toarray() > 0
+    bought_with_seed = x[x[:, seed]].any(axis=0)
+    theme = np.array([i.startswith("t0-") for i in data.item_ids.tolist()])
+    never_together = np.flatnonzero(theme & ~bought_with_seed)
+    assert len(never_together)  # the planted case exists
+    history = np.asarray([seed])
+    # Neighbours alone cannot score a theme item never bought with the seed...
+    assert (plain.recipe.scores(history)[never_together] <= 0).all()
+    # ...the factor model ranks every item of the seed's theme above every other theme's item.
+    scores = factored.recipe.scores(history)
+    others = np.flatnonzero(~theme)
+    assert scores[never_together].min() > scores[others].max()
+
+
+def test_a_factor_model_survives_saving_and_loading(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from chalicelib.engine.solution import SolutionModel
+
+    data = themed()
+    model = fit("user-personalization", params(hidden_dimension=8, **ALL_USERS), data)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    loaded = SolutionModel.load(path, "user-personalization", model.params.model_dump())
+    history = np.asarray([1, 5, 9])
+    assert np.allclose(loaded.recipe.scores(history), model.recipe.scores(history))
