@@ -8,7 +8,7 @@ dense items × items matrix, scores blend EASE with co-occurrence neighbours (`e
 `dense_item_limit` items only the sparse neighbours remain, whose memory grows with items × k.
 With `hidden_dimension` set, a rank-`hidden_dimension` factor model (PureSVD) is blended in with
 weight `factor_blend`: it finds items that share a theme with the history without ever having
-been bought together, which sparse neighbours cannot (bench/engine.py: 1.9x NDCG@10 on the 50k set).
+been bought together, which sparse neighbours cannot (bench/engine.py: 2.0x NDCG@10 on the 50k set).
 
 Exploration (Personalize's `exploration_weight`, `exploration_item_age_cut_off`): items first seen
 within the cut-off (days before the newest training event) get a bonus that shrinks with the data
@@ -65,9 +65,10 @@ class UserPersonalizationParams(RecipeParams):
     repeat_weight: float = Field(default=0.5, ge=0.0, le=10.0)
     exploration_weight: float = Field(default=0.3, ge=0.0, le=1.0)
     exploration_item_age_cut_off: float = Field(default=30.0, gt=0.0)  # days
-    # Personalize's HRNN knob, here the rank of a PureSVD factor model; None: no factor model.
-    # Off by default: on the real shop EASE + neighbours is better (NDCG@10 0.1422 alone, 0.1372
-    # with rank 128 at blend 0.3), and a rank-64 product costs 1.5 ms a request at 50k items.
+    # Personalize's HRNN knob (on AWS it goes to Personalize), here the rank of a PureSVD factor
+    # model; None: no factor model. Off by default: on the real shop EASE + neighbours is better
+    # (NDCG@10 0.1422 without, 0.1201 with rank 64; bench/engine.py), and a rank-64 product costs
+    # about 1.5 ms a request at 50k items.
     hidden_dimension: int | None = Field(default=None, ge=8, le=512)
     # Weight of the factor scores against the rest, each scaled to its best item. Chosen on
     # validation users of the 50k set at rank 64: NDCG@10 0.0343 without factors, 0.0723 at 0.5,
