@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,10 @@ from chalicelib.engine.recipes import RECIPES, Recipe, top_k
 from chalicelib.engine.recipes.base import RecipeParams
 from chalicelib.engine.recipes.popularity import popularity
 from chalicelib.engine.tuning import TuningResult, tune
+
+# Up to this many items, the held-out model and the served one (EASE: items² floats each, 400 MB
+# at 10k items) are fitted side by side.
+PARALLEL_DENSE_ITEMS = 10_000
 
 Progress = Callable[[str, int, int | None], None]
 
@@ -245,10 +250,20 @@ def train(
         tuning = tune(recipe_name, hyperparameters, parts.train, hpo, progress)
         params = RECIPES[recipe_name].Params.model_validate({**hyperparameters, **tuning.best})
     report("evaluating on held-out users", 0, 2)
-    held_out = fit(recipe_name, params, parts.train, events)
-    metrics = evaluate(held_out.recommend_indices, parts, data.n_items)
-    report("fitting the solution version", 1, 2)
-    model = fit(recipe_name, params, data, events)
+    # The served model does not depend on the evaluation: on 2 cores it is fitted beside it (BLAS,
+    # scipy and numpy's kernels release the GIL). Two models in memory at once are held only
+    # while each is small; a dense items² EASE matrix above PARALLEL_DENSE_ITEMS is fitted alone.
+    dense_limit = getattr(params, "dense_item_limit", 0)
+    side_by_side = (os.cpu_count() or 1) > 1 and (
+        data.n_items <= PARALLEL_DENSE_ITEMS or data.n_items > dense_limit
+    )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        final = pool.submit(fit, recipe_name, params, data, events) if side_by_side else None
+        held_out = fit(recipe_name, params, parts.train, events)
+        metrics = evaluate(held_out.recommend_indices, parts, data.n_items)
+        del held_out
+        report("fitting the solution version", 1, 2)
+        model = final.result() if final else fit(recipe_name, params, data, events)
     report("done", 2, 2)
     counts = {
         "interactions": total,

@@ -185,8 +185,8 @@ def themed(users: int = 800, themes: int = 8, per_theme: int = 30) -> Interactio
 
 def test_hidden_dimension_adds_a_factor_model_that_finds_a_theme_without_co_purchases() -> None:
     data = themed()
-    sparse = {"dense_item_limit": 1, "exploration_weight": 0.0, **ALL_USERS}  # neighbours only
-    plain = fit("user-personalization", params(**sparse), data)
+    sparse = {"dense_item_limit": 1, "exploration_weight": 0.0, **ALL_USERS}
+    plain = fit("user-personalization", params(hidden_dimension=0, **sparse), data)  # neighbours
     factored = fit("user-personalization", params(hidden_dimension=8, **sparse), data)
     assert plain.recipe.factors is None
     assert factored.recipe.factors.shape == (data.n_items, 8)
@@ -216,3 +216,13 @@ def test_a_factor_model_survives_saving_and_loading(tmp_path) -> None:  # type: 
     loaded = SolutionModel.load(path, "user-personalization", model.params.model_dump())
     history = np.asarray([1, 5, 9])
     assert np.allclose(loaded.recipe.scores(history), model.recipe.scores(history))
+
+
+def test_without_ease_a_factor_model_is_on_by_default() -> None:
+    from chalicelib.engine.recipes.user_personalization import SPARSE_RANK
+
+    data = themed()
+    large = fit("user-personalization", params(dense_item_limit=1, **ALL_USERS), data)
+    assert large.recipe.factors.shape == (data.n_items, SPARSE_RANK)
+    small = fit("user-personalization", params(**ALL_USERS), data)  # EASE fits: no factors
+    assert small.recipe.weights is not None and small.recipe.factors is None

@@ -6,9 +6,9 @@ time (trained history plus events posted since), so new events change the next r
 no retraining and a brand-new user is served after a single event. While the catalogue fits a
 dense items × items matrix, scores blend EASE with co-occurrence neighbours (`ease_blend`); above
 `dense_item_limit` items only the sparse neighbours remain, whose memory grows with items × k.
-With `hidden_dimension` set, a rank-`hidden_dimension` factor model (PureSVD) is blended in with
-weight `factor_blend`: it finds items that share a theme with the history without ever having
-been bought together, which sparse neighbours cannot (bench/engine.py: 2.0x NDCG@10 on the 50k set).
+Without EASE (and wherever `hidden_dimension` asks for one) a factor model (PureSVD) is blended in
+with weight `factor_blend`: it finds items that share a theme with the history without ever having
+been bought together, which sparse neighbours cannot (bench/engine.py, on the 50k set).
 
 Exploration (Personalize's `exploration_weight`, `exploration_item_age_cut_off`): items first seen
 within the cut-off (days before the newest training event) get a bonus that shrinks with the data
@@ -34,6 +34,11 @@ from chalicelib.engine.recipes.popularity import popularity
 
 DAY = 86_400.0
 REPEATS_HALF_LIFE = 8.0
+# The factor model's rank where EASE cannot be used (above `dense_item_limit` items), chosen on
+# validation users of the 50k set (NDCG@10 0.0343 without factors; 0.0702 at rank 32, 0.0796 at
+# 48, 0.0827 at 64): 32 keeps the engine's top-25 well ahead of implicit ALS's `recommend`,
+# whose own rank-64 product is the same work as ours at 64.
+SPARSE_RANK = 32
 
 
 class UserPersonalizationParams(RecipeParams):
@@ -66,10 +71,10 @@ class UserPersonalizationParams(RecipeParams):
     exploration_weight: float = Field(default=0.3, ge=0.0, le=1.0)
     exploration_item_age_cut_off: float = Field(default=30.0, gt=0.0)  # days
     # Personalize's HRNN knob (on AWS it goes to Personalize), here the rank of a PureSVD factor
-    # model; None: no factor model. Off by default: on the real shop EASE + neighbours is better
-    # (NDCG@10 0.1422 without, 0.1201 with rank 64; bench/engine.py), and a rank-64 product costs
-    # about 1.5 ms a request at 50k items.
-    hidden_dimension: int | None = Field(default=None, ge=8, le=512)
+    # model; 0: none. None (the default) means SPARSE_RANK above `dense_item_limit` items and
+    # none below: on the real shop EASE + neighbours is better alone (NDCG@10 0.1422 without,
+    # 0.1201 with rank 64; bench/engine.py), and a rank-r product costs a request r × items.
+    hidden_dimension: int | None = Field(default=None, ge=0, le=512)
     # Weight of the factor scores against the rest, each scaled to its best item. Chosen on
     # validation users of the 50k set at rank 64: NDCG@10 0.0343 without factors, 0.0723 at 0.5,
     # 0.0812 at 0.7, 0.0820 at 0.85, 0.0798 factors alone.
@@ -151,8 +156,11 @@ class UserPersonalization:
             self.nbr_idx, self.nbr_score = cooccurrence_neighbours(
                 x, self.params.neighbours, popularity_discount=0.5, min_count=1
             )
-        if self.params.hidden_dimension:
-            self.factors, self.factor_scale = item_factors(x, self.params.hidden_dimension)
+        rank = self.params.hidden_dimension
+        if rank is None and not dense:
+            rank = SPARSE_RANK
+        if rank:
+            self.factors, self.factor_scale = item_factors(x, rank)
         self.explore = exploration_bonus(data, self.params.exploration_item_age_cut_off)
         self.new_items = np.flatnonzero(self.explore > 0)
         self.repeat_rate = repeat_rates(data)
