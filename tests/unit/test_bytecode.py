@@ -36,6 +36,12 @@ def _import(task: Path, module: str) -> tuple[str, str]:
     return out.stdout.strip(), out.stderr
 
 
+def _unzip(zip_path: Path) -> Path:
+    task = zip_path.parent / "task"
+    zipfile.ZipFile(zip_path).extractall(task)
+    return task
+
+
 def test_every_module_gets_bytecode_that_python_uses(tmp_path: Path) -> None:
     zip_path = _zip(tmp_path / "lambda.zip", {"app.py": "X = 1\n", "lib/m.py": "X = 2\n"})
     assert add_bytecode(zip_path, HERE) == 2
@@ -47,8 +53,7 @@ def test_every_module_gets_bytecode_that_python_uses(tmp_path: Path) -> None:
         f"__pycache__/app.{tag}.pyc",
         f"lib/__pycache__/m.{tag}.pyc",
     } <= set(names)
-    zipfile.ZipFile(zip_path).extractall(tmp_path / "task")
-    value, trace = _import(tmp_path / "task", "lib.m")
+    value, trace = _import(_unzip(zip_path), "lib.m")
     assert value == "2"
     assert f"code object from '{tmp_path / 'task' / 'lib' / '__pycache__'}" in trace
 
@@ -56,9 +61,9 @@ def test_every_module_gets_bytecode_that_python_uses(tmp_path: Path) -> None:
 def test_a_changed_source_is_compiled_again_not_served_stale(tmp_path: Path) -> None:
     zip_path = _zip(tmp_path / "lambda.zip", {"m.py": "X = 1\n"})
     add_bytecode(zip_path, HERE)
-    zipfile.ZipFile(zip_path).extractall(tmp_path / "task")
-    (tmp_path / "task" / "m.py").write_text("X = 22\n")
-    value, trace = _import(tmp_path / "task", "m")
+    task = _unzip(zip_path)
+    (task / "m.py").write_text("X = 22\n")
+    value, trace = _import(task, "m")
     assert value == "22"
     assert f"code object from {tmp_path / 'task' / 'm.py'}" in trace
 
