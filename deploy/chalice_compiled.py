@@ -105,7 +105,8 @@ def main() -> None:
     from chalice.cli import main as chalice_main  # noqa: PLC0415
 
     sys.argv[0] = "chalice"
-    chalice_main()
+    # Chalice's main exits itself on most paths but returns an exit code on some (no region).
+    raise SystemExit(chalice_main())
 
 
 if __name__ == "__main__":
