@@ -1,6 +1,5 @@
 """Personalize's batch-inference JSON-lines files, independent of the provider: decoding a
-line's `filterValues`, giving every line the command's default filter values, and the summary of
-an output file (lines, users, items per line, coverage) printed by `batch` and read by Braze push.
+line's `filterValues`, reading `--filter-value` options, and the summary of an output file (lines, users, items per line, coverage) printed by `batch` and read by Braze push.
 
 Input lines (PDG:batch-data-upload.md): `{"userId"}` (user-personalization, popularity-count),
 `{"itemId"}` (similar-items), `{"userId", "itemList"}` (personalized-ranking), each optionally
@@ -39,11 +38,6 @@ def decode_filter_values(encoded: Mapping[str, Any]) -> dict[str, list[str]]:
     return out
 
 
-def encode_values(values: Sequence[str]) -> str:
-    """The inverse of `decode_filter_values` for one placeholder: `"a","b"`."""
-    return ",".join(json.dumps(v, ensure_ascii=False) for v in values)
-
-
 def parse_filter_values(pairs: Sequence[str]) -> dict[str, list[str]]:
     """`--filter-value NAME=VALUE` options (repeatable) as {NAME: [VALUE, ...]}."""
     out: dict[str, list[str]] = {}
@@ -53,17 +47,6 @@ def parse_filter_values(pairs: Sequence[str]) -> dict[str, list[str]]:
             raise ValueError(f"--filter-value takes NAME=VALUE, not {pair!r}")
         out.setdefault(name.strip().lstrip("$"), []).append(value)
     return out
-
-
-def with_default_values(line: dict[str, Any], defaults: Mapping[str, Sequence[str]]) -> None:
-    """Give `line` the command's filter values for every placeholder it does not set itself."""
-    if not defaults:
-        return
-    own = line.get("filterValues")
-    merged = dict(own) if isinstance(own, dict) else {}
-    for name, values in defaults.items():
-        merged.setdefault(name, encode_values(values))
-    line["filterValues"] = merged
 
 
 def read_lines(path: Path) -> Iterator[tuple[int, str]]:
