@@ -1,5 +1,6 @@
 """Personalize's batch-inference JSON-lines files, independent of the provider: decoding a
-line's `filterValues`, reading `--filter-value` options, and the summary of an output file (lines, users, items per line, coverage) printed by `batch` and read by Braze push.
+line's `filterValues`, reading `--filter-value` options, and the summary of an output file
+(lines, users, items per line, coverage) printed by `batch` and read by Braze push.
 
 Input lines (PDG:batch-data-upload.md): `{"userId"}` (user-personalization, popularity-count),
 `{"itemId"}` (similar-items), `{"userId", "itemList"}` (personalized-ranking), each optionally
