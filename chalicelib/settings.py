@@ -22,9 +22,8 @@ class Settings(BaseModel):
     """Settings of one stage. Read from `RECS_*` variables; defaults fit the `local` provider.
 
     Keyword arguments win over the environment, which wins over the defaults. A plain pydantic
-    model rather than pydantic-settings: that package's import (dotenv, CLI and cloud-secret
-    sources) cost the Lambda's cold start about 80 ms for an env lookup pydantic's lax string
-    parsing already covers.
+    model rather than pydantic-settings, whose import (dotenv, CLI and cloud-secret sources)
+    would be Lambda start-up spent on an env lookup that pydantic's lax string parsing covers.
     """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -85,11 +84,7 @@ class Settings(BaseModel):
     def _from_environment(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        env = {
-            name[len(PREFIX) :].lower(): value
-            for name, value in os.environ.items()
-            if name[: len(PREFIX)].upper() == PREFIX
-        }
+        env = {name[len(PREFIX) :].lower(): value for name, value in env_fingerprint()}
         return {**{k: v for k, v in env.items() if k in cls.model_fields}, **data}
 
     @field_validator("data_dir", "config")
@@ -111,4 +106,4 @@ def env_fingerprint() -> tuple[tuple[str, str], ...]:
 
     Chalice's test client swaps `os.environ` per call, so settings cannot be frozen at import time.
     """
-    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("RECS_")))
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(PREFIX)))
