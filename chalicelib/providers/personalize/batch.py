@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -207,13 +208,13 @@ def _finish(
     """
     lines = written = 0
     errors: list[str] = []
-    pending = list(bad)  # in input order
+    pending = deque(bad)  # in input order
     merged = output_path.with_name(output_path.name + ".merged")
     in_order = True
 
     def flush(before: float) -> None:
         while pending and pending[0]["line"] < before:
-            record = pending.pop(0)
+            record = pending.popleft()
             number = record.pop("line")
             if len(errors) < KEEP_ERRORS:
                 errors.append(f"line {number}: {record['error']}")
