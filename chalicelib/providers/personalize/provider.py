@@ -265,7 +265,7 @@ class PersonalizeProvider:
         arn = (
             settings.campaign_arn
             if route == "recommendations"
-            else (settings.similar_items_campaign_arn)
+            else settings.similar_items_campaign_arn
         )
         try:
             filter_params = self._filter_params(flt)
