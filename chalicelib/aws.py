@@ -1,8 +1,8 @@
 """AWS clients, made once per container and shared by every invocation.
 
 Clients come from one botocore session (its loaded endpoint data, service models and credentials
-are shared); boto3 is imported only for S3 (its managed transfers) and DynamoDB resources, as its
-import costs a cold start about 50 ms more than botocore's.
+are shared); boto3, whose import comes on top of botocore's, is imported only for S3 (its managed
+transfers) and DynamoDB resources.
 
 Clients use botocore's `standard` retry mode and short timeouts, and honour the standard
 `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` variables (boto3 reads them itself), which is how

@@ -118,9 +118,9 @@ def item_factors(
     the truncated SVD of the binarised users × items matrix, columns scaled by popularity^-1/4 so
     that best-sellers do not fill every factor. A user's scores are V·(Σ w·scale·V[history]).
 
-    Randomised SVD (Halko et al., 2011) written out here: scipy's `svds` is an exact Lanczos
-    solver, 3x slower at rank 64 on the 50k-item set and no better in NDCG there (bench/engine.py),
-    and scikit-learn's version would add a dependency for twelve lines.
+    Randomised SVD (Halko et al., 2011) written out here rather than scipy's `svds`, an exact
+    Lanczos solver that is slower at these ranks, and rather than scikit-learn's version, which
+    would add a dependency for a dozen lines.
     """
     binary = x.copy().astype(np.float32)
     binary.data[:] = 1.0
@@ -136,8 +136,7 @@ def item_factors(
         basis = scaled @ (scaled.T @ basis)
     basis, _ = np.linalg.qr(basis)
     # The right singular vectors of the (rank + oversample) × items projection, through a QR of
-    # its transpose and an SVD of the small triangle: 8x faster than LAPACK's SVD of the wide
-    # matrix at 48k items (measured).
+    # its transpose and an SVD of the small triangle, not an SVD of the wide matrix itself.
     q, r = np.linalg.qr(np.asarray(scaled.T @ basis))
     _, _, wt = np.linalg.svd(r.T)
     return np.ascontiguousarray((q @ wt.T)[:, :rank], dtype=np.float32), scale

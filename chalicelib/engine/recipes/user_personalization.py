@@ -35,9 +35,9 @@ from chalicelib.engine.recipes.popularity import popularity
 DAY = 86_400.0
 REPEATS_HALF_LIFE = 8.0
 # The factor model's rank where EASE cannot be used (above `dense_item_limit` items), chosen on
-# validation users of the 50k set (NDCG@10 0.0343 without factors; 0.0702 at rank 32, 0.0796 at
-# 48, 0.0827 at 64): 32 keeps the engine's top-25 well ahead of implicit ALS's `recommend`,
-# whose own rank-64 product is the same work as ours at 64.
+# validation users of the 50k set (bench/factor_rank.py: NDCG@10 0.0343 without factors; 0.0741
+# at rank 32, 0.0807 at 48, 0.0817 at 64): 32 keeps the engine's top-25 ahead of implicit ALS's
+# `recommend`, whose own rank-64 product is the same work as ours at 64.
 SPARSE_RANK = 32
 
 
@@ -76,9 +76,10 @@ class UserPersonalizationParams(RecipeParams):
     # 0.1201 with rank 64; bench/engine.py), and a rank-r product costs a request r × items.
     hidden_dimension: int | None = Field(default=None, ge=0, le=512)
     # Weight of the factor scores against the rest, each scaled to its best item. Chosen on
-    # validation users of the 50k set at rank 64: NDCG@10 0.0343 without factors, 0.0723 at 0.5,
-    # 0.0812 at 0.7, 0.0820 at 0.85, 0.0798 factors alone.
-    factor_blend: float = Field(default=0.8, ge=0.0, le=1.0)
+    # validation users of the 50k set at the default rank 32 (bench/factor_rank.py): NDCG@10
+    # 0.0701 at 0.5, 0.0741 at 0.7, 0.0702 at 0.8, 0.0584 factors alone; coverage falls as the
+    # weight grows (0.40, 0.24, 0.15, 0.06).
+    factor_blend: float = Field(default=0.7, ge=0.0, le=1.0)
 
     @model_validator(mode="before")
     @classmethod
@@ -173,8 +174,9 @@ class UserPersonalization:
             w = w * weights[-len(history) :] if len(history) else w
         ease = None
         if self.weights is not None:
-            # One gather of the history's rows and a BLAS gemv: twice as fast as adding the rows
-            # one by one in Python on the 4k-item sample (bench/serving.py, 1 or 2 BLAS threads).
+            # One gather of the history's rows and a BLAS gemv rather than a Python loop adding
+            # rows: engine top-25 on the 4k sample went from 1.01x to 1.14x implicit ALS's
+            # (bench/serving.py).
             ease = w.astype(np.float32, copy=False) @ self.weights[history]
         if self.nbr_idx is None or self.nbr_score is None:
             assert ease is not None
