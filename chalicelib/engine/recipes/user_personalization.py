@@ -73,7 +73,7 @@ class UserPersonalizationParams(RecipeParams):
     # Personalize's HRNN knob (on AWS it goes to Personalize), here the rank of a PureSVD factor
     # model; 0: none. None (the default) means SPARSE_RANK above `dense_item_limit` items and
     # none below: on the real shop EASE + neighbours is better alone (NDCG@10 0.1422 without,
-    # 0.1201 with rank 64; bench/engine.py), and a rank-r product costs a request r × items.
+    # 0.1229 with rank 64; bench/engine.py), and a rank-r product costs a request r × items.
     hidden_dimension: int | None = Field(default=None, ge=0, le=512)
     # Weight of the factor scores against the rest, each scaled to its best item. Chosen on
     # validation users of the 50k set at the default rank 32 (bench/factor_rank.py): NDCG@10
