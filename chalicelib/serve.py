@@ -1,5 +1,5 @@
 """`python -m chalicelib serve`: the sample shop loaded on request, then the API on the production
-server (gunicorn over `serving`, `chalicelib.server`) or on `chalice local`.
+server (uvicorn over `serving`, `chalicelib.server`) or on `chalice local`.
 
 Which API keys it serves with: the environment's (`RECS_API_KEYS` or `RECS_API_KEYS_PARAMETER`)
 when set, else the `local` stage's development key. `chalice local` alone would let the stage's
@@ -65,11 +65,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"  curl -H 'x-api-key: {key}' '{base}/recommendations?user_id=13085'\n")
     if args.server == "chalice":
         return _chalice_local(args)
-    from chalicelib import server  # noqa: PLC0415 - gunicorn loads only for this command
+    from chalicelib import server  # noqa: PLC0415 - uvicorn loads only for this command
 
     workers = args.workers or os.cpu_count() or 1
-    print(f"production server: {workers} worker(s) x {args.threads} thread(s)", flush=True)
-    server.run(args.host, args.port, workers, args.threads, access_log=args.access_log)
+    print(f"production server (uvicorn): {workers} worker process(es)", flush=True)
+    server.run(args.host, args.port, workers, access_log=args.access_log)
     return 0
 
 
@@ -99,10 +99,9 @@ def add_command(sub: Any) -> None:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument(
         "--server", choices=["production", "chalice"], default="production",
-        help="gunicorn over the serving module (default), or `chalice local` (development)",
+        help="uvicorn over the serving module (default), or `chalice local` (development)",
     )  # fmt: skip
     s.add_argument("--workers", type=int, help="worker processes (default: one per core)")
-    s.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
     s.add_argument("--access-log", action="store_true", help="log every request")
     s.add_argument("--stage", default=DEV_STAGE, help="the Chalice stage (chalice only)")
     s.set_defaults(func=cmd_serve)

@@ -25,6 +25,7 @@ from chalicelib.engine.filters import MAX_EVENTS_PER_TYPE, CompiledFilter, ItemF
 from chalicelib.engine.preparation import EventOptions
 from chalicelib.engine.solution import train
 from chalicelib.models import EventBatch, Item, User
+from chalicelib.progress import counting
 from chalicelib.providers.base import (
     BatchReport,
     FilterError,
@@ -255,7 +256,10 @@ class LocalProvider:
 
     def put_items(self, items: Sequence[Item]) -> int:
         rows = ((i.item_id, normalise(i.properties)) for i in items)
-        return self.store.upsert("items", rows, merge=True)
+        try:
+            return self.store.upsert("items", rows, merge=True)
+        finally:
+            self.serving.invalidate()
 
     # -- workflow ----------------------------------------------------------------------------
 
@@ -267,13 +271,15 @@ class LocalProvider:
         if dataset == "items":
             rows = ((item_id, normalise(props)) for item_id, props in rows)
         if progress:
-            rows = _counting(rows, progress, f"importing {dataset}")
+            rows = counting(rows, progress, f"importing {dataset}")
         try:
             loaded = self.store.bulk_load(
                 dataset, rows, replace=mode == "full", keep=lambda: validation.error_count == 0
             )
         except CsvError as exc:
             return ImportReport(dataset, validation.rows, 0, [str(exc)], "rejected")
+        finally:
+            self.serving.invalidate()
         if validation.error_count:
             errors = [*validation.errors]
             if validation.error_count > len(errors):
@@ -317,6 +323,7 @@ class LocalProvider:
             for campaign, conf in self.config.campaigns.items():
                 if conf.solution == sol.name and not conf.solution_version:
                     self.store.deploy(campaign, version_id)
+            self.serving.invalidate()
             infos.append(_info(info))
         return infos
 
@@ -353,6 +360,7 @@ class LocalProvider:
                 f"{version_id!r} is a version of {version['solution']!r}"
             )
         self.store.deploy(campaign, version_id)
+        self.serving.invalidate()
 
     def batch(
         self,
@@ -387,10 +395,3 @@ def _info(version: dict[str, Any]) -> SolutionVersionInfo:
         created=version["created"],
         params=version["params"],
     )
-
-
-def _counting(rows: Any, progress: Progress, stage: str) -> Any:
-    for n, row in enumerate(rows, start=1):
-        if n % 20_000 == 0:
-            progress(stage, n, None)
-        yield row

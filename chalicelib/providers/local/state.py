@@ -34,6 +34,10 @@ from chalicelib.settings import Settings
 log = logging.getLogger("recs.local")
 # How often a broken model file is looked at (a stat, not a read) to see whether it changed.
 RECHECK_SECONDS = 1.0
+# How long the store's revision counters are trusted without asking again. A request asked twice
+# (the items, then their decoration) and every write by this process resets it, so only a change
+# made by another process (a CLI `train`, another server worker) waits this long to be seen.
+REVISION_SECONDS = 0.05
 
 
 @dataclass
@@ -90,11 +94,21 @@ class ServingState:
         self._state: State | None = None
         self._models: dict[str, SolutionModel] = {}
         self.store_fault: str | None = None
+        self._asked = -1.0  # monotonic time the revisions were last read
+
+    def invalidate(self) -> None:
+        """This process changed the store: read the revisions on the next request."""
+        self._asked = -1.0
 
     def artifact(self, version_id: str) -> Path:
         return self.store.models_dir / f"{version_id}.npz"
 
     def current(self) -> State:
+        state = self._state
+        now = time.monotonic()
+        if state is not None and now - self._asked < REVISION_SECONDS and not state.broken:
+            return state
+        self._asked = now
         try:
             revisions = self.store.revisions()
         except StoreUnavailable as exc:
