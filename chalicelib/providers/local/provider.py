@@ -277,7 +277,8 @@ class LocalProvider:
                 dataset, rows, replace=mode == "full", keep=lambda: validation.error_count == 0
             )
         except CsvError as exc:
-            return ImportReport(dataset, validation.rows, 0, [str(exc)], "rejected")
+            errors = [*validation.errors, str(exc)]
+            return ImportReport(dataset, validation.rows, 0, errors, "rejected")
         finally:
             self.serving.invalidate()
         if validation.error_count:
