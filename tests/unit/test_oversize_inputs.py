@@ -43,9 +43,7 @@ def test_long_lines_under_the_limit_still_load(tmp_path: Path) -> None:
     long_text = "x" * 20_000  # a textual field at Personalize's limit
     path.write_text(f'ITEM_ID,DESCRIPTION\ni1,"{long_text}"\n')
     validation = Validation()
-    rows = list(
-        read_rows(path, "items", validation, {"DESCRIPTION": "string nullable textual"})
-    )
+    rows = list(read_rows(path, "items", validation, {"DESCRIPTION": "string nullable textual"}))
     assert rows == [("i1", {"DESCRIPTION": long_text})]
 
 

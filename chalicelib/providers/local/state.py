@@ -93,6 +93,8 @@ class ServingState:
         self._lock = threading.Lock()
         self._state: State | None = None
         self._models: dict[str, SolutionModel] = {}
+        # version id -> (file signature, reason): a file that failed is read again only changed.
+        self._failed: dict[str, tuple[tuple[int, int, int] | None, str]] = {}
         self.store_fault: str | None = None
         self._asked = -1.0  # monotonic time the revisions were last read
 
@@ -106,27 +108,27 @@ class ServingState:
     def current(self) -> State:
         state = self._state
         now = time.monotonic()
-        if state is not None and now - self._asked < REVISION_SECONDS and not state.broken:
-            return state
+        healthy = state is not None and not state.broken and self.store_fault is None
+        if healthy and now - self._asked < REVISION_SECONDS:
+            return state  # type: ignore[return-value]
         self._asked = now
         try:
             revisions = self.store.revisions()
         except StoreUnavailable as exc:
             self._store_failed(exc)
-            return self._state or State({}, Catalogue([]), {})
-        state = self._state
+            return state or State({}, Catalogue([]), {})
         if state is not None and _same(state.revisions, revisions) and not self._stale(state):
             self._store_ok()
             return state
         with self._lock:
-            state = self._state
-            if state is None or not _same(state.revisions, revisions) or self._stale(state):
-                try:
-                    state = self._load(revisions, state)
-                except StoreUnavailable as exc:  # the store failed half-way: keep what serves
-                    self._store_failed(exc)
-                    return state or State({}, Catalogue([]), {})
-                self._state = state
+            if self._state is not state:  # another thread reloaded meanwhile
+                return self._state or self.current()
+            try:
+                state = self._load(revisions, state)
+            except StoreUnavailable as exc:  # the store failed half-way: keep what serves
+                self._store_failed(exc)
+                return state or State({}, Catalogue([]), {})
+            self._state = state
         self._store_ok()
         return state
 
@@ -187,16 +189,25 @@ class ServingState:
         if model is not None:
             return model
         path = self.artifact(version_id)
-        if not path.exists():
-            return "model file missing"
-        try:
-            model = SolutionModel.load(path, version["recipe"], version["params"])
-            _check(model)
-        except Exception as exc:  # truncated, garbage, or arrays that do not fit together
-            log.debug("model %s unreadable", version_id, exc_info=True)
-            return f"model file unreadable ({type(exc).__name__})"
-        self._models = {version_id: model, **self._models}
-        return model
+        signature = _signature(path)
+        failed = self._failed.get(version_id)
+        if failed is not None and failed[0] == signature:
+            return failed[1]
+        if signature is None:
+            reason = "model file missing"
+        else:
+            try:
+                model = SolutionModel.load(path, version["recipe"], version["params"])
+                _check(model)
+            except Exception as exc:  # truncated, garbage, or arrays that do not fit together
+                log.debug("model %s unreadable", version_id, exc_info=True)
+                reason = f"model file unreadable ({type(exc).__name__})"
+            else:
+                self._failed.pop(version_id, None)
+                self._models = {version_id: model, **self._models}
+                return model
+        self._failed[version_id] = (signature, reason)
+        return reason
 
     def _log_changes(self, before: dict[str, BrokenModel], after: dict[str, BrokenModel]) -> None:
         for campaign, fault in after.items():
@@ -213,7 +224,9 @@ class ServingState:
 
     def _store_failed(self, exc: StoreUnavailable) -> None:
         if self.store_fault != exc.kind:
-            log.error("the local store cannot be read (%s): serving from memory", exc.detail)
+            log.error(
+                "the local store cannot be read (%s): serving from memory", exc.detail or exc.kind
+            )
         self.store_fault = exc.kind
 
     def _store_ok(self) -> None:
