@@ -248,8 +248,7 @@ class LocalProvider:
             }
             for e in batch.events
         ]
-        self.store.add_events(rows)
-        return len(rows)
+        return self.store.add_events(rows)  # an event id stored before is not stored again
 
     def put_users(self, users: Sequence[User]) -> int:
         return self.store.upsert("users", ((u.user_id, u.properties) for u in users), merge=True)
