@@ -65,9 +65,10 @@ def health() -> Response:
     return _call("/health")
 
 
+# Chalice reads no view argument from a greedy `{proxy+}` (its parameter pattern is `{\w+}`).
 @app.route("/{proxy+}", methods=ALL_METHODS, content_types=ANY_TYPE)
-def unknown_route(**_path: str) -> Response:
-    return _call(app.current_request.path if app.current_request else "/")
+def unknown_route() -> Response:
+    return _call("/{proxy+}")  # never a route of the API: serving answers 404
 
 
 # Event sources are named when `chalice deploy` reads this file, before the stage's variables

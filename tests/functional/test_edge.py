@@ -11,8 +11,15 @@ import pytest
 from tests.conftest import AUTH
 from tests.functional.support import assert_error, get, items_of, post, purchases
 
-ROUTES = ["/recommendations", "/related-items", "/rankings", "/events", "/users", "/items",
-          "/health"]  # fmt: skip
+ROUTES = [
+    "/recommendations",
+    "/related-items",
+    "/rankings",
+    "/events",
+    "/users",
+    "/items",
+    "/health",
+]
 
 
 @pytest.mark.parametrize("path", ["/nope", "/recommendation", "/RECOMMENDATIONS", "/%00"])
@@ -34,8 +41,10 @@ def test_a_wrong_method_is_a_405_envelope_naming_the_right_one(client, path, met
         assert_error(response, 405, "method_not_allowed")
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
-                                          "application/octet-stream", "image/png"])  # fmt: skip
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "application/octet-stream", "image/png"],
+)
 def test_a_get_with_any_content_type_is_answered_after_auth(client, content_type) -> None:
     path = "/recommendations?user_id=u1&num_results=3"
     response = get(client, path, headers={**AUTH, "content-type": content_type})
@@ -64,8 +73,10 @@ def test_a_literal_non_finite_number_is_refused(client, literal) -> None:
     raw = b'{"items": [{"item_id": "garden-1", "properties": {"PRICE": ' + literal + b"}}]}"
     message = assert_error(post(client, "/items", raw), 400, "invalid_json")
     assert message.startswith("items[0].properties.PRICE")
-    for response in (get(client, "/recommendations?user_id=u1&num_results=100"),
-                     get(client, "/related-items?item_id=garden-2&num_results=100")):  # fmt: skip
+    for response in (
+        get(client, "/recommendations?user_id=u1&num_results=100"),
+        get(client, "/related-items?item_id=garden-2&num_results=100"),
+    ):
         json.loads(response.body, parse_constant=pytest.fail)
 
 
@@ -94,8 +105,10 @@ def test_large_item_properties_stay_within_the_byte_budget(client) -> None:
             for n in range(start // 3, start // 3 + 4)
         ][:10]
         assert post(client, "/items", {"items": batch}).status_code == 202
-    for path in ("/recommendations?user_id=u1&num_results=100",
-                 "/related-items?item_id=garden-1&num_results=100"):  # fmt: skip
+    for path in (
+        "/recommendations?user_id=u1&num_results=100",
+        "/related-items?item_id=garden-1&num_results=100",
+    ):
         response = get(client, path)
         assert len(response.body) <= 100_000
         items = items_of(response)
@@ -113,8 +126,10 @@ def test_the_budget_is_configurable(client, monkeypatch) -> None:
 
 
 def test_a_repeated_event_id_in_one_request_is_refused(client) -> None:
-    events = [{"event_type": "view", "item_id": "garden-1", "event_id": "same"},
-              {"event_type": "view", "item_id": "garden-2", "event_id": "same"}]  # fmt: skip
+    events = [
+        {"event_type": "view", "item_id": "garden-1", "event_id": "same"},
+        {"event_type": "view", "item_id": "garden-2", "event_id": "same"},
+    ]
     message = assert_error(post(client, "/events", {"user_id": "r", "events": events}), 400)
     assert "events[1].event_id repeats events[0]" in message
 
@@ -126,3 +141,35 @@ def test_a_retried_request_reports_its_duplicates(client) -> None:
     assert json.loads(post(client, "/events", body).body) == {"accepted": 2}
     body["events"].append({"event_type": "view", "item_id": "toys-1", "event_id": "retry-9"})
     assert json.loads(post(client, "/events", body).body) == {"accepted": 1, "duplicates": 2}
+
+
+def test_an_unknown_deep_path_is_a_404_envelope_in_lambda(data_dir) -> None:
+    """As API Gateway invokes the Lambda for `/{proxy+}`: the greedy parameter is `proxy`."""
+    from app import app
+
+    event = {
+        "resource": "/{proxy+}",
+        "path": "/api/a/b/c",
+        "httpMethod": "GET",
+        "headers": {"x-api-key": "dev-local-key"},
+        "multiValueHeaders": {"x-api-key": ["dev-local-key"]},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": {"proxy": "a/b/c"},
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/{proxy+}",
+            "httpMethod": "GET",
+            "path": "/api/a/b/c",
+            "stage": "api",
+            "requestId": "r-1",
+        },
+        "body": None,
+        "isBase64Encoded": False,
+    }
+    reply = app(event, None)
+    assert reply["statusCode"] == 404
+    assert json.loads(reply["body"]) == {
+        "error": "not_found",
+        "message": "no such route: see the README's HTTP API",
+    }
