@@ -38,12 +38,10 @@ from chalicelib.providers.base import (
 )
 from chalicelib.providers.local.batch import run_batch
 from chalicelib.providers.local.database import StoreUnavailable
+from chalicelib.providers.local.popular import PopularList
 from chalicelib.providers.local.state import Served, ServingState, State
 from chalicelib.providers.local.store import LocalStore
 from chalicelib.settings import Settings
-
-# Without a trained model the fallback is a popularity query over all interactions: cache it.
-_POPULAR_TTL_SECONDS = 60.0
 
 
 class LocalProvider:
@@ -54,7 +52,7 @@ class LocalProvider:
         self.config = config
         self.store = LocalStore(settings.data_dir)
         self.serving = ServingState(self.store, settings, config)
-        self._popular: tuple[float, list[str]] = (0.0, [])
+        self._popular = PopularList(self.store)
         try:
             parsed = check_all(dict(config.filters))
         except FilterError as exc:  # refused when the configuration is loaded
@@ -207,13 +205,7 @@ class LocalProvider:
             if allowed is not None:
                 order = order[allowed[order]]
             return served.model.item_ids[order[:num_results]].tolist()
-        stamp, items = self._popular
-        if time.monotonic() - stamp > _POPULAR_TTL_SECONDS:
-            try:
-                items = self.store.popular_items(1000) or list(state.catalogue.ids())[:1000]
-            except StoreUnavailable:  # keep the last list known, else the catalogue's items
-                items = items or list(state.catalogue.ids())[:1000]
-            self._popular = (time.monotonic(), items)
+        items = self._popular.items(lambda: list(state.catalogue.ids())[:1000])
         if flt is not None:  # no model yet: the filter still applies to the popular list
             items = self._filter_list(items, user_id, flt)
         return items[:num_results]
