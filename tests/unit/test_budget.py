@@ -65,7 +65,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     items=st.lists(
         st.dictionaries(st.text(min_size=1, max_size=12), json_values, max_size=6),
