@@ -20,6 +20,7 @@ uvicorn is a development requirement, like the engine: the Lambda never imports 
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -99,6 +100,16 @@ async def application(scope: dict[str, Any], receive: Receive, send: Send) -> No
     await _send(send, serving.route(scope.get("path") or "/", request))
 
 
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, plus the app's `recs.*` loggers (faults, fallbacks) at INFO: uvicorn
+    applies it in every worker process."""
+    from uvicorn.config import LOGGING_CONFIG  # noqa: PLC0415
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["recs"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
+
+
 def run(host: str, port: int, workers: int, access_log: bool = False) -> None:
     import uvicorn  # noqa: PLC0415 - a development requirement
 
@@ -111,6 +122,7 @@ def run(host: str, port: int, workers: int, access_log: bool = False) -> None:
         workers=workers,
         access_log=access_log,
         log_level="info",
+        log_config=_log_config(),
         lifespan="on",
         timeout_keep_alive=5,
         server_header=False,
