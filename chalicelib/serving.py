@@ -11,6 +11,7 @@ answer 404 or 5xx: a provider that fails, has no model or a broken one gives the
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
@@ -54,7 +55,7 @@ def _guarded(item_list: bool) -> Callable[[Callable[[Request, Runtime], Reply]],
                 keys = current_keys(rt.settings)
                 if not is_authorized(request.headers, keys):
                     if not keys:
-                        log.error("no API key configured: refusing every request")
+                        _no_keys()
                     return error_reply(401, "unauthorized", "a valid API key is required")
                 return handler(request, rt)
             except ApiError as exc:
@@ -75,6 +76,17 @@ def _guarded(item_list: bool) -> Callable[[Callable[[Request, Runtime], Reply]],
         return wrapped
 
     return decorate
+
+
+_no_keys_logged = [float("-inf")]
+
+
+def _no_keys() -> None:
+    """Say so once a minute, not once a request (Braze may be sending thousands)."""
+    now = time.monotonic()
+    if now - _no_keys_logged[0] >= 60:
+        _no_keys_logged[0] = now
+        log.error("no API key configured (RECS_API_KEYS or its parameter): refusing every request")
 
 
 def _filter(
