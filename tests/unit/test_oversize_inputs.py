@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import ingest
+from chalicelib import imports, ingest
 from chalicelib.csvdata import MAX_ERRORS, MAX_LINE_BYTES, CsvError, Validation, read_rows
 from tests.ingest_support import FakeEvents, Queues, events, settings
+from tests.unit.test_imports import BUCKET, drop, env  # noqa: F401 - env is a fixture
+from tests.unit.test_imports import config as import_config
+from tests.unit.test_imports import settings as import_settings
 
 HEADER = b"USER_ID,ITEM_ID,EVENT_TYPE,TIMESTAMP\n"
 
@@ -101,3 +104,29 @@ def test_dead_letters_are_sent_in_batches_under_one_mib(
     event = queues.receive_event()
     ingest.handle_sqs(event, settings())
     assert len(queues.dead_letters()) == 5
+
+
+def test_an_s3_import_with_a_huge_line_is_rejected_with_a_report(env) -> None:  # noqa: F811
+    """The S3 path (import_s3) reads through the same guard: rejected, reported, no job."""
+    s3, jobs = env
+    body = gzip.compress(HEADER + b"u1,i1,view,1700000000\n" + b"u" * 60_000_000, 9)
+    key = "imports/interactions/huge.csv.gz"
+    (result,) = imports.handle_s3(drop(s3, key, body), import_settings(), import_config())
+    assert result.status == "rejected"
+    assert "is longer than" in (result.reason or "")
+    assert not jobs.jobs
+    report = json.loads(s3.get_object(Bucket=BUCKET, Key=f"reports/{key}.json")["Body"].read())
+    assert report["status"] == "rejected"
+
+
+def test_an_s3_import_of_bad_rows_stops_once_the_report_is_full(env) -> None:  # noqa: F811
+    s3, jobs = env
+    key = "imports/interactions/bad.csv"
+    assert not jobs.jobs
+    body = HEADER + b"u1,i1,view,never\n" * 200_000
+    (result,) = imports.handle_s3(drop(s3, key, body), import_settings(), import_config())
+    assert result.status == "rejected"
+    assert result.rows == MAX_ERRORS + 1
+    assert len(result.errors) == MAX_ERRORS
+    assert "stopped after" in (result.reason or "")
+    assert not jobs.jobs
