@@ -115,6 +115,13 @@ def _write_stream(server: LiveServer, prefix: str, stop: threading.Event, accept
             accepted += [e["event_id"] for e in events]
 
 
+def _until(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the writers made no progress"
+        time.sleep(0.05)
+
+
 def test_kill_9_during_a_write_stream_loses_no_accepted_event(served: LiveServer) -> None:
     """Three clients write events while first a worker, then the whole server, is killed with
     SIGKILL (and the server started again on the same store): every event answered 202 is
@@ -128,14 +135,15 @@ def test_kill_9_during_a_write_stream_loses_no_accepted_event(served: LiveServer
     for writer in writers:
         writer.start()
     try:
-        time.sleep(1.0)
+        _until(lambda: len(accepted) >= 30)
         before = len(accepted)
         os.kill(served.workers()[0], signal.SIGKILL)  # the supervisor starts another
-        time.sleep(1.5)
+        _until(lambda: len(accepted) >= before + 30)
         served.kill_all()
+        killed = len(accepted)
         restarted = LiveServer(served.data_dir, "--workers", "2", env={"RECS_API_KEYS": KEY})
         served.port, served.process, served.log = restarted.port, restarted.process, restarted.log
-        time.sleep(1.0)
+        _until(lambda: len(accepted) >= killed + 30)
     finally:
         stop.set()
         for writer in writers:
