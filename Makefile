@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench bench-ingest bench-imports bench-cold clean
+.PHONY: run test lint format bench bench-ingest bench-imports bench-cold bench-load clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ bench-ingest: $(STAMP)
 
 bench-imports: $(STAMP)
 	$(BIN)/python bench/imports.py
+
+## chalice local against the production server, 16 clients on loopback (SPEC §7).
+bench-load: $(STAMP)
+	$(BIN)/python bench/load.py
 
 ## A cold Lambda container from the packaged zip, with and without bytecode (SPEC §7).
 bench-cold: $(STAMP)

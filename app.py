@@ -1,5 +1,5 @@
-"""Chalice wiring only: each route turns the current request into a `serving.Request`, calls one
-function of `chalicelib.serving`, and returns its reply.
+"""Chalice wiring only: each route turns the current request into a `web.Request`, hands it to
+`chalicelib.serving.route`, and returns its reply.
 
 Every Lambda function of the app imports this file, so it imports Chalice and nothing else: each
 handler loads the part of `chalicelib` it uses on its first call (the SQS function never builds the
@@ -11,57 +11,64 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from chalice import Chalice, Response
 
 if TYPE_CHECKING:
-    from chalicelib.serving import Reply
+    from chalicelib.web import Reply
 
 app = Chalice(app_name="braze-personalize-recs")
 app.log.setLevel(logging.INFO)
 logging.getLogger("recs").setLevel(logging.INFO)
 
-# Accept every content type at the router so that a wrong one gets our JSON 415, not Chalice's.
-ANY = ["*/*"]
+# Every route takes every method and any content type, so that what Chalice would refuse itself
+# (415 before auth, 405, both as {"Code","Message"}) reaches `serving.route`, which answers in
+# the app's envelope; `/{proxy+}` brings unknown paths there too (404 instead of API Gateway's
+# 403 "Missing Authentication Token").
+ANY_TYPE = ["*/*"]
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
-@app.route("/recommendations", methods=["GET"])
+@app.route("/recommendations", methods=ALL_METHODS, content_types=ANY_TYPE)
 def recommendations() -> Response:
-    return _call("recommendations")
+    return _call("/recommendations")
 
 
-@app.route("/related-items", methods=["GET"])
+@app.route("/related-items", methods=ALL_METHODS, content_types=ANY_TYPE)
 def related_items() -> Response:
-    return _call("related_items")
+    return _call("/related-items")
 
 
-@app.route("/rankings", methods=["POST"], content_types=ANY)
+@app.route("/rankings", methods=ALL_METHODS, content_types=ANY_TYPE)
 def rankings() -> Response:
-    return _call("rankings")
+    return _call("/rankings")
 
 
-@app.route("/events", methods=["POST"], content_types=ANY)
+@app.route("/events", methods=ALL_METHODS, content_types=ANY_TYPE)
 def events() -> Response:
-    return _call("events")
+    return _call("/events")
 
 
-@app.route("/users", methods=["POST"], content_types=ANY)
+@app.route("/users", methods=ALL_METHODS, content_types=ANY_TYPE)
 def users() -> Response:
-    return _call("users")
+    return _call("/users")
 
 
-@app.route("/items", methods=["POST"], content_types=ANY)
+@app.route("/items", methods=ALL_METHODS, content_types=ANY_TYPE)
 def items() -> Response:
-    return _call("items")
+    return _call("/items")
 
 
-@app.route("/health", methods=["GET"])
+@app.route("/health", methods=ALL_METHODS, content_types=ANY_TYPE)
 def health() -> Response:
-    from chalicelib import serving  # noqa: PLC0415 - see the module docstring
+    return _call("/health")
 
-    return _reply(serving.health())
+
+# Chalice reads no view argument from a greedy `{proxy+}` (its parameter pattern is `{\w+}`).
+@app.route("/{proxy+}", methods=ALL_METHODS, content_types=ANY_TYPE)
+def unknown_route() -> Response:
+    return _call("/{proxy+}")  # never a route of the API: serving answers 404
 
 
 # Event sources are named when `chalice deploy` reads this file, before the stage's variables
@@ -107,19 +114,18 @@ def import_s3(event: Any) -> None:
     imports.handle_s3(event.to_dict(), settings, load_config(settings.config))
 
 
-def _call(route: str) -> Response:
-    from chalicelib import serving  # noqa: PLC0415 - see the module docstring
+def _call(path: str) -> Response:
+    from chalicelib import serving, web  # noqa: PLC0415 - see the module docstring
 
-    handler: Callable[[serving.Request], Reply] = getattr(serving, route)
     req = app.current_request
     query = req.query_params
-    request = serving.Request(
+    request = web.Request(
         method=req.method,
         headers={k.lower(): v for k, v in req.headers.items()},
         query={k: query.getlist(k) for k in query} if query else {},
         body=req.raw_body or b"",
     )
-    return _reply(handler(request))
+    return _reply(serving.route(path, request))
 
 
 def _reply(reply: Reply) -> Response:

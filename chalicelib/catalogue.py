@@ -2,20 +2,29 @@
 
 Each item is rendered to its JSON fragment once, when the catalogue is built, so that decorating a
 response is a dictionary lookup and a string join on the request path.
+
+What an item's properties cannot do to a response: replace its `id` (a property of that name, in
+any case, is dropped), put anything but an absolute http(s) URL in `url`, `image` or another
+`*_url`/`*_image` field (Braze would render a `javascript:` link), or put NaN or Infinity in it
+(invalid JSON: those become null).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 NAME_FIELDS = ("name", "product_name", "title")
 IMAGE_FIELDS = ("image", "image_url")
 URL_FIELDS = ("url", "product_url")
+CORE_FIELDS = ("id", "url", "name", "price", "image")
+MAX_URL = 2048  # longer is no link a mail client or browser handles well
+_UNSAFE_URL_CHARS = re.compile(r"[\x00-\x20\x7f\\<>\"'`]")
 
 
 def field_name(key: str) -> str:
@@ -27,13 +36,39 @@ def normalise(properties: Mapping[str, Any]) -> dict[str, Any]:
     return {field_name(k): v for k, v in properties.items()}
 
 
+def safe_url(value: Any) -> str | None:
+    """`value` if it is an absolute http(s) URL with nothing a template could be tricked by."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text or len(text) > MAX_URL or _UNSAFE_URL_CHARS.search(text):
+        return None
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # e.g. a bad IPv6 literal
+        return None
+    return text if parts.scheme.lower() in ("http", "https") and parts.hostname else None
+
+
+def _finite(value: Any) -> Any:
+    """NaN and Infinity (an import from before they were refused) become null: JSON has none."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
 def _price(value: Any) -> Any:
     if isinstance(value, str):
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
             return value
-    return value
+        return number if math.isfinite(number) else None
+    return _finite(value)
 
 
 def _first(fields: dict[str, Any], names: Sequence[str]) -> Any:
@@ -43,9 +78,18 @@ def _first(fields: dict[str, Any], names: Sequence[str]) -> Any:
     return None
 
 
+def _first_url(fields: dict[str, Any], names: Sequence[str]) -> str | None:
+    found = [safe_url(fields.pop(name, None)) for name in names]
+    return next((url for url in found if url), None)
+
+
 def _fill(template: str, item_id: str) -> str | None:
     # str.replace, not str.format: a template or an id with braces must never be interpreted.
-    return template.replace("{id}", quote(item_id, safe="")) if template else None
+    return safe_url(template.replace("{id}", quote(item_id, safe=""))) if template else None
+
+
+def _link_field(name: str) -> bool:
+    return name.endswith(("_url", "_image", "_link")) or name in ("link", "href", "thumbnail")
 
 
 def decorate(
@@ -53,11 +97,17 @@ def decorate(
 ) -> dict[str, Any]:
     fields = normalise(properties)
     fields.pop("item_id", None)
-    name = _first(fields, NAME_FIELDS)
-    url = _first(fields, URL_FIELDS) or _fill(url_template, item_id)
-    image = _first(fields, IMAGE_FIELDS) or _fill(image_template, item_id)
+    fields.pop("id", None)  # never replaces the item's own id
+    name = _finite(_first(fields, NAME_FIELDS))
+    url = _first_url(fields, URL_FIELDS) or _fill(url_template, item_id)
+    image = _first_url(fields, IMAGE_FIELDS) or _fill(image_template, item_id)
     price = _price(fields.pop("price", None))
-    return {"id": item_id, "url": url, "name": name, "price": price, "image": image, **fields}
+    extra = {
+        key: _finite(value)
+        for key, value in fields.items()
+        if not _link_field(key) or safe_url(value) is not None
+    }
+    return {"id": item_id, "url": url, "name": name, "price": price, "image": image, **extra}
 
 
 class Catalogue:

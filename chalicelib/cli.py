@@ -1,8 +1,8 @@
 """The command line: `python -m chalicelib {import,train,metrics,versions,deploy,recommend,batch,
-braze-push,serve}`.
+braze-push,setup,popular,catalogue,serve}`.
 
 Commands run against the provider of the current `RECS_*` environment (default: `local`), the same
-code the Lambda functions run. `serve` is what `make run` calls.
+code the Lambda functions run. `serve` (in `chalicelib.serve`) is what `make run` calls.
 """
 
 from __future__ import annotations
@@ -10,45 +10,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from chalicelib import aws, runtime
-from chalicelib.providers.base import Progress
-from chalicelib.settings import PROJECT_ROOT
-
-SAMPLE_DIR = PROJECT_ROOT / "data" / "online-retail-ii"
-DEV_STAGE = "local"
-# The `local` stage's development key, as documented in the README and .chalice/config.json.
-DEV_KEY = "dev-local-key"
-
-
-@contextmanager
-def progress_bar() -> Iterator[Progress]:
-    """A rich progress display on a terminal; plain lines in logs and CI. On stderr, so that
-    `--json` output on stdout stays machine-readable."""
-    from rich.console import Console  # noqa: PLC0415
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
-
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}"),
-        TimeElapsedColumn(), transient=False, console=Console(stderr=True),
-    ) as bar:  # fmt: skip
-        tasks: dict[str, Any] = {}
-
-        def report(stage: str, done: int, total: int | None) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        yield report
+from chalicelib import aws, runtime, serve
+from chalicelib.progress import progress_bar
 
 
 def _print(data: object) -> None:
@@ -329,39 +300,6 @@ def cmd_catalogue(args: argparse.Namespace) -> int:
     return 0 if not validation.error_count else 1
 
 
-def bootstrap() -> None:
-    """Load the bundled sample shop and train once, unless the store already has them."""
-    provider = runtime.current().provider
-    health = provider.health()
-    if not health.get("items"):
-        with progress_bar() as report:
-            for dataset in ("items", "users", "interactions"):
-                path = SAMPLE_DIR / f"{dataset}.csv.gz"
-                result = provider.import_file(dataset, path, "full", report)  # type: ignore[arg-type]
-                if result.status != "imported":
-                    raise SystemExit(f"could not import {path}: {result.errors}")
-    if not health.get("model_version"):
-        with progress_bar() as report:
-            provider.train(None, report)
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    os.environ.setdefault("RECS_API_KEYS", DEV_KEY)
-    if args.bootstrap:
-        started = time.perf_counter()
-        bootstrap()
-        print(f"sample shop ready in {time.perf_counter() - started:.1f} s")
-    key = os.environ["RECS_API_KEYS"].split(",")[0]
-    base = f"http://{args.host}:{args.port}"
-    print("\nTry it:\n")
-    print(f"  curl -H 'x-api-key: {key}' '{base}/recommendations?user_id=13085'\n")
-    chalice = shutil.which("chalice", path=str(Path(sys.executable).parent)) or "chalice"
-    command = [chalice, "local", "--stage", args.stage, "--host", args.host]
-    command += ["--port", str(args.port), "--no-autoreload"]
-    os.chdir(PROJECT_ROOT)
-    os.execvp(command[0], command)
-
-
 def _setup_commands(sub: Any) -> None:
     """`setup`, `popular` and `catalogue`: the configuration and the fallback data on AWS."""
     s = sub.add_parser("setup", help="apply the configuration (Personalize resources on AWS)")
@@ -382,6 +320,9 @@ def _setup_commands(sub: Any) -> None:
     s = sub.add_parser("catalogue", help="load an items CSV into RECS_ITEMS_TABLE (AWS)")
     s.add_argument("path")
     s.set_defaults(func=cmd_catalogue)
+
+
+bootstrap = serve.bootstrap
 
 
 def parser() -> argparse.ArgumentParser:
@@ -445,12 +386,7 @@ def parser() -> argparse.ArgumentParser:
 
     _setup_commands(sub)
 
-    s = sub.add_parser("serve", help="serve the API with `chalice local`")
-    s.add_argument("--bootstrap", action="store_true", help="load the sample shop and train first")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--stage", default=DEV_STAGE)
-    s.set_defaults(func=cmd_serve)
+    serve.add_command(sub)
     return p
 
 

@@ -30,14 +30,18 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "users": ("USER_ID",),
     "items": ("ITEM_ID",),
 }
-MAX_ERRORS = 20
+MAX_ERRORS = 20  # the report lists this many; the next bad row stops the file there
+# Longer than any row Personalize takes (a few textual fields of 20,000 characters): past it a file
+# is refused without reading the rest of the line (one 150 MB line would be held whole).
+MAX_LINE_BYTES = 1 << 20
 MAX_CATEGORICAL = 1_000  # Personalize's limit for a categorical string value
 MAX_TEXTUAL = 20_000  # and for a textual one
 csv.field_size_limit(1_000_000)  # a textual field may be long; a runaway quote still stops
 
 
 class CsvError(ValueError):
-    """The file cannot be read as the dataset at all (empty, header, encoding)."""
+    """The file cannot be read as the dataset at all (empty, header, encoding, a runaway line),
+    or has more bad rows than a report lists."""
 
 
 @dataclass
@@ -62,12 +66,43 @@ def open_text(path: Path) -> IO[str]:
     return text_stream(path.open("rb"), gzipped=path.name.endswith(".gz"))
 
 
-def text_stream(raw: IO[bytes], gzipped: bool) -> IO[str]:
+class _LineLimit(io.RawIOBase):
+    """The bytes of `raw` as they are, refused (CsvError) once a line runs past `limit` bytes.
+    Checked per chunk, not per line: the common case costs a search of each 64 KB chunk."""
+
+    def __init__(self, raw: IO[bytes], limit: int) -> None:
+        self._raw, self._limit = raw, limit
+        self._run = 0  # bytes since the last newline
+        self._lines = 1
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self._raw.read(len(buffer))
+        size = len(chunk)
+        buffer[:size] = chunk
+        last = chunk.rfind(b"\n")
+        if last < 0:
+            self._run += size
+        else:
+            self._lines += chunk.count(b"\n")
+            self._run = size - last - 1
+        if self._run > self._limit:
+            raise CsvError(
+                f"line {self._lines:,} is longer than {self._limit:,} bytes: not a CSV row "
+                "(a missing line break or a runaway quote?)"
+            )
+        return size
+
+
+def text_stream(raw: IO[bytes], gzipped: bool, line_limit: int = MAX_LINE_BYTES) -> IO[str]:
     if gzipped:
         raw = gzip.GzipFile(fileobj=raw)  # type: ignore[assignment]
+    limited = io.BufferedReader(_LineLimit(raw, line_limit), buffer_size=1 << 16)
     # utf-8-sig drops a byte-order mark; strict decoding turns bad bytes into a clear error;
     # newline="" lets the csv module handle CRLF and line breaks inside quoted fields.
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
+    return io.TextIOWrapper(limited, encoding="utf-8-sig", errors="strict", newline="")
 
 
 # -- converters: value text -> typed value, ValueError with a reason ------------------------------
@@ -265,6 +300,11 @@ def _rows(
                 continue
             # Rare path: the same checks one column at a time, for the reason and the column.
             at = number - blank
+            if validation.error_count >= MAX_ERRORS:  # the report is full: a bad file stops here
+                raise CsvError(
+                    f"row {at} is invalid too: stopped after {MAX_ERRORS} invalid rows "
+                    "(fix those listed and send the file again)"
+                )
             if len(row) != width:
                 validation.fail(at, f"{len(row)} fields where the header has {width}")
                 continue

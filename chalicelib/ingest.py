@@ -300,8 +300,26 @@ def queue_url(name: str, account: str = "") -> str:
     return url
 
 
+# SQS's limit for one message and for the sum of a SendMessageBatch's messages.
+MAX_SQS_BYTES = 1_048_576
+
+
+def _batches(bodies: Sequence[str]) -> list[list[int]]:
+    """Indexes of `bodies` in SendMessageBatch calls: at most 10 and MAX_SQS_BYTES a call."""
+    batches: list[list[int]] = []
+    size = MAX_SQS_BYTES + 1
+    for n, body in enumerate(bodies):
+        length = len(body.encode("utf-8"))
+        if size + length > MAX_SQS_BYTES or len(batches[-1]) == 10:
+            batches.append([])
+            size = 0
+        batches[-1].append(n)
+        size += length
+    return batches
+
+
 def _send(queue: str, bodies: Sequence[str]) -> list[int]:
-    """Send `bodies` to the queue named `queue`, 10 a call; the indexes that failed."""
+    """Send `bodies` to the queue named `queue`; the indexes that failed."""
     failed: list[int] = []
     if not bodies:
         return failed
@@ -310,9 +328,8 @@ def _send(queue: str, bodies: Sequence[str]) -> list[int]:
     try:
         url = queue_url(queue)
         sqs = aws.client("sqs")
-        for start in range(0, len(bodies), 10):
-            chunk = bodies[start : start + 10]
-            entries = [{"Id": str(start + i), "MessageBody": b} for i, b in enumerate(chunk)]
+        for batch in _batches(bodies):
+            entries = [{"Id": str(n), "MessageBody": bodies[n]} for n in batch]
             reply = sqs.send_message_batch(QueueUrl=url, Entries=entries)
             failed += [int(f["Id"]) for f in reply.get("Failed", [])]
     except Exception as error:
@@ -336,6 +353,20 @@ def _dead_letter(source: str, record: SourceRecord, reason: str, envelope: Any =
         letter["envelope"] = envelope
     else:
         letter |= _text(record.body)
+    text = json.dumps(letter, ensure_ascii=False, separators=(",", ":"))
+    if len(text.encode("utf-8")) <= MAX_SQS_BYTES:
+        return text
+    # A letter SQS refuses could never be sent, and its message would be retried until SQS's own
+    # redrive moved it without a reason: keep the reason, the body's size, digest and head.
+    import hashlib  # noqa: PLC0415 - the rare path only
+
+    head = record.body[: MAX_SQS_BYTES // 8]  # even escaped 6 bytes a byte, it fits
+    letter = {
+        "reason": reason,
+        "source": source,
+        "record_id": record.id,
+        "truncated": {"bytes": len(record.body), "sha256": hashlib.sha256(record.body).hexdigest()},
+    } | _text(head)
     return json.dumps(letter, ensure_ascii=False, separators=(",", ":"))
 
 

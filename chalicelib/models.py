@@ -40,7 +40,10 @@ class _Edge(BaseModel):
 
 
 def _json_limited(value: dict[str, Any], limit: int) -> dict[str, Any]:
-    encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    try:  # NaN and Infinity are not JSON: a response holding one could not be parsed
+        encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise ValueError("properties hold a number that is not finite (NaN or Infinity)") from None
     if len(encoded) > limit:
         raise ValueError(f"properties are {len(encoded)} characters as JSON; the limit is {limit}")
     return value
@@ -133,6 +136,15 @@ class Item(_Edge):
     @field_validator("properties")
     @classmethod
     def _size(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key, price in value.items():
+            # Responses render a numeric string price as a number: it must be a finite one.
+            if key.strip().lower() == "price" and isinstance(price, str):
+                try:
+                    number = float(price)
+                except ValueError:
+                    continue
+                if not math.isfinite(number):
+                    raise ValueError(f"{key} {price[:20]!r} is not a finite number")
         return _json_limited(value, 32_000)
 
 

@@ -32,9 +32,12 @@ class Runtime:
 
 _lock = threading.Lock()
 _cached: dict[tuple[tuple[str, str], ...], Runtime] = {}
+_pinned: Runtime | None = None
 
 
 def current() -> Runtime:
+    if _pinned is not None:
+        return _pinned
     fingerprint = env_fingerprint()
     runtime = _cached.get(fingerprint)
     if runtime is not None:
@@ -63,7 +66,19 @@ def build(settings: Settings) -> Runtime:
     return Runtime(settings, provider)
 
 
+def pin() -> Runtime:
+    """Build the runtime once and stop looking at the environment: for a server process whose
+    environment never changes (the production server's workers), where reading it per request
+    costs more than the request's own store queries."""
+    global _pinned  # noqa: PLW0603
+    runtime = current()
+    _pinned = runtime
+    return runtime
+
+
 def reset() -> None:
     """Forget the built runtime (tests that change the data directory's contents use this)."""
+    global _pinned  # noqa: PLW0603
     with _lock:
         _cached.clear()
+        _pinned = None

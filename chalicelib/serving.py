@@ -1,22 +1,24 @@
-"""The HTTP API's logic, free of Chalice: auth, parsing and validation, the provider call,
-fallback, decoration and headers. `app.py` turns a `Request` into a `Reply` with these functions.
+"""The HTTP API's logic, free of any framework: routing, auth, validation, the provider call,
+fallback, decoration within the byte budget, and headers. `app.py` (Chalice) and `server.py`
+(the production WSGI server) turn their request into a `web.Request` and call `route()`.
 
-Every failure becomes a JSON `{"error", "message"}` object with a 4xx status; the recommendation
-routes never answer 404 or 5xx: a provider failure gives the fallback list.
+Every failure becomes a JSON `{"error", "message"}` object: 4xx for what the caller can fix,
+503 with `Retry-After` for a write the store cannot take now. The recommendation routes never
+answer 404 or 5xx: a provider that fails, has no model or a broken one gives the fallback list
+(counted by reason in `fallbacks`, shown in `/health`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from dataclasses import replace
 
-from pydantic import BaseModel, ValidationError
-
-from chalicelib import runtime
+from chalicelib import budget, runtime, web
+from chalicelib.apikeys import current_keys
 from chalicelib.auth import is_authorized
+from chalicelib.fallbacks import COUNTER
 from chalicelib.filter_values import values_from_query
 from chalicelib.models import (
     EventBatch,
@@ -25,93 +27,66 @@ from chalicelib.models import (
     RecommendationsQuery,
     RelatedItemsQuery,
     UserBatch,
-    describe,
 )
-from chalicelib.providers.base import FilterError, FilterRequest, Provider, Recommendations
+from chalicelib.providers.base import (
+    FilterError,
+    FilterRequest,
+    Provider,
+    Recommendations,
+    UnavailableError,
+)
 from chalicelib.runtime import Runtime
+from chalicelib.web import JSON, ApiError, Reply, Request, error_reply, json_reply
 
 log = logging.getLogger("recs.serving")
-Model = TypeVar("Model", bound=BaseModel)
-JSON = "application/json"
 _RESERVED_QUERY = {"user_id", "item_id", "num_results", "filter"}
+Handler = Callable[[Request], Reply]
 
 
-@dataclass(frozen=True)
-class Request:
-    method: str
-    headers: Mapping[str, str]  # lower-case names
-    query: Mapping[str, Sequence[str]] = field(default_factory=dict)
-    body: bytes = b""
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: str
-    headers: dict[str, str]
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-def error_reply(status: int, code: str, message: str) -> Reply:
-    body = json.dumps({"error": code, "message": message}, ensure_ascii=False)
-    return Reply(status, body, {"Content-Type": JSON, "Cache-Control": "no-store"})
-
-
-def _guarded(handler: Callable[[Request, Runtime], Reply]) -> Callable[[Request], Reply]:
+def _guarded(item_list: bool) -> Callable[[Callable[[Request, Runtime], Reply]], Handler]:
     """Authenticate, then map every error to the JSON error envelope. The runtime is looked up
-    once and handed down: a request sees one set of settings from start to end."""
+    once and handed down: a request sees one set of settings from start to end. An unexpected
+    error on an item-list route still answers 200 with an (empty) fallback list."""
 
-    def wrapped(request: Request) -> Reply:
-        try:
-            rt = runtime.current()
-            if not is_authorized(request.headers, rt.settings.keys):
-                if not rt.settings.keys:
-                    log.error("no API key configured (RECS_API_KEYS): refusing every request")
-                return error_reply(401, "unauthorized", "a valid API key is required")
-            return handler(request, rt)
-        except ApiError as exc:
-            return error_reply(exc.status, exc.code, exc.message)
-        except Exception:
-            log.exception("unhandled error in %s", handler.__name__)
-            return error_reply(500, "internal_error", "an internal error occurred")
+    def decorate(handler: Callable[[Request, Runtime], Reply]) -> Handler:
+        def wrapped(request: Request) -> Reply:
+            try:
+                rt = runtime.current()
+                keys = current_keys(rt.settings)
+                if not is_authorized(request.headers, keys):
+                    if not keys:
+                        _no_keys()
+                    return error_reply(401, "unauthorized", "a valid API key is required")
+                return handler(request, rt)
+            except ApiError as exc:
+                return error_reply(exc.status, exc.code, exc.message, exc.headers)
+            except UnavailableError as exc:
+                log.error("%s refused: %s", handler.__name__, exc.__cause__ or exc)
+                retry = {"Retry-After": str(exc.retry_after)}
+                return error_reply(503, "unavailable", str(exc), retry)
+            except Exception:
+                log.exception("unhandled error in %s", handler.__name__)
+                if item_list:
+                    COUNTER.record(handler.__name__, "error")
+                    headers = {"X-Recommendation-Source": "fallback", "Cache-Control": "no-store"}
+                    return Reply(200, "[]", {"Content-Type": JSON, **headers})
+                return error_reply(500, "internal_error", "an internal error occurred")
 
-    wrapped.__name__ = handler.__name__
-    return wrapped
+        wrapped.__name__ = handler.__name__
+        return wrapped
 
-
-# -- parsing ---------------------------------------------------------------------------------
-
-
-def _validate(model: type[Model], data: Any) -> Model:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ApiError(400, "invalid_request", describe(exc)) from None
-
-
-def _query(model: type[Model], request: Request) -> Model:
-    return _validate(model, {k: v[-1] for k, v in request.query.items() if v})
+    return decorate
 
 
-def _body(model: type[Model], request: Request, rt: Runtime) -> Model:
-    limit = rt.settings.max_body_bytes
-    if len(request.body) > limit:
-        raise ApiError(413, "payload_too_large", f"the body is larger than {limit} bytes")
-    content_type = request.headers.get("content-type", JSON).split(";")[0].strip().lower()
-    if content_type != JSON:
-        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-    try:
-        data = json.loads(request.body)
-    except (UnicodeDecodeError, ValueError, RecursionError):  # deep nesting: RecursionError
-        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid_request", "the body must be a JSON object")
-    return _validate(model, data)
+_no_keys_logged = [float("-inf")]
+
+
+def _no_keys() -> None:
+    """Say so once a minute, not once a request (Braze may be sending thousands)."""
+    now = time.monotonic()
+    if now - _no_keys_logged[0] >= 60:
+        _no_keys_logged[0] = now
+        log.error("no API key configured (RECS_API_KEYS or its parameter): refusing every request")
 
 
 def _filter(
@@ -129,12 +104,20 @@ def _filter(
 # -- item lists ------------------------------------------------------------------------------
 
 
-def _items_reply(rt: Runtime, recs: Recommendations, limit: int, cacheable: bool) -> Reply:
-    body = rt.provider.catalogue().render(recs.item_ids, limit)
+def _items_reply(
+    rt: Runtime, recs: Recommendations, limit: int, cacheable: bool, route: str
+) -> Reply:
+    rendered = rt.provider.catalogue().render(recs.item_ids, limit)
+    body, trimmed = budget.fit(rendered, rt.settings.max_response_bytes)
     headers = {"Content-Type": JSON, "X-Recommendation-Source": recs.source}
     headers["Cache-Control"] = (
         f"public, max-age={rt.settings.cache_max_age}" if cacheable else "no-store"
     )
+    if recs.source == "fallback":
+        COUNTER.record(route, recs.reason)
+        headers["X-Fallback-Reason"] = recs.reason or "unspecified"
+    if trimmed:
+        headers["X-Response-Trimmed"] = trimmed
     return Reply(200, body, headers)
 
 
@@ -152,30 +135,30 @@ def _or_fallback(
         raise
     except FilterError as exc:
         raise ApiError(400, exc.code, str(exc)) from None
-    except Exception:
-        log.exception("provider %s failed; serving the fallback list", provider.name)
+    except Exception as exc:
+        log.warning("provider %s failed (%s); serving the fallback list", provider.name, exc)
     try:
         items = fallback() if fallback else provider.popular(num_results, flt)
-        return Recommendations(items, "fallback")
+        return Recommendations(items, "fallback", reason="provider_error")
     except Exception:
         log.exception("the fallback list failed too; serving an empty list")
-        return Recommendations([], "fallback")
+        return Recommendations([], "fallback", reason="provider_error")
 
 
-@_guarded
+@_guarded(item_list=True)
 def recommendations(request: Request, rt: Runtime) -> Reply:
-    q = _query(RecommendationsQuery, request)
+    q = web.query(RecommendationsQuery, request)
     flt = _filter(q.filter, request.query, rt)
     provider = rt.provider
     recs = _or_fallback(
         provider, lambda: provider.recommend(q.user_id, q.num_results, flt), q.num_results, flt
     )
-    return _items_reply(rt, recs, q.num_results, cacheable=True)
+    return _items_reply(rt, recs, q.num_results, cacheable=True, route="recommendations")
 
 
-@_guarded
+@_guarded(item_list=True)
 def related_items(request: Request, rt: Runtime) -> Reply:
-    q = _query(RelatedItemsQuery, request)
+    q = web.query(RelatedItemsQuery, request)
     flt = _filter(q.filter, request.query, rt)
     if flt is not None:
         flt = replace(flt, current_item=q.item_id)
@@ -186,12 +169,12 @@ def related_items(request: Request, rt: Runtime) -> Reply:
         q.num_results,
         flt,
     )
-    return _items_reply(rt, recs, q.num_results, cacheable=True)
+    return _items_reply(rt, recs, q.num_results, cacheable=True, route="related-items")
 
 
-@_guarded
+@_guarded(item_list=True)
 def rankings(request: Request, rt: Runtime) -> Reply:
-    body = _body(RankingRequest, request, rt)
+    body = web.body(RankingRequest, request, rt.settings.max_body_bytes)
     values = {k: v if isinstance(v, list) else [v] for k, v in body.filter_values.items()}
     flt = _filter(body.filter, values, rt)
     provider = rt.provider
@@ -202,7 +185,7 @@ def rankings(request: Request, rt: Runtime) -> Reply:
         flt,
         fallback=lambda: _known_items(provider, body.item_ids),
     )
-    return _items_reply(rt, recs, len(body.item_ids), cacheable=False)
+    return _items_reply(rt, recs, len(body.item_ids), cacheable=False, route="rankings")
 
 
 def _known_items(provider: Provider, item_ids: Sequence[str]) -> list[str]:
@@ -215,33 +198,78 @@ def _known_items(provider: Provider, item_ids: Sequence[str]) -> list[str]:
 # -- writes ----------------------------------------------------------------------------------
 
 
-def _accepted(count: int) -> Reply:
-    return Reply(202, json.dumps({"accepted": count}), {"Content-Type": JSON})
+def _repeated_event_id(batch: EventBatch) -> None:
+    """Two events of one request with one `event_id` would be stored once (Personalize keeps
+    the first too): refuse the request rather than answer a count that was not stored."""
+    seen: dict[str, int] = {}
+    for n, event in enumerate(batch.events):
+        if event.event_id is None:
+            continue
+        if event.event_id in seen:
+            message = f"events[{n}].event_id repeats events[{seen[event.event_id]}].event_id"
+            raise ApiError(400, "invalid_request", message)
+        seen[event.event_id] = n
 
 
-@_guarded
+@_guarded(item_list=False)
 def events(request: Request, rt: Runtime) -> Reply:
-    batch = _body(EventBatch, request, rt)
-    return _accepted(rt.provider.put_events(batch))
+    batch = web.body(EventBatch, request, rt.settings.max_body_bytes)
+    _repeated_event_id(batch)
+    accepted = rt.provider.put_events(batch)
+    # Events whose event_id was stored before (a retried request) are not stored twice.
+    repeated = len(batch.events) - accepted
+    return json_reply(202, {"accepted": accepted} | ({"duplicates": repeated} if repeated else {}))
 
 
-@_guarded
+@_guarded(item_list=False)
 def users(request: Request, rt: Runtime) -> Reply:
-    batch = _body(UserBatch, request, rt)
-    return _accepted(rt.provider.put_users(batch.users))
+    batch = web.body(UserBatch, request, rt.settings.max_body_bytes)
+    return json_reply(202, {"accepted": rt.provider.put_users(batch.users)})
 
 
-@_guarded
+@_guarded(item_list=False)
 def items(request: Request, rt: Runtime) -> Reply:
-    batch = _body(ItemBatch, request, rt)
-    return _accepted(rt.provider.put_items(batch.items))
+    batch = web.body(ItemBatch, request, rt.settings.max_body_bytes)
+    return json_reply(202, {"accepted": rt.provider.put_items(batch.items)})
 
 
-def health() -> Reply:
+def health(_request: Request | None = None) -> Reply:
+    """No auth, no secrets: the provider's state, its current problems and the fallbacks this
+    process served by reason. 200 while it can answer (degraded included: the fallback list
+    still serves, and a restart would not mend a broken file); 503 when it cannot."""
     try:
         body: dict[str, object] = runtime.current().provider.health()
+        body["fallbacks"] = COUNTER.counts()
         status = 200
     except Exception:
         log.exception("health check failed")
         body, status = {"status": "error", "provider": None}, 503
-    return Reply(status, json.dumps(body), {"Content-Type": JSON, "Cache-Control": "no-store"})
+    return json_reply(status, body, {"Cache-Control": "no-store"})
+
+
+# -- routing ---------------------------------------------------------------------------------
+
+ROUTES: dict[str, dict[str, Handler]] = {
+    "/recommendations": {"GET": recommendations},
+    "/related-items": {"GET": related_items},
+    "/rankings": {"POST": rankings},
+    "/events": {"POST": events},
+    "/users": {"POST": users},
+    "/items": {"POST": items},
+    "/health": {"GET": health},
+}
+
+
+def route(path: str, request: Request) -> Reply:
+    """The reply of the route at `path` (404 and 405 in the envelope too)."""
+    if path != "/" and path.endswith("/"):
+        path = path[:-1]  # as API Gateway does
+    methods = ROUTES.get(path)
+    if methods is None:
+        return error_reply(404, "not_found", "no such route: see the README's HTTP API")
+    handler = methods.get(request.method.upper())
+    if handler is None:
+        allowed = ", ".join(methods)
+        message = f"this route answers {allowed} only"
+        return error_reply(405, "method_not_allowed", message, {"Allow": allowed})
+    return handler(request)

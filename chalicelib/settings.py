@@ -30,7 +30,12 @@ class Settings(BaseModel):
 
     provider: Literal["local", "personalize"] = "local"
     # Comma-separated so that a new key can be added before the old one is removed (rotation).
-    api_keys: str = ""
+    api_keys: str = Field(default="", repr=False)
+    # Instead of api_keys: an SSM SecureString parameter (a name starting with `/`, or its ARN)
+    # or a Secrets Manager secret (any other name, or its ARN) holding the keys, read once per
+    # process and again after api_keys_ttl seconds (chalicelib/apikeys.py).
+    api_keys_parameter: str = ""
+    api_keys_ttl: int = Field(default=300, ge=0, le=86_400)
     data_dir: Path = PROJECT_ROOT / ".data"
     # Inside chalicelib/ so that `chalice package` ships it with the Lambda.
     config: Path = PROJECT_ROOT / "chalicelib" / "recs.toml"
@@ -76,6 +81,9 @@ class Settings(BaseModel):
     braze_requests_per_second: float = Field(default=50.0, gt=0, le=1000)
 
     cache_max_age: int = Field(default=300, ge=0, le=86_400)
+    # Byte budget of an item-list response: Braze caches nothing over 1 MB, and a Liquid template
+    # parses the whole body per recipient (chalicelib/budget.py says how items are fitted).
+    max_response_bytes: int = Field(default=100_000, ge=1024, le=1_000_000)
     # API Gateway accepts 10 MB; nothing this API takes needs more than a few hundred KB.
     max_body_bytes: int = Field(default=512 * 1024, ge=1024)
 

@@ -21,6 +21,15 @@ class ProviderError(Exception):
     """The backend could not answer; serving turns this into the fallback list."""
 
 
+class UnavailableError(ProviderError):
+    """The backend cannot take a write now (a full or read-only disk, a store that is gone) but
+    may later: serving answers 503 with `Retry-After`. The message is safe to show a caller."""
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class FilterError(ValueError):
     """A filter expression, or the values a request gave it, are wrong; the message says where."""
 
@@ -68,6 +77,9 @@ class Recommendations:
     item_ids: Sequence[str]
     source: Source
     recommendation_id: str | None = None
+    # Why a fallback was served (`no_model`, `unknown_user`, `model_unavailable`, ...): counted
+    # and logged by serving, shown in `/health`.
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,9 +22,10 @@ from chalicelib.batchfile import MAX_ITEM_LIST, decode_filter_values, read_lines
 from chalicelib.engine.recipes.base import top_k
 from chalicelib.engine.solution import SolutionModel
 from chalicelib.providers.base import BatchReport, FilterError, FilterRequest, Progress
+from chalicelib.providers.local.state import Served
 
 if TYPE_CHECKING:
-    from chalicelib.providers.local.provider import LocalProvider, _Served
+    from chalicelib.providers.local.provider import LocalProvider
 
 # Which recipes answer which kind of line (Personalize's recipe types).
 KINDS: dict[str, tuple[str, ...]] = {
@@ -46,9 +47,9 @@ class _Job:
     provider: LocalProvider
     num_results: int
     flt: FilterRequest | None
-    solution: _Served | None  # fixed by --solution; else chosen per line from the campaigns
+    solution: Served | None  # fixed by --solution; else chosen per line from the campaigns
 
-    def served(self, kind: str) -> _Served:
+    def served(self, kind: str) -> Served:
         if self.solution is not None:
             recipe = self.solution.version["recipe"]
             if kind not in KINDS.get(recipe, ()):
@@ -116,7 +117,7 @@ def _scores(values: np.ndarray, indices: np.ndarray) -> list[float]:
     return [round(float(s), 6) for s in values[indices]]
 
 
-def _recommend(job: _Job, served: _Served, user_id: str, flt: FilterRequest | None) -> dict:
+def _recommend(job: _Job, served: Served, user_id: str, flt: FilterRequest | None) -> dict:
     model = served.model
     if not _known_user(job, model, user_id):
         raise LineError(f"unknown userId {user_id!r}")
@@ -137,7 +138,7 @@ def _recommend(job: _Job, served: _Served, user_id: str, flt: FilterRequest | No
     return {"recommendedItems": model.item_ids[best].tolist(), "scores": _scores(scores, best)}
 
 
-def _related(job: _Job, served: _Served, item_id: str, flt: FilterRequest | None) -> dict:
+def _related(job: _Job, served: Served, item_id: str, flt: FilterRequest | None) -> dict:
     model = served.model
     if item_id not in model.item_index and item_id not in job.provider.catalogue():
         raise LineError(f"unknown itemId {item_id!r}")
@@ -155,7 +156,7 @@ def _related(job: _Job, served: _Served, item_id: str, flt: FilterRequest | None
     return {"recommendedItems": items[: job.num_results]}
 
 
-def _rank(job: _Job, served: _Served, line: Mapping[str, Any], flt: FilterRequest | None) -> dict:
+def _rank(job: _Job, served: Served, line: Mapping[str, Any], flt: FilterRequest | None) -> dict:
     user_id, given = line["userId"], list(dict.fromkeys(line["itemList"]))
     model = served.model
     if not _known_user(job, model, user_id):
@@ -189,10 +190,8 @@ def _answer(job: _Job, line: Mapping[str, Any]) -> dict[str, Any]:
     return _rank(job, served, line, flt)
 
 
-def _solution(provider: LocalProvider, name: str) -> _Served:
+def _solution(provider: LocalProvider, name: str) -> Served:
     """The version a campaign serves for solution `name`, else its newest stored version."""
-    from chalicelib.providers.local.provider import _Served  # noqa: PLC0415 - import cycle
-
     known = [s.name for s in provider.config.solutions]
     if name not in known:
         raise ValueError(f"no solution {name!r} in the configuration (known: {', '.join(known)})")
@@ -209,7 +208,7 @@ def _solution(provider: LocalProvider, name: str) -> _Served:
     allowed = None
     if len(catalogue):
         allowed = np.fromiter((i in catalogue for i in model.item_ids.tolist()), bool)
-    return _Served(version, model, allowed, catalogue)
+    return Served(version, model, allowed, catalogue)
 
 
 def run_batch(

@@ -9,10 +9,8 @@ store's revision counters move, so a `train` or an import run from the CLI reach
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +23,9 @@ from chalicelib.engine.data import Interactions
 from chalicelib.engine.filter_expression import check_all
 from chalicelib.engine.filters import MAX_EVENTS_PER_TYPE, CompiledFilter, ItemFields, UserData
 from chalicelib.engine.preparation import EventOptions
-from chalicelib.engine.solution import SolutionModel, train
+from chalicelib.engine.solution import train
 from chalicelib.models import EventBatch, Item, User
+from chalicelib.progress import counting
 from chalicelib.providers.base import (
     BatchReport,
     FilterError,
@@ -38,27 +37,11 @@ from chalicelib.providers.base import (
     UnknownFilterError,
 )
 from chalicelib.providers.local.batch import run_batch
+from chalicelib.providers.local.database import StoreUnavailable
+from chalicelib.providers.local.popular import PopularList
+from chalicelib.providers.local.state import Served, ServingState, State
 from chalicelib.providers.local.store import LocalStore
 from chalicelib.settings import Settings
-
-# Without a trained model the fallback is a popularity query over all interactions: cache it.
-_POPULAR_TTL_SECONDS = 60.0
-
-
-@dataclass
-class _Served:
-    version: dict[str, Any]
-    model: SolutionModel
-    allowed: np.ndarray | None  # items the catalogue can render
-    catalogue: Catalogue  # of the state this was loaded in
-    fields: ItemFields | None = None  # the model's items indexed for filters, built on first use
-
-
-@dataclass
-class _State:
-    revisions: dict[str, int]
-    catalogue: Catalogue
-    campaigns: dict[str, _Served]
 
 
 class LocalProvider:
@@ -68,10 +51,8 @@ class LocalProvider:
         self.settings = settings
         self.config = config
         self.store = LocalStore(settings.data_dir)
-        self._lock = threading.Lock()
-        self._state: _State | None = None
-        self._models: dict[str, SolutionModel] = {}
-        self._popular: tuple[float, list[str]] = (0.0, [])
+        self.serving = ServingState(self.store, settings, config)
+        self._popular = PopularList(self.store)
         try:
             parsed = check_all(dict(config.filters))
         except FilterError as exc:  # refused when the configuration is loaded
@@ -80,54 +61,11 @@ class LocalProvider:
 
     # -- serving state -----------------------------------------------------------------------
 
-    def _current(self) -> _State:
-        revisions = self.store.revisions()
-        state = self._state
-        if state is not None and _same(state.revisions, revisions):
-            return state
-        with self._lock:
-            state = self._state
-            if state is None or not _same(state.revisions, revisions):
-                state = self._load(revisions, state)
-                self._state = state
-        return state
-
-    def _load(self, revisions: dict[str, int], old: _State | None) -> _State:
-        catalogue = (
-            old.catalogue
-            if old and old.revisions.get("items_rev") == revisions.get("items_rev")
-            else Catalogue(
-                self.store.items(),
-                self.settings.item_url_template,
-                self.settings.item_image_template,
-                revision=revisions.get("items_rev"),
-            )
-        )
-        campaigns: dict[str, _Served] = {}
-        deployed = self.store.campaigns()
-        for name, conf in self.config.campaigns.items():
-            if conf.solution_version:  # pinned in the configuration
-                deployed[name] = conf.solution_version
-        for campaign, version_id in deployed.items():
-            version = self.store.version(version_id)
-            if version is None:
-                continue
-            model = self._models.get(version_id)
-            if model is None:
-                model = SolutionModel.load(
-                    self._artifact(version_id), version["recipe"], version["params"]
-                )
-                self._models = {version_id: model, **self._models}
-            allowed = None
-            if len(catalogue):
-                allowed = np.fromiter((i in catalogue for i in model.item_ids.tolist()), bool)
-            campaigns[campaign] = _Served(version, model, allowed, catalogue)
-        live = {served.version["version_id"] for served in campaigns.values()}
-        self._models = {k: v for k, v in self._models.items() if k in live}
-        return _State(revisions, catalogue, campaigns)
+    def _current(self) -> State:
+        return self.serving.current()
 
     def _artifact(self, version_id: str) -> Path:
-        return self.store.models_dir / f"{version_id}.npz"
+        return self.serving.artifact(version_id)
 
     def catalogue(self) -> Catalogue:
         return self._current().catalogue
@@ -155,12 +93,24 @@ class LocalProvider:
         if not user_id:
             return UserData(current_item=current)
         events: Sequence[tuple[str, str, float]] = ()
-        if compiled.needs_events:
-            events = self.store.filter_events(user_id, MAX_EVENTS_PER_TYPE)
         properties = None
-        if compiled.needs_user:
-            properties = normalise(self.store.user(user_id) or {})
+        try:
+            if compiled.needs_events:
+                events = self.store.filter_events(user_id, MAX_EVENTS_PER_TYPE)
+            if compiled.needs_user:
+                properties = normalise(self.store.user(user_id) or {})
+        except StoreUnavailable:
+            pass  # the store cannot tell what the user did: filter on what is known
         return UserData(events, properties, current)
+
+    def _history(self, served: Served, user_id: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """The user's history as the model knows it, plus the events stored since it was
+        trained (without them when the store cannot be read)."""
+        try:
+            recent = self.store.user_events(user_id, served.version["max_seq"])
+        except StoreUnavailable:
+            recent = []
+        return served.model.fold_in(user_id, [(i, t) for i, t, _ in recent])
 
     def _filter_list(
         self, item_ids: Sequence[str], user_id: str | None, flt: FilterRequest
@@ -173,7 +123,7 @@ class LocalProvider:
         return [item for item, keep in zip(item_ids, mask.tolist(), strict=True) if keep]
 
     def _mask(
-        self, served: _Served, user_id: str | None, flt: FilterRequest | None
+        self, served: Served, user_id: str | None, flt: FilterRequest | None
     ) -> np.ndarray | None:
         if flt is None:
             return served.allowed
@@ -190,13 +140,17 @@ class LocalProvider:
     def recommend(
         self, user_id: str, num_results: int, flt: FilterRequest | None
     ) -> Recommendations:
-        served = self._current().campaigns.get("recommendations")
+        state = self._current()
+        served = state.campaigns.get("recommendations")
         if served is None:
-            return Recommendations(self.popular(num_results, flt, user_id), "fallback")
-        recent = self.store.user_events(user_id, served.version["max_seq"])
-        history, weights = served.model.fold_in(user_id, [(i, t) for i, t, _ in recent])
+            reason = state.missing_reason("recommendations")
+            return Recommendations(
+                self.popular(num_results, flt, user_id), "fallback", reason=reason
+            )
+        history, weights = self._history(served, user_id)
         if len(history) == 0:
-            return Recommendations(self.popular(num_results, flt, user_id), "fallback")
+            items = self.popular(num_results, flt, user_id)
+            return Recommendations(items, "fallback", reason="unknown_user")
         allowed = self._mask(served, user_id, flt)
         return Recommendations(
             served.model.recommend(history, num_results, allowed, weights), "personalized"
@@ -205,14 +159,18 @@ class LocalProvider:
     def related_items(
         self, item_id: str, num_results: int, user_id: str | None, flt: FilterRequest | None
     ) -> Recommendations:
-        served = self._current().campaigns.get("related-items")
+        state = self._current()
+        served = state.campaigns.get("related-items")
+        reason = state.missing_reason("related-items")
         if served is not None:
             allowed = self._mask(served, user_id, flt)
             items = served.model.related(item_id, num_results, allowed)
             if items:
                 return Recommendations(items, "personalized")
+            reason = "unknown_item"
         popular = self.popular(num_results + 1, flt, user_id)
-        return Recommendations([i for i in popular if i != item_id][:num_results], "fallback")
+        items = [i for i in popular if i != item_id][:num_results]
+        return Recommendations(items, "fallback", reason=reason)
 
     def rank(
         self, user_id: str, item_ids: Sequence[str], flt: FilterRequest | None
@@ -223,14 +181,15 @@ class LocalProvider:
         if flt is not None:
             item_ids = self._filter_list(item_ids, user_id, flt)
         served = state.campaigns.get("rankings")
+        reason = state.missing_reason("rankings")
         history = weights = np.zeros(0, dtype=np.int32)
         if served is not None:
-            recent = self.store.user_events(user_id, served.version["max_seq"])
-            history, weights = served.model.fold_in(user_id, [(i, t) for i, t, _ in recent])
+            history, weights = self._history(served, user_id)
+            reason = "unknown_user"
         if served is None or len(history) == 0:
             order = {item: rank for rank, item in enumerate(self.popular(10**9, None, None))}
             ranked = sorted(item_ids, key=lambda i: order.get(i, len(order)))
-            return Recommendations(ranked, "fallback")
+            return Recommendations(ranked, "fallback", reason=reason)
         return Recommendations(served.model.rank(history, item_ids, weights), "personalized")
 
     def popular(
@@ -246,22 +205,21 @@ class LocalProvider:
             if allowed is not None:
                 order = order[allowed[order]]
             return served.model.item_ids[order[:num_results]].tolist()
-        stamp, items = self._popular
-        if time.monotonic() - stamp > _POPULAR_TTL_SECONDS:
-            items = self.store.popular_items(1000) or list(state.catalogue.ids())[:1000]
-            self._popular = (time.monotonic(), items)
+        items = self._popular.items(lambda: list(state.catalogue.ids())[:1000])
         if flt is not None:  # no model yet: the filter still applies to the popular list
             items = self._filter_list(items, user_id, flt)
         return items[:num_results]
 
     def health(self) -> dict[str, object]:
         state = self._current()
+        problems = self.serving.problems()
         return {
-            "status": "ok",
+            "status": "degraded" if problems else "ok",
             "provider": self.name,
-            "model_version": _version_id(state, "recommendations"),
+            "model_version": state.version_id("recommendations"),
             "campaigns": {name: s.version["version_id"] for name, s in state.campaigns.items()},
             "items": len(state.catalogue),
+            "problems": problems,
         }
 
     # -- events and metadata -----------------------------------------------------------------
@@ -282,15 +240,17 @@ class LocalProvider:
             }
             for e in batch.events
         ]
-        self.store.add_events(rows)
-        return len(rows)
+        return self.store.add_events(rows)  # an event id stored before is not stored again
 
     def put_users(self, users: Sequence[User]) -> int:
         return self.store.upsert("users", ((u.user_id, u.properties) for u in users), merge=True)
 
     def put_items(self, items: Sequence[Item]) -> int:
         rows = ((i.item_id, normalise(i.properties)) for i in items)
-        return self.store.upsert("items", rows, merge=True)
+        try:
+            return self.store.upsert("items", rows, merge=True)
+        finally:
+            self.serving.invalidate()
 
     # -- workflow ----------------------------------------------------------------------------
 
@@ -302,13 +262,16 @@ class LocalProvider:
         if dataset == "items":
             rows = ((item_id, normalise(props)) for item_id, props in rows)
         if progress:
-            rows = _counting(rows, progress, f"importing {dataset}")
+            rows = counting(rows, progress, f"importing {dataset}")
         try:
             loaded = self.store.bulk_load(
                 dataset, rows, replace=mode == "full", keep=lambda: validation.error_count == 0
             )
         except CsvError as exc:
-            return ImportReport(dataset, validation.rows, 0, [str(exc)], "rejected")
+            errors = [*validation.errors, str(exc)]
+            return ImportReport(dataset, validation.rows, 0, errors, "rejected")
+        finally:
+            self.serving.invalidate()
         if validation.error_count:
             errors = [*validation.errors]
             if validation.error_count > len(errors):
@@ -352,6 +315,7 @@ class LocalProvider:
             for campaign, conf in self.config.campaigns.items():
                 if conf.solution == sol.name and not conf.solution_version:
                     self.store.deploy(campaign, version_id)
+            self.serving.invalidate()
             infos.append(_info(info))
         return infos
 
@@ -388,6 +352,7 @@ class LocalProvider:
                 f"{version_id!r} is a version of {version['solution']!r}"
             )
         self.store.deploy(campaign, version_id)
+        self.serving.invalidate()
 
     def batch(
         self,
@@ -410,16 +375,6 @@ class LocalProvider:
         )
 
 
-def _same(a: dict[str, int], b: dict[str, int]) -> bool:
-    keys = ("items_rev", "campaigns_rev")
-    return all(a.get(k) == b.get(k) for k in keys)
-
-
-def _version_id(state: _State, campaign: str) -> str | None:
-    served = state.campaigns.get(campaign)
-    return served.version["version_id"] if served else None
-
-
 def _info(version: dict[str, Any]) -> SolutionVersionInfo:
     return SolutionVersionInfo(
         version_id=version["version_id"],
@@ -432,10 +387,3 @@ def _info(version: dict[str, Any]) -> SolutionVersionInfo:
         created=version["created"],
         params=version["params"],
     )
-
-
-def _counting(rows: Any, progress: Progress, stage: str) -> Any:
-    for n, row in enumerate(rows, start=1):
-        if n % 20_000 == 0:
-            progress(stage, n, None)
-        yield row

@@ -1,21 +1,23 @@
 """The `local` provider's store: interactions, users, items, solution versions and campaigns in one
-SQLite file that survives restarts of `chalice local`.
+SQLite file that survives restarts of the server.
 
 SQLite (standard library, WAL mode) rather than a server: the local provider must run with nothing
-installed but Python. Each thread gets its own connection, because `chalice local` serves requests
-on a thread per connection.
+installed but Python. Each thread gets its own connection, because the servers answer requests
+on several threads (and the production server in several processes: SQLite locks the file).
+Every SQLite or OS error becomes `StoreUnavailable` (see `database`).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
+
+from chalicelib.providers.local.database import Database, StoreUnavailable, guarded, rollback
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS interactions (
@@ -69,33 +71,16 @@ InteractionRow = tuple[str, str, str, float | None, float, str | None, str | Non
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-class LocalStore:
+class LocalStore(Database):
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.models_dir = data_dir / "models"
-        self.models_dir.mkdir(parents=True, exist_ok=True)
-        self.path = data_dir / "store.sqlite3"
-        self._local = threading.local()
-        self.db.executescript(SCHEMA)  # idempotent; executescript manages its own transaction
+        super().__init__(data_dir / "store.sqlite3", SCHEMA, [self.models_dir])
 
-    # -- connections -------------------------------------------------------------------------
-
-    @property
-    def db(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
-        return conn
-
-    def _tx(self) -> _Transaction:
-        return _Transaction(self.db)
-
+    @guarded
     def bulk_load(
         self,
         dataset: str,
@@ -131,12 +116,12 @@ class LocalStore:
                 db.executemany(sql, batch)
                 loaded += len(batch)
             if not keep():
-                db.execute("ROLLBACK")
+                rollback(db)
                 return 0
             self._bump(db, f"{table}_rev")
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            rollback(db)
             raise
         return loaded
 
@@ -149,10 +134,11 @@ class LocalStore:
 
     # -- writes ------------------------------------------------------------------------------
 
+    @guarded
     def add_interactions(self, rows: Iterable[InteractionRow]) -> int:
         """Append (user, item, type, value, ts, session, event_id) rows; repeated event ids are
         ignored, as Personalize ignores them. Returns how many were stored."""
-        with self._tx() as db:
+        with self.transaction() as db:
             before = db.total_changes
             db.executemany(
                 "INSERT OR IGNORE INTO interactions "
@@ -164,8 +150,9 @@ class LocalStore:
             self._bump(db, "interactions_rev")
         return stored
 
+    @guarded
     def add_events(self, rows: Sequence[dict[str, Any]]) -> int:
-        with self._tx() as db:
+        with self.transaction() as db:
             before = db.total_changes
             db.executemany(
                 "INSERT OR IGNORE INTO interactions (user_id, item_id, event_type, event_value, "
@@ -178,13 +165,14 @@ class LocalStore:
             self._bump(db, "interactions_rev")
         return stored
 
+    @guarded
     def upsert(self, table: str, rows: Iterable[tuple[str, dict[str, Any]]], merge: bool) -> int:
         """Insert or update users/items. `merge` keeps fields the update does not mention
         (PutItems semantics for one-off updates); a bulk import replaces."""
         key = {"users": "user_id", "items": "item_id"}[table]
         now = time.time()
         count = 0
-        with self._tx() as db:
+        with self.transaction() as db:
             for entity_id, given in rows:
                 properties = given
                 if merge:
@@ -205,19 +193,23 @@ class LocalStore:
 
     # -- reads -------------------------------------------------------------------------------
 
+    @guarded
     def revisions(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT key, value FROM meta").fetchall())
 
-    def items(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        for item_id, properties in self.db.execute("SELECT item_id, properties FROM items"):
-            yield item_id, json.loads(properties)
+    @guarded
+    def items(self) -> list[tuple[str, dict[str, Any]]]:
+        rows = self.db.execute("SELECT item_id, properties FROM items").fetchall()
+        return [(item_id, json.loads(properties)) for item_id, properties in rows]
 
+    @guarded
     def user(self, user_id: str) -> dict[str, Any] | None:
         row = self.db.execute(
             "SELECT properties FROM users WHERE user_id = ?", (user_id,)
         ).fetchone()
         return None if row is None else json.loads(row[0])
 
+    @guarded
     def user_events(self, user_id: str, after_seq: int = 0) -> list[tuple[str, str, float]]:
         """(item_id, event_type, ts) of the user's events stored after `after_seq`, oldest first."""
         return self.db.execute(
@@ -226,10 +218,12 @@ class LocalStore:
             (user_id, after_seq),
         ).fetchall()
 
+    @guarded
     def has_events(self, user_id: str) -> bool:
         query = "SELECT 1 FROM interactions WHERE user_id = ? LIMIT 1"
         return self.db.execute(query, (user_id,)).fetchone() is not None
 
+    @guarded
     def filter_events(self, user_id: str, per_type: int) -> list[tuple[str, str, float]]:
         """(item_id, event_type, ts) of the user's newest `per_type` events of each type, oldest
         first: what a Personalize filter reads. Index seeks only, so a customer with thousands
@@ -245,6 +239,7 @@ class LocalStore:
         rows.sort(key=lambda row: row[3])
         return [(item, kind, ts) for item, kind, ts, _ in rows]
 
+    @guarded
     def interactions(self, max_seq: int | None = None) -> list[tuple[str, str, str, float, float]]:
         """All (user, item, event_type, event_value, ts) up to `max_seq`, for training."""
         sql = "SELECT user_id, item_id, event_type, event_value, ts FROM interactions"
@@ -252,9 +247,11 @@ class LocalStore:
             return self.db.execute(sql).fetchall()
         return self.db.execute(sql + " WHERE seq <= ?", (max_seq,)).fetchall()
 
+    @guarded
     def max_seq(self) -> int:
         return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM interactions").fetchone()[0]
 
+    @guarded
     def counts(self) -> dict[str, int]:
         db = self.db
         return {
@@ -262,6 +259,7 @@ class LocalStore:
             for table in ("interactions", "users", "items")
         }
 
+    @guarded
     def popular_items(self, limit: int) -> list[str]:
         rows = self.db.execute(
             "SELECT item_id FROM interactions GROUP BY item_id "
@@ -272,8 +270,9 @@ class LocalStore:
 
     # -- solution versions and campaigns -----------------------------------------------------
 
+    @guarded
     def save_version(self, info: dict[str, Any]) -> None:
-        with self._tx() as db:
+        with self.transaction() as db:
             db.execute(
                 "INSERT INTO solution_versions (version_id, solution, recipe, status, params, "
                 "metrics, counts, training_seconds, created, max_seq) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -291,6 +290,7 @@ class LocalStore:
                 ),
             )
 
+    @guarded
     def version(self, version_id: str) -> dict[str, Any] | None:
         cur = self.db.execute("SELECT * FROM solution_versions WHERE version_id = ?", (version_id,))
         row = cur.fetchone()
@@ -301,6 +301,7 @@ class LocalStore:
             info[key] = json.loads(info[key])
         return info
 
+    @guarded
     def latest_version(self, solution: str | None) -> dict[str, Any] | None:
         sql = "SELECT version_id FROM solution_versions"
         args: tuple[str, ...] = ()
@@ -310,6 +311,7 @@ class LocalStore:
         row = self.db.execute(sql + " ORDER BY created DESC LIMIT 1", args).fetchone()
         return None if row is None else self.version(row[0])
 
+    @guarded
     def versions(self, solution: str | None) -> list[dict[str, Any]]:
         sql = "SELECT version_id FROM solution_versions"
         args: tuple[str, ...] = ()
@@ -319,8 +321,9 @@ class LocalStore:
         rows = self.db.execute(sql + " ORDER BY created DESC", args).fetchall()
         return [v for (version_id,) in rows if (v := self.version(version_id)) is not None]
 
+    @guarded
     def deploy(self, campaign: str, version_id: str) -> None:
-        with self._tx() as db:
+        with self.transaction() as db:
             db.execute(
                 "INSERT INTO campaigns (name, version_id, updated) VALUES (?, ?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET version_id = excluded.version_id, "
@@ -329,6 +332,7 @@ class LocalStore:
             )
             self._bump(db, "campaigns_rev")
 
+    @guarded
     def campaigns(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT name, version_id FROM campaigns").fetchall())
 
@@ -339,15 +343,4 @@ def _chunks(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-class _Transaction:
-    """BEGIN IMMEDIATE … COMMIT/ROLLBACK, so that a failed write changes nothing."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+__all__ = ["LocalStore", "StoreUnavailable"]

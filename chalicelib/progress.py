@@ -1,0 +1,38 @@
+"""Progress of long commands (import, train, batch): rich bars on a terminal, lines in logs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from chalicelib.providers.base import Progress
+
+
+@contextmanager
+def progress_bar() -> Iterator[Progress]:
+    """A rich progress display on a terminal; plain lines in logs and CI. On stderr, so that
+    `--json` output on stdout stays machine-readable."""
+    from rich.console import Console  # noqa: PLC0415
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}"),
+        TimeElapsedColumn(), transient=False, console=Console(stderr=True),
+    ) as bar:  # fmt: skip
+        tasks: dict[str, Any] = {}
+
+        def report(stage: str, done: int, total: int | None) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield report
+
+
+def counting(rows: Any, progress: Progress, stage: str) -> Any:
+    """`rows` as they are, reporting their count every 20,000."""
+    for n, row in enumerate(rows, start=1):
+        if n % 20_000 == 0:
+            progress(stage, n, None)
+        yield row
