@@ -1,9 +1,12 @@
 """An in-memory Amazon Personalize control plane behind the real boto3 client, for `setup`,
 `train` and `metrics` tests (moto implements only schemas).
 
-Requests pass botocore's parameter validation and serialisation; the fake answers at
-`before-send` with JSON that is first checked against the operation's output shape in the
-service model, then parsed by botocore as a real reply would be. New resources start in
+Requests pass botocore's parameter validation and serialisation, and are then checked against
+the operation's input shape with the maxima, patterns and enums botocore skips
+(`tests.service_model`): a violation is answered as the service would (400
+ValidationException) and kept in `violations`. The fake answers at `before-send` with JSON that
+is first checked against the operation's output shape in the service model, then parsed by
+botocore as a real reply would be. New resources start in
 `CREATE PENDING` and become `ACTIVE` on the next Describe, so waiting is exercised. Creating a
 name that exists fails as Personalize does, so a second `setup` cannot quietly create twice.
 """
@@ -21,6 +24,7 @@ from botocore.validate import ParamValidator
 
 from chalicelib import aws
 from tests.personalize_fakes import ACCOUNT, REGION, reply
+from tests.service_model import check
 
 PREFIX = f"arn:aws:personalize:{REGION}:{ACCOUNT}"
 METRICS = {
@@ -35,6 +39,7 @@ class FakePersonalize:
         self.client = aws.client("personalize")
         self.model = self.client.meta.service_model
         self.calls: Counter[str] = Counter()
+        self.violations: list[str] = []
         self.resources: dict[str, dict[str, dict[str, Any]]] = {}  # kind -> arn -> record
         self._ids = itertools.count(1)
         self._clock = itertools.count(1_700_000_000, 60)
@@ -46,6 +51,10 @@ class FakePersonalize:
         operation = request.headers["X-Amz-Target"].decode().split(".")[-1]
         body = json.loads(request.body or b"{}")
         self.calls[operation] += 1
+        problems = check("personalize", operation, body)
+        if problems:
+            self.violations += problems
+            return reply(400, {"message": "; ".join(problems)}, "ValidationException")
         try:
             out = getattr(self, f"_{operation}")(body)
         except _Error as exc:
