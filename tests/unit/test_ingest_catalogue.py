@@ -66,6 +66,6 @@ def test_a_table_error_does_not_resend_accepted_items(
 
 
 def fake_events_client(fake: FakeEvents) -> object:
-    client = boto3.client("personalize-events", region_name=REGION)
-    client.meta.events.register("before-send.personalize-events.*", fake.send)
+    client = aws.client("personalize-events")
+    client.meta.events.register_first("before-send.personalize-events.*", fake.send)
     return client
