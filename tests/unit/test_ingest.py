@@ -410,8 +410,10 @@ def test_the_chalice_handlers_forward_through_the_lambda_entry_points(
 ) -> None:
     from chalice.test import Client
 
-    from app import app
     from chalicelib.settings import PROJECT_ROOT
+    from tests.app_loader import load_app
+
+    app = load_app(RECS_EVENTS_QUEUE="recs-events", RECS_EVENTS_STREAM="recs-stream")
 
     for key, value in {
         "RECS_TRACKING_ID": "tracker-1",
