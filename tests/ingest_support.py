@@ -21,6 +21,7 @@ from chalicelib import aws, requeue
 from chalicelib.config import DEFAULT_SCHEMAS
 from chalicelib.providers.personalize import events as pe
 from chalicelib.settings import Settings
+from tests import iam_support
 from tests.personalize_fakes import reply
 from tests.service_model import check
 
@@ -28,6 +29,7 @@ REGION = "us-east-1"
 GROUP_ARN = f"arn:aws:personalize:{REGION}:123456789012:dataset-group/braze-shop"
 QUEUE, DLQ = "recs-events", "recs-events-dlq"
 OPERATIONS = {"events": "PutEvents", "users": "PutUsers", "items": "PutItems"}
+TRACKERS = f"arn:aws:personalize:{REGION}:123456789012:event-tracker"
 # PutEvents refuses these as property keys, whatever their case (its documentation).
 RESERVED_EVENT_KEYS = {"userid", "sessionid", "eventtype", "timestamp", "recommendationid"}
 RESERVED_EVENT_KEYS.add("impression")
@@ -66,6 +68,8 @@ class FakeEvents:
     properties: dict[str, set[str]] = field(
         default_factory=lambda: schema_properties(DEFAULT_SCHEMAS)
     )
+    # tracking id -> event tracker ARN, the resource IAM checks PutEvents against
+    trackers: dict[str, str] = field(default_factory=dict)
 
     def send(self, request: Any, **_: Any) -> AWSResponse:
         operation = request.url.rsplit("/", 1)[-1]
@@ -77,6 +81,9 @@ class FakeEvents:
         if problems:
             self.violations += problems
             return reply(400, {"message": "; ".join(problems)}, "InvalidInputException")
+        denied = self.denied(operation, body)
+        if denied:
+            return reply(400, {"message": denied}, "AccessDeniedException")
         error = self.refuse(operation, body)
         if isinstance(error, tuple):
             return reply(400, {"message": error[1]}, error[0])
@@ -96,6 +103,21 @@ class FakeEvents:
         elif operation == "items":
             self.items += body["items"]
         return reply(200, {})
+
+    def denied(self, operation: str, body: dict[str, Any]) -> str | None:
+        """What the calling function's policy (tests.iam_support) does not allow, if any."""
+        caller = iam_support.current()
+        if caller is None:
+            return None
+        if operation == "events":
+            tracker = body["trackingId"]
+            resource = self.trackers.get(tracker, f"{TRACKERS}/{tracker}")
+        else:
+            resource = body["datasetArn"]
+        action = f"personalize:{OPERATIONS[operation]}"
+        if caller.authorize(action, resource):
+            return None
+        return f"not authorized to perform {action} on {resource}"
 
     def rules(self, operation: str, body: dict[str, Any]) -> list[str]:
         """Personalize's documented rules on properties, which its model cannot say: a JSON

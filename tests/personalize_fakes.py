@@ -128,6 +128,9 @@ class FakeRuntime:
         if problems:
             self.violations += problems
             return reply(400, {"message": "; ".join(problems)}, "InvalidInputException")
+        denied = _denied(operation, body)
+        if denied:
+            return reply(400, {"message": denied}, "AccessDeniedException")
         queue = self._queues.get(operation)
         assert queue, f"unexpected {operation} call"
         response = queue.pop(0)(body) if len(queue) > 1 else queue[0](body)
@@ -136,6 +139,21 @@ class FakeRuntime:
             report = ParamValidator().validate(json.loads(response.content), shape)
             assert not report.has_errors(), report.generate_report()
         return response
+
+
+def _denied(operation: str, body: dict[str, Any]) -> str | None:
+    """What the calling function's policy (tests.iam_support) does not allow, if one applies."""
+    from tests import iam_support
+
+    caller = iam_support.current()
+    if caller is None:
+        return None
+    action = f"personalize:{operation}"
+    targets = [body.get("campaignArn") or body.get("recommenderArn"), body.get("filterArn")]
+    for resource in filter(None, targets):
+        if not caller.authorize(action, resource):
+            return f"not authorized to perform {action} on {resource}"
+    return None
 
 
 @pytest.fixture

@@ -11,15 +11,13 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
-from botocore.validate import ParamValidator
 from moto import mock_aws
 
 from chalicelib import aws, imports
 from chalicelib.config import ProjectConfig, load_config
 from chalicelib.csvdata import CsvError, Validation, read_text
 from chalicelib.settings import PROJECT_ROOT, Settings
-from tests.service_model import check
+from tests.personalize_control import FakeJobs
 
 REGION = "us-east-1"
 BUCKET = "recs-imports"
@@ -35,72 +33,6 @@ def interactions(rows: int, bad_row: int | None = None) -> str:
         ts = "soon" if n == bad_row else str(1_700_000_000 + n)
         lines.append(f"u{n % 97},i{n % 301},purchase,1.5,{ts}\n")
     return "".join(lines)
-
-
-class FakeJobs:
-    """Personalize's dataset import jobs, answered at `before-call` (moto, which every handler of
-    `before-send` reaches, answers personalize's import calls with NotImplementedError): the
-    serialised request is checked against the service model (maxima, patterns, enums), replies
-    against the output shapes. Modelled rules:
-    a job name that exists fails; INCREMENTAL is refused until a bulk import into the dataset
-    has completed ("If you haven't imported bulk records into the dataset previously, you can
-    only specify FULL"). Jobs stay CREATE PENDING until `complete()`."""
-
-    def __init__(self) -> None:
-        self.jobs: dict[str, dict[str, Any]] = {}
-        self.status: dict[str, str] = {}
-        self.violations: list[str] = []
-        self.refuse: str | None = None  # an error code to answer CreateDatasetImportJob with
-        client = aws.client("personalize")
-        self.model = client.meta.service_model
-        for operation in ("ListDatasetImportJobs", "CreateDatasetImportJob"):
-            client.meta.events.register(f"before-call.personalize.{operation}", self.call)
-
-    def complete(self) -> None:
-        self.status = dict.fromkeys(self.status, "ACTIVE")
-
-    def call(self, params: dict[str, Any], model: Any, **_: Any) -> tuple[AWSResponse, Any]:
-        operation = model.name
-        body = json.loads(params["body"])
-        problems = check("personalize", operation, body)
-        if problems:
-            self.violations += problems
-            return _error("ValidationException", "; ".join(problems))
-        if operation == "ListDatasetImportJobs":
-            jobs = [
-                {"jobName": n, "datasetImportJobArn": arn(n), "status": self.status[n]}
-                for n, job in self.jobs.items()
-                if job["datasetArn"] == body["datasetArn"]
-            ]
-            return self._ok(operation, {"datasetImportJobs": jobs})
-        assert operation == "CreateDatasetImportJob", operation
-        if body["jobName"] in self.jobs:
-            return _error("ResourceAlreadyExistsException", "exists")
-        if self.refuse:
-            return _error(self.refuse, "refused")
-        bulk = [n for n, j in self.jobs.items() if j["datasetArn"] == body["datasetArn"]]
-        if body.get("importMode") == "INCREMENTAL" and not any(
-            self.status[n] == "ACTIVE" for n in bulk
-        ):
-            message = "INCREMENTAL import mode is not allowed without a previous bulk import"
-            return _error("InvalidInputException", message)
-        self.jobs[body["jobName"]] = body
-        self.status[body["jobName"]] = "CREATE PENDING"
-        return self._ok(operation, {"datasetImportJobArn": arn(body["jobName"])})
-
-    def _ok(self, operation: str, out: dict[str, Any]) -> tuple[AWSResponse, Any]:
-        shape = self.model.operation_model(operation).output_shape
-        assert not ParamValidator().validate(out, shape).has_errors()
-        return AWSResponse("https://fake", 200, {}, None), out
-
-
-def _error(code: str, message: str) -> tuple[AWSResponse, Any]:
-    error = {"Error": {"Code": code, "Message": message}}
-    return AWSResponse("https://fake", 400, {}, None), error
-
-
-def arn(job: str) -> str:
-    return f"arn:aws:personalize:{REGION}:123456789012:dataset-import-job/{job}"
 
 
 @pytest.fixture
