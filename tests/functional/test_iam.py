@@ -6,6 +6,7 @@ its work fails.
 
 from __future__ import annotations
 
+import ast
 import base64
 import gzip
 import json
@@ -527,3 +528,32 @@ def test_the_api_function_fails_without_any_one_statement(
     policy = without(deployed.documents["api_handler"], sid)
     ok, _ = run_api(deployed, policy, monkeypatch, tmp_path)
     assert not ok
+
+
+def test_personalize_can_read_every_file_an_import_job_points_at(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The role import jobs run under (the stack's) reads the files as dropped and the plain
+    copies under staged/ that gzipped or BOM files are imported from."""
+    ok, _ = run_import(deployed, deployed.documents["import_s3"], monkeypatch)
+    assert ok
+    iam = boto3.client("iam", region_name=REGION)
+    role = deployed.settings.import_role_arn.rsplit("/", 1)[-1]
+    [name] = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+    # moto's CloudFormation keeps the template's policy as Python's repr, not JSON
+    personalize = iam_support.Caller(ast.literal_eval(document))
+    bucket = f"arn:aws:s3:::{deployed.settings.import_bucket}"
+    s3 = boto3.client("s3", region_name=REGION)
+    locations = []
+    for listed in s3.list_objects_v2(Bucket=deployed.settings.import_bucket, Prefix="reports/")[
+        "Contents"
+    ]:
+        report = json.loads(
+            s3.get_object(Bucket=deployed.settings.import_bucket, Key=listed["Key"])["Body"].read()
+        )
+        locations.append(report["data_location"].removeprefix("s3://"))
+    assert any("/staged/" in where for where in locations)
+    assert personalize.allows("s3:ListBucket", bucket)
+    for where in locations:
+        assert personalize.allows("s3:GetObject", f"arn:aws:s3:::{where}"), where
