@@ -10,6 +10,7 @@ synced, in the copy, from an example stack (deploy/infrastructure.yaml created i
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -35,16 +36,22 @@ def example_stack(stage: str, **parameters: str) -> Stack:
     from moto import mock_aws  # noqa: PLC0415 - a development dependency
 
     values = {"Stage": stage, **parameters}
-    with warnings.catch_warnings(), mock_aws():
-        warnings.simplefilter("ignore")  # moto's CloudFormation skips the alarms and policies
-        cfn = boto3.client("cloudformation", region_name=EXAMPLE_REGION)
-        cfn.create_stack(
-            StackName=f"braze-recs-{stage}",
-            TemplateBody=TEMPLATE.read_text(),
-            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
-            Capabilities=["CAPABILITY_NAMED_IAM"],
-        )
-        [described] = cfn.describe_stacks(StackName=f"braze-recs-{stage}")["Stacks"]
+    moto_log = logging.getLogger("moto")
+    level = moto_log.level
+    moto_log.setLevel(logging.ERROR)  # moto's CloudFormation skips the alarms and bucket policy
+    try:
+        with warnings.catch_warnings(), mock_aws():
+            warnings.simplefilter("ignore")
+            cfn = boto3.client("cloudformation", region_name=EXAMPLE_REGION)
+            cfn.create_stack(
+                StackName=f"braze-recs-{stage}",
+                TemplateBody=TEMPLATE.read_text(),
+                Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
+                Capabilities=["CAPABILITY_NAMED_IAM"],
+            )
+            [described] = cfn.describe_stacks(StackName=f"braze-recs-{stage}")["Stacks"]
+    finally:
+        moto_log.setLevel(level)
     return Stack.from_outputs(described["Outputs"])
 
 

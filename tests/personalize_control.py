@@ -218,7 +218,8 @@ class FakePersonalize:
 
     def _ListCampaigns(self, b: dict[str, Any]) -> dict[str, Any]:
         keys = ("name", "campaignArn", "status")
-        return {"campaigns": self._list("campaign", keys, solutionArn=b["solutionArn"])}
+        match = {"solutionArn": b["solutionArn"]} if "solutionArn" in b else {}  # optional
+        return {"campaigns": self._list("campaign", keys, **match)}
 
     def _DescribeCampaign(self, b: dict[str, Any]) -> dict[str, Any]:
         shown = self._describe("campaign", b["campaignArn"])
