@@ -14,6 +14,7 @@ Personalize, which moto does not serve, is authorized by the fakes with `Caller.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,10 +22,15 @@ from typing import Any
 
 import boto3
 import pytest
+from moto import mock_aws
 from moto.core.authorization import enable_iam_authentication
 from moto.iam.access_control import IAMPolicy, IAMRequestBase, PermissionResult, S3IAMRequest
 
 from chalicelib import aws, requeue
+from chalicelib.settings import Settings
+from deploy import offline
+from deploy.policies import StageResources, policies
+from deploy.stage import Stack, resources
 
 BATCH_ACTIONS = {
     "sqs:SendMessageBatch": "sqs:SendMessage",
@@ -185,3 +191,84 @@ def _missing_key_needs_list_bucket(
         found = None
     if found is None and not caller.authorize("s3:ListBucket", f"arn:aws:s3:::{bucket}"):
         request._raise_access_denied()
+
+
+# -- a stage's stack in moto and its functions' policies (the IAM tests' fixture) -------------
+
+REGION = "us-east-1"
+# Called by Lambda for the function (its logs, its event source's polling, its on-failure
+# destination), never by the function's code.
+BY_LAMBDA = {
+    "api_handler": {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"},
+    "ingest_sqs": {"sqs:ReceiveMessage", "sqs:GetQueueAttributes"},
+    "ingest_kinesis": {
+        "kinesis:DescribeStream",
+        "kinesis:DescribeStreamSummary",
+        "kinesis:GetRecords",
+        "kinesis:GetShardIterator",
+        "kinesis:ListShards",
+        "kinesis:ListStreams",
+    },
+    "import_s3": {"sqs:SendMessage"},  # the on-failure destination
+}
+LOGS = BY_LAMBDA["api_handler"]
+# kms:Decrypt is SSM's own call to KMS for a SecureString, which moto does not make.
+NOT_CALLED_IN_MOTO = {"kms:Decrypt"}
+
+
+@dataclass
+class Deployed:
+    stack: Stack
+    names: StageResources
+    documents: dict[str, dict[str, Any]]
+    settings: Settings
+
+
+def without(document: dict[str, Any], sid: str) -> dict[str, Any]:
+    kept = [s for s in document["Statement"] if s["Sid"] != sid]
+    assert len(kept) == len(document["Statement"]) - 1, sid
+    return {**document, "Statement": kept}
+
+
+def granted(document: dict[str, Any]) -> set[str]:
+    return {a for s in document["Statement"] for a in s["Action"]}
+
+
+@contextmanager
+def deployed_stage(stage: str = "dev") -> Iterator[Deployed]:
+    """Inside `mock_aws()`, with fake credentials set: `stage`'s stack created from
+    deploy/infrastructure.yaml, and its functions' policies as `python -m deploy sync` writes
+    them."""
+    with warnings.catch_warnings(), mock_aws():
+        warnings.simplefilter("ignore")  # moto's CloudFormation skips the alarms
+        cfn = boto3.client("cloudformation", region_name=REGION)
+        cfn.create_stack(
+            StackName=f"braze-recs-{stage}",
+            TemplateBody=offline.TEMPLATE.read_text(),
+            Parameters=[{"ParameterKey": "Stage", "ParameterValue": stage}],
+            Capabilities=["CAPABILITY_NAMED_IAM"],
+        )
+        [described] = cfn.describe_stacks(StackName=f"braze-recs-{stage}")["Stacks"]
+        stack = Stack.from_outputs(described["Outputs"])
+        # What the template sets and moto's CloudFormation leaves out: the bucket's versioning
+        # and the API keys secret.
+        boto3.client("s3", region_name=REGION).put_bucket_versioning(
+            Bucket=stack.settings["RECS_IMPORT_BUCKET"],
+            VersioningConfiguration={"Status": "Enabled"},
+        )
+        boto3.client("secretsmanager", region_name=REGION).create_secret(
+            Name=stack.settings["RECS_API_KEYS_PARAMETER"], SecretString="generated-key"
+        )
+        personalize = offline.example_personalize()
+        names = resources(stage, stack, personalize)
+        settings = Settings(
+            provider="personalize",
+            dataset_group_arn=personalize["RECS_DATASET_GROUP_ARN"],
+            tracking_id=personalize["RECS_TRACKING_ID"],
+            events_queue=stack.settings["RECS_EVENTS_QUEUE"],
+            dead_letter_queue=stack.settings["RECS_DEAD_LETTER_QUEUE"],
+            import_bucket=stack.settings["RECS_IMPORT_BUCKET"],
+            import_role_arn=stack.settings["RECS_IMPORT_ROLE_ARN"],
+            items_table=stack.settings["RECS_ITEMS_TABLE"],
+        )
+        yield Deployed(stack, names, policies(names), settings)
