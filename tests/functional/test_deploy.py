@@ -46,12 +46,17 @@ def _rest_api(params: dict[str, Any], model: Any, **_: Any) -> Any:
 
 @dataclass
 class Stage:
+    name: str
     project: Path
     stack: Stack
 
 
-@pytest.fixture
-def dev(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stage]:
+@pytest.fixture(params=["dev", "prod"])
+def stage(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Stage]:
+    """Each deployable stage, its stack created in moto."""
+    name = request.param
     from chalice.awsclient import TypedAWSClient
     from chalice.deploy import packager
 
@@ -86,30 +91,30 @@ def dev(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stage]:
         warnings.simplefilter("ignore")
         cfn = boto3.client("cloudformation", region_name=REGION)
         cfn.create_stack(
-            StackName="braze-recs-dev",
+            StackName=f"braze-recs-{name}",
             TemplateBody=offline.TEMPLATE.read_text(),
-            Parameters=[{"ParameterKey": "Stage", "ParameterValue": "dev"}],
+            Parameters=[{"ParameterKey": "Stage", "ParameterValue": name}],
             Capabilities=["CAPABILITY_NAMED_IAM"],
         )
-        [described] = cfn.describe_stacks(StackName="braze-recs-dev")["Stacks"]
-        yield Stage(project, Stack.from_outputs(described["Outputs"]))
+        [described] = cfn.describe_stacks(StackName=f"braze-recs-{name}")["Stacks"]
+        yield Stage(name, project, Stack.from_outputs(described["Outputs"]))
 
 
-def test_a_stage_sync_has_not_filled_is_refused(dev: Stage) -> None:
+def test_a_stage_sync_has_not_filled_is_refused(stage: Stage) -> None:
     with pytest.raises(StageError, match="RECS_EVENTS_QUEUE is not set"):
-        release.deploy("dev", dev.project, bytecode=False)
+        release.deploy(stage.name, stage.project, bytecode=False)
 
 
 def test_deploy_wires_the_stack_with_partial_batch_responses_and_kept_import_events(
-    dev: Stage,
+    stage: Stage,
 ) -> None:
-    write_stage(dev.project, "dev", dev.stack, offline.example_personalize())
-    assert release.deploy("dev", dev.project, bytecode=False) == 0
+    write_stage(stage.project, stage.name, stage.stack, offline.example_personalize())
+    assert release.deploy(stage.name, stage.project, bytecode=False) == 0
     lam = boto3.client("lambda", region_name=REGION)
     mappings = {
         m["EventSourceArn"]: m for m in lam.list_event_source_mappings()["EventSourceMappings"]
     }
-    arns = dev.stack.arns
+    arns = stage.stack.arns
     assert set(mappings) == {arns["RECS_EVENTS_QUEUE"], arns["RECS_EVENTS_STREAM"]}
     assert mappings[arns["RECS_EVENTS_QUEUE"]]["FunctionResponseTypes"] == [
         "ReportBatchItemFailures"
@@ -120,13 +125,13 @@ def test_deploy_wires_the_stack_with_partial_batch_responses_and_kept_import_eve
         for name, f in functions.items()
     }
     assert flags == {
-        "braze-personalize-recs-dev": None,
-        "braze-personalize-recs-dev-ingest_sqs": "true",
-        "braze-personalize-recs-dev-ingest_kinesis": None,
-        "braze-personalize-recs-dev-import_s3": None,
+        f"braze-personalize-recs-{stage.name}": None,
+        f"braze-personalize-recs-{stage.name}-ingest_sqs": "true",
+        f"braze-personalize-recs-{stage.name}-ingest_kinesis": None,
+        f"braze-personalize-recs-{stage.name}-import_s3": None,
     }
     invoke = lam.get_function_event_invoke_config(
-        FunctionName="braze-personalize-recs-dev-import_s3"
+        FunctionName=f"braze-personalize-recs-{stage.name}-import_s3"
     )
     assert invoke["MaximumRetryAttempts"] == 2
     assert (
@@ -135,25 +140,27 @@ def test_deploy_wires_the_stack_with_partial_batch_responses_and_kept_import_eve
     )
     s3 = boto3.client("s3", region_name=REGION)
     [notify] = s3.get_bucket_notification_configuration(
-        Bucket=dev.stack.settings["RECS_IMPORT_BUCKET"]
+        Bucket=stage.stack.settings["RECS_IMPORT_BUCKET"]
     )["LambdaFunctionConfigurations"]
     assert (
         notify["LambdaFunctionArn"]
-        == functions["braze-personalize-recs-dev-import_s3"]["FunctionArn"]
+        == functions[f"braze-personalize-recs-{stage.name}-import_s3"]["FunctionArn"]
     )
     iam = boto3.client("iam", region_name=REGION)
-    config = json.loads((dev.project / ".chalice" / "config.json").read_text())["stages"]["dev"]
+    config = json.loads((stage.project / ".chalice" / "config.json").read_text())["stages"][
+        stage.name
+    ]
     for function, own in config["lambda_functions"].items():
         if "iam_policy_file" not in own:
             continue
-        role = f"braze-personalize-recs-dev-{function}"
+        role = f"braze-personalize-recs-{stage.name}-{function}"
         [name] = iam.list_role_policies(RoleName=role)["PolicyNames"]
         document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
-        written = json.loads((dev.project / ".chalice" / own["iam_policy_file"]).read_text())
+        written = json.loads((stage.project / ".chalice" / own["iam_policy_file"]).read_text())
         assert (json.loads(document) if isinstance(document, str) else document) == written
 
     # A second deploy updates the mapping and keeps reporting partial failures.
-    assert release.deploy("dev", dev.project, bytecode=False) == 0
+    assert release.deploy(stage.name, stage.project, bytecode=False) == 0
     [sqs] = [
         m
         for m in lam.list_event_source_mappings()["EventSourceMappings"]
@@ -162,11 +169,12 @@ def test_deploy_wires_the_stack_with_partial_batch_responses_and_kept_import_eve
     assert sqs["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
-def test_a_plain_chalice_deploy_never_turns_the_flag_on_without_the_mapping(dev: Stage) -> None:
+def test_a_plain_chalice_deploy_never_turns_the_flag_on_without_the_mapping(stage: Stage) -> None:
     """`chalice deploy` without `python -m deploy`: no FunctionResponseTypes, so ingest_sqs must
     not return batchItemFailures (Lambda would delete the failed messages): no flag."""
-    write_stage(dev.project, "dev", dev.stack, offline.example_personalize())
-    assert release.run_chalice(["--project-dir", str(dev.project), "deploy", "--stage", "dev"]) == 0
+    write_stage(stage.project, stage.name, stage.stack, offline.example_personalize())
+    argv = ["--project-dir", str(stage.project), "deploy", "--stage", stage.name]
+    assert release.run_chalice(argv) == 0
     lam = boto3.client("lambda", region_name=REGION)
     [sqs] = [
         m
@@ -174,7 +182,7 @@ def test_a_plain_chalice_deploy_never_turns_the_flag_on_without_the_mapping(dev:
         if ":sqs:" in m["EventSourceArn"]
     ]
     assert not sqs.get("FunctionResponseTypes")
-    function = lam.get_function(FunctionName="braze-personalize-recs-dev-ingest_sqs")[
+    function = lam.get_function(FunctionName=f"braze-personalize-recs-{stage.name}-ingest_sqs")[
         "Configuration"
     ]
     assert "RECS_SQS_BATCH_ITEM_FAILURES" not in function["Environment"]["Variables"]
