@@ -71,13 +71,11 @@ def unknown_route() -> Response:
     return _call("/{proxy+}")  # never a route of the API: serving answers 404
 
 
-# Event sources are named when `chalice deploy` reads this file, before the stage's variables
-# are set: deploy with RECS_EVENTS_QUEUE / RECS_EVENTS_STREAM exported (the README shows how).
-@app.on_sqs_message(
-    queue=os.environ.get("RECS_EVENTS_QUEUE") or "braze-recs-dev-events",
-    batch_size=100,
-    maximum_batching_window_in_seconds=1,
-)
+# Event sources. Chalice puts the stage's `environment_variables` (.chalice/config.json) into the
+# environment before it imports this file, so each stage's package subscribes exactly the queue,
+# stream and bucket its stage names; `python -m deploy sync` writes them there from the
+# infrastructure stack's outputs, the one source of these names. A name left empty (or a stream
+# set to "off") subscribes nothing: never a guessed resource of another stage.
 def ingest_sqs(event: Any) -> dict[str, Any]:
     from chalicelib import ingest  # noqa: PLC0415 - the API function never loads boto3 for this
 
@@ -90,21 +88,6 @@ def ingest_kinesis(event: Any) -> None:
     ingest.handle_kinesis(event.to_dict())
 
 
-# A deployment without a stream sets RECS_EVENTS_STREAM=off: no mapping to a missing stream.
-if (os.environ.get("RECS_EVENTS_STREAM") or "braze-recs-dev-events") != "off":
-    ingest_kinesis = app.on_kinesis_record(
-        stream=os.environ.get("RECS_EVENTS_STREAM") or "braze-recs-dev-events",
-        batch_size=100,
-        maximum_batching_window_in_seconds=1,
-        starting_position="TRIM_HORIZON",
-    )(ingest_kinesis)
-
-
-@app.on_s3_event(
-    bucket=os.environ.get("RECS_IMPORT_BUCKET") or "braze-recs-dev-imports",
-    events=["s3:ObjectCreated:*"],
-    prefix="imports/",
-)
 def import_s3(event: Any) -> None:
     from chalicelib import imports  # noqa: PLC0415
     from chalicelib.config import load_config  # noqa: PLC0415
@@ -112,6 +95,34 @@ def import_s3(event: Any) -> None:
 
     settings = Settings()
     imports.handle_s3(event.to_dict(), settings, load_config(settings.config))
+
+
+def _named(variable: str) -> str:
+    value = os.environ.get(variable, "").strip()
+    return "" if value.lower() == "off" else value
+
+
+if _named("RECS_EVENTS_QUEUE"):
+    ingest_sqs = app.on_sqs_message(  # type: ignore[assignment]
+        queue=_named("RECS_EVENTS_QUEUE"),
+        batch_size=100,
+        maximum_batching_window_in_seconds=1,
+    )(ingest_sqs)
+
+if _named("RECS_EVENTS_STREAM"):
+    ingest_kinesis = app.on_kinesis_record(  # type: ignore[assignment]
+        stream=_named("RECS_EVENTS_STREAM"),
+        batch_size=100,
+        maximum_batching_window_in_seconds=1,
+        starting_position="TRIM_HORIZON",
+    )(ingest_kinesis)
+
+if _named("RECS_IMPORT_BUCKET"):
+    import_s3 = app.on_s3_event(  # type: ignore[assignment]
+        bucket=_named("RECS_IMPORT_BUCKET"),
+        events=["s3:ObjectCreated:*"],
+        prefix="imports/",
+    )(import_s3)
 
 
 def _call(path: str) -> Response:

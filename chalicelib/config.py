@@ -5,16 +5,19 @@ from __future__ import annotations
 import tomllib
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
 )
+
+from chalicelib.names import personalize_name
 
 Recipe = Literal[
     "user-personalization", "personalized-ranking", "similar-items", "popularity-count"
@@ -161,7 +164,10 @@ class ProjectConfig(_Strict):
     event_tracker: str = Field(default="events", pattern=NAME_PATTERN)
     solutions: list[Solution] = Field(min_length=1)
     campaigns: dict[CampaignName, Campaign] = Field(default_factory=dict)
-    filters: dict[str, str] = Field(default_factory=dict)
+    # name -> Personalize filter expression (CreateFilter takes 1-2,500 characters).
+    filters: dict[str, Annotated[str, StringConstraints(min_length=1, max_length=2500)]] = Field(
+        default_factory=dict
+    )
 
     @field_validator("schemas", mode="before")
     @classmethod
@@ -199,6 +205,27 @@ class ProjectConfig(_Strict):
         for route, campaign in self.campaigns.items():
             if campaign.solution not in names:
                 raise ValueError(f"campaign {route!r} names unknown solution {campaign.solution!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _personalize_names(self) -> ProjectConfig:
+        """Every name `setup` derives for a Personalize resource keeps the service's rule, so a
+        bad filter or dataset group name is refused when the file loads, at its key, not
+        half-way through `setup` (or cut short into a name that collides)."""
+        derived: list[tuple[str, tuple[str, ...]]] = [
+            ("event_tracker", (self.event_tracker,)),
+            ("dataset_group.name", ("batch", "20240101T000000")),  # batch job names
+        ]
+        for dataset in self.schemas:
+            derived.append((f"schemas.{dataset}", (dataset, "0" * 8)))  # schema: name-hash
+        derived += [(f"solutions.{s.name}", (s.name,)) for s in self.solutions]
+        derived += [(f"campaigns.{route}", (route,)) for route in self.campaigns]
+        derived += [(f"filters.{name}", (name,)) for name in self.filters]
+        for where, parts in derived:
+            try:
+                personalize_name(self.dataset_group.name, *parts)
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
         return self
 
     def solution(self, name: str) -> Solution:

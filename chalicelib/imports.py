@@ -5,25 +5,32 @@ one Personalize dataset import job; item files also refresh the DynamoDB item ta
 S3 delivers notifications at least once, so the job name is derived from the key and the object's
 version (or ETag): a repeated notification finds the report of that version, or at worst meets
 Personalize's ResourceAlreadyExistsException, and starts nothing new.
+
+Personalize takes INCREMENTAL only into a dataset that has had a bulk import, so the first import
+into each dataset is FULL whatever was asked. Anything that stops a good file from becoming a job
+(Personalize refusing it, a missing setting, S3 failing) is an `error`: reported under
+`reports/`, logged and counted (the `ImportFailures` metric), and `handle_s3` then raises, so
+that Lambda retries the event and, after its retries, hands it to the function's on-failure
+destination (`python -m deploy` sets it) rather than dropping it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 from urllib.parse import unquote_plus
 
-from chalicelib import aws
+from chalicelib import aws, s3files
 from chalicelib.config import ProjectConfig
-from chalicelib.csvdata import CsvError, Dataset, Validation, read_text, text_stream
+from chalicelib.csvdata import CsvError, Dataset, Validation, read_text
 from chalicelib.providers.personalize import arns
 from chalicelib.settings import Settings
 
@@ -32,6 +39,11 @@ log = logging.getLogger("recs.imports")
 PREFIX = "imports/"
 DATASETS: tuple[Dataset, ...] = ("interactions", "users", "items")
 MIN_INTERACTIONS = 1_000  # Personalize refuses to train on fewer
+# Import jobs are named `<dataset group[:20]>-...`, so that IAM can scope CreateDatasetImportJob
+# to one stage's jobs (`dataset-import-job/<prefix>-*`, see deploy/policies.py).
+JOB_PREFIX_CHARS = 20
+RUNNING = ("CREATE PENDING", "CREATE IN_PROGRESS")
+METRIC_NAMESPACE = "BrazePersonalizeRecs"
 Status = Literal["started", "rejected", "duplicate", "ignored", "error"]
 Progress = Callable[[str, int, int | None], None]
 
@@ -50,6 +62,7 @@ class ImportResult:
     reason: str | None = None
     job_name: str | None = None
     job_arn: str | None = None
+    mode_reason: str | None = None
     data_location: str | None = None
     items_loaded: int | None = None
     report_key: str | None = None
@@ -82,34 +95,17 @@ def mode_of(key: str, default: str) -> Literal["FULL", "INCREMENTAL"]:
     return "FULL" if asked or default.upper() == "FULL" else "INCREMENTAL"
 
 
-def job_name(dataset: str, key: str, version: str) -> str:
+def job_prefix(dataset_group: str) -> str:
+    """The start of every import job name of a dataset group (IAM scopes on it)."""
+    return dataset_group[:JOB_PREFIX_CHARS]
+
+
+def job_name(dataset: str, key: str, version: str, dataset_group: str = "recs") -> str:
     """At most 63 characters of [A-Za-z0-9_-], the same for the same object version."""
     stem = key.rsplit("/", 1)[-1].removesuffix(".gz").removesuffix(".csv")
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-_")[:32] or "file"
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-_")[:19].strip("-_") or "file"
     digest = hashlib.blake2b(f"{key}\x00{version}".encode(), digest_size=8).hexdigest()
-    return f"{dataset[:5]}-{stem}-{digest}"
-
-
-class _S3Raw(io.RawIOBase):
-    """botocore's StreamingBody as a raw stream, so gzip and TextIOWrapper read it in chunks."""
-
-    def __init__(self, body: Any) -> None:
-        self._body = body
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        chunk = self._body.read(len(buffer))
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
-
-
-def _open(bucket: str, key: str, version: str | None) -> IO[str]:
-    params = {"Bucket": bucket, "Key": key} | ({"VersionId": version} if version else {})
-    body = aws.client("s3").get_object(**params)["Body"]
-    raw = io.BufferedReader(_S3Raw(body), buffer_size=1 << 20)
-    return text_stream(raw, gzipped=key.endswith(".gz"))
+    return f"{job_prefix(dataset_group)}-{dataset[:5]}-{stem}-{digest}"
 
 
 def _rows(
@@ -121,16 +117,23 @@ def _rows(
     schema: dict[str, str] | None,
     validation: Validation,
 ) -> Iterator[tuple[Any, ...]]:
-    with _open(bucket, key, version) as text:
+    with s3files.open_text(bucket, key, version) as text:
         yield from read_text(text, dataset, validation, schema)
 
 
 def _read_report(bucket: str, report_key: str) -> dict[str, Any] | None:
-    s3 = aws.client("s3")
+    """The report of an earlier notification, None when there is none. S3 says "no such key"
+    (404) only to a caller allowed s3:ListBucket; without it the answer is 403, which is raised
+    as the permission problem it is."""
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+
     try:
-        return json.loads(s3.get_object(Bucket=bucket, Key=report_key)["Body"].read())
-    except s3.exceptions.NoSuchKey:
-        return None
+        body = aws.client("s3").get_object(Bucket=bucket, Key=report_key)["Body"].read()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise
+    return json.loads(body)
 
 
 def _write_report(bucket: str, result: ImportResult) -> None:
@@ -138,43 +141,6 @@ def _write_report(bucket: str, result: ImportResult) -> None:
     aws.client("s3").put_object(
         Bucket=bucket, Key=result.report_key, Body=body, ContentType="application/json"
     )
-
-
-def _needs_staging(bucket: str, key: str, version: str | None) -> bool:
-    """Personalize reads plain UTF-8 CSV: a gzipped file or one with a byte-order mark is
-    staged as a plain copy (streamed, never held whole)."""
-    if key.endswith(".gz"):
-        return True
-    params = {"Bucket": bucket, "Key": key, "Range": "bytes=0-2"}
-    head = aws.client("s3").get_object(**params | ({"VersionId": version} if version else {}))
-    return bool(head["Body"].read() == b"\xef\xbb\xbf")
-
-
-class _Encoded(io.RawIOBase):
-    """A text stream re-encoded as UTF-8 bytes (without a BOM) for a streamed upload."""
-
-    def __init__(self, text: IO[str]) -> None:
-        self._text, self._pending = text, b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while len(self._pending) < len(buffer):
-            chunk = self._text.read(1 << 16)
-            if not chunk:
-                break
-            self._pending += chunk.encode("utf-8")
-        size = min(len(buffer), len(self._pending))
-        buffer[:size], self._pending = self._pending[:size], self._pending[size:]
-        return size
-
-
-def _stage(bucket: str, key: str, version: str | None, name: str) -> str:
-    staged = f"staged/{name}.csv"
-    with _open(bucket, key, version) as text:
-        aws.client("s3").upload_fileobj(io.BufferedReader(_Encoded(text)), bucket, staged)
-    return staged
 
 
 def import_object(
@@ -197,7 +163,6 @@ def import_object(
     version = version or head.get("VersionId") or head["ETag"].strip('"')
     result = ImportResult("rejected", key, dataset, version, report_key=f"reports/{key}.json")
     result.mode = mode_of(key, mode or settings.import_mode)
-    result.job_name = job_name(dataset, key, version)
     previous = _read_report(bucket, result.report_key)
     if previous and previous.get("version") == version and previous.get("status") != "error":
         return ImportResult(
@@ -249,6 +214,8 @@ def import_object(
         )
     except arns.MissingSettingError as exc:
         result.status, result.reason = "error", str(exc)
+    except ImportBlockedError as exc:
+        result.status, result.reason = "error", str(exc)
     if result.status == "started" and dataset == "items" and settings.items_table:
         from chalicelib.providers.personalize import items_table  # noqa: PLC0415
 
@@ -266,6 +233,41 @@ def import_object(
     return result
 
 
+class ImportBlockedError(Exception):
+    """Personalize cannot take this file now (the dataset's first import is still running)."""
+
+
+class ImportFailedError(Exception):
+    """Raised by `handle_s3` after every record is handled when any of them failed: Lambda
+    retries the event, then hands it to the function's on-failure destination."""
+
+
+def _first_import(client: Any, dataset_arn: str) -> bool:
+    """True when the dataset has never completed a bulk import (Personalize then takes FULL
+    only); ImportBlockedError while its first one is still running (FULL would replace it and
+    INCREMENTAL is refused)."""
+    running = None
+    token: str | None = None
+    while True:
+        page = client.list_dataset_import_jobs(
+            datasetArn=dataset_arn, maxResults=100, **({"nextToken": token} if token else {})
+        )
+        for job in page.get("datasetImportJobs", []):
+            if job.get("status") == "ACTIVE":
+                return False
+            if job.get("status") in RUNNING:
+                running = job.get("datasetImportJobArn")
+        token = page.get("nextToken")
+        if not token:
+            break
+    if running:
+        raise ImportBlockedError(
+            f"the dataset's first import ({running}) is still running: Personalize takes "
+            "INCREMENTAL imports only after it completes, and FULL would replace it"
+        )
+    return True
+
+
 def _start(
     bucket: str,
     key: str,
@@ -280,15 +282,21 @@ def _start(
     dataset_arn = arns.dataset_arn(settings.dataset_group_arn, dataset)
     if not settings.import_role_arn:
         raise arns.MissingSettingError("RECS_IMPORT_ROLE_ARN is not set")
-    assert result.job_name is not None
+    group = arns.dataset_group_name(settings.dataset_group_arn)
+    assert result.version is not None
+    result.job_name = job_name(dataset, key, result.version, group)
+    client = aws.client("personalize")
+    if result.mode == "INCREMENTAL" and _first_import(client, dataset_arn):
+        result.mode = "FULL"
+        result.mode_reason = "the first bulk import into a dataset can only be FULL"
     source = (
-        _stage(bucket, key, version, result.job_name)
-        if _needs_staging(bucket, key, version)
+        s3files.stage(bucket, key, version, result.job_name)
+        if s3files.needs_staging(bucket, key, version)
         else key
     )
     result.data_location = f"s3://{bucket}/{source}"
     try:
-        reply = aws.client("personalize").create_dataset_import_job(
+        reply = client.create_dataset_import_job(
             jobName=result.job_name,
             datasetArn=dataset_arn,
             dataSource={"dataLocation": result.data_location},
@@ -296,23 +304,64 @@ def _start(
             importMode=result.mode,
         )
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ResourceAlreadyExistsException":
-            raise
-        result.status, result.reason = "duplicate", "an import job of this version exists"
+        error = exc.response.get("Error", {})
+        if error.get("Code") == "ResourceAlreadyExistsException":
+            result.status, result.reason = "duplicate", "an import job of this version exists"
+            return
+        result.status = "error"
+        result.reason = (
+            f"Personalize refused the import job: {error.get('Code')}: {error.get('Message')}"
+        )
         return
     result.status, result.job_arn = "started", reply["datasetImportJobArn"]
+
+
+def _count_failure(result: ImportResult) -> None:
+    """One log line and one CloudWatch embedded metric (`ImportFailures`, by dataset)."""
+    record = {
+        "_aws": {
+            "Timestamp": int(time.time() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": METRIC_NAMESPACE,
+                    "Dimensions": [["Dataset"]],
+                    "Metrics": [{"Name": "ImportFailures", "Unit": "Count"}],
+                }
+            ],
+        },
+        "Dataset": result.dataset or "unknown",
+        "ImportFailures": 1,
+    }
+    sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
+    log.error(json.dumps({"event": "import_failed", "key": result.key, "reason": result.reason}))
 
 
 def handle_s3(
     event: dict[str, Any], settings: Settings, config: ProjectConfig
 ) -> list[ImportResult]:
     """The `import_s3` Lambda: every record of the notification (Chalice's S3Event reads only
-    the first), keys URL-decoded as S3 sends them encoded."""
+    the first), keys URL-decoded as S3 sends them encoded. Raises ImportFailedError, once all
+    are handled, when any ended in an error."""
     results = []
     for record in event.get("Records", []):
         s3 = record.get("s3", {})
         bucket = s3.get("bucket", {}).get("name", "")
         key = unquote_plus(s3.get("object", {}).get("key", ""))
         version = s3.get("object", {}).get("versionId")
-        results.append(import_object(bucket, key, settings, config, version=version))
+        try:
+            result = import_object(bucket, key, settings, config, version=version)
+        except Exception as exc:  # S3 or anything else: reported and counted, then raised
+            result = ImportResult("error", key, dataset_of(key), version)
+            result.reason = f"{type(exc).__name__}: {str(exc)[:500]}"
+            result.report_key = f"reports/{key}.json"
+            try:
+                _write_report(bucket, result)
+            except Exception:
+                log.exception("no report written for s3://%s/%s", bucket, key)
+        if result.status == "error":
+            _count_failure(result)
+        results.append(result)
+    failed = [r.key for r in results if r.status == "error"]
+    if failed:
+        raise ImportFailedError(f"{len(failed)} import(s) failed: {', '.join(failed)[:500]}")
     return results

@@ -1,6 +1,9 @@
 """Chalice with bytecode in the Lambda zip:
 
-    .venv/bin/python deploy/chalice_compiled.py deploy --stage prod     # any chalice command
+    .venv/bin/python deploy/chalice_compiled.py package --stage prod out/   # any chalice command
+
+`python -m deploy deploy --stage STAGE` deploys a stage through this (plus what Chalice cannot
+set: see deploy/release.py); use that to deploy.
 
 Chalice zips sources only: wheels hold no `.pyc` and Chalice adds none. Lambda's /var/task is
 read-only, so every cold container compiles pydantic and chalicelib again, which costs more than

@@ -1,5 +1,7 @@
-"""A fake personalize-events service behind botocore's `before-send` hook (requests are serialised
-and validated against the real service model, replies parsed as real ones), plus moto queues."""
+"""A fake personalize-events service behind botocore's `before-send` hook of the production client
+(`chalicelib.aws`'s, which skips botocore's parameter validation): each request is checked against
+the service model, maxima, patterns and enums included (`tests.service_model`), and against the
+documented rules the model does not carry; replies are parsed as real ones. Plus moto queues."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -14,13 +17,37 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
-from chalicelib import aws, ingest
+from chalicelib import aws, requeue
+from chalicelib.config import DEFAULT_SCHEMAS
+from chalicelib.providers.personalize import events as pe
 from chalicelib.settings import Settings
+from tests import iam_support
 from tests.personalize_fakes import reply
+from tests.service_model import check
 
 REGION = "us-east-1"
 GROUP_ARN = f"arn:aws:personalize:{REGION}:123456789012:dataset-group/braze-shop"
 QUEUE, DLQ = "recs-events", "recs-events-dlq"
+OPERATIONS = {"events": "PutEvents", "users": "PutUsers", "items": "PutItems"}
+TRACKERS = f"arn:aws:personalize:{REGION}:123456789012:event-tracker"
+# PutEvents refuses these as property keys, whatever their case (its documentation).
+RESERVED_EVENT_KEYS = {"userid", "sessionid", "eventtype", "timestamp", "recommendationid"}
+RESERVED_EVENT_KEYS.add("impression")
+
+
+def schema_properties(schemas: dict[str, dict[str, str]]) -> dict[str, set[str]]:
+    """The camelCase property keys each dataset's schema matches (Personalize's documented
+    rule: `numberOfRatings` is the NUMBER_OF_RATINGS field)."""
+    out = {}
+    for dataset, fields in schemas.items():
+        members = pe.EVENT_COLUMNS if dataset == "interactions" else pe.ID_COLUMNS
+        out[dataset] = {_camel(f) for f in fields if f not in members}
+    return out
+
+
+def _camel(field: str) -> str:
+    first, *rest = field.lower().split("_")
+    return first + "".join(p.capitalize() for p in rest)
 
 
 @dataclass
@@ -34,11 +61,29 @@ class FakeEvents:
     # (operation, request body) -> error code to answer with, or None to accept
     # An error code, or (code, message); None accepts the call.
     refuse: Callable[[str, dict[str, Any]], str | tuple[str, str] | None] = lambda op, body: None
+    # Requests the real service would refuse (the model's constraints or its documented rules);
+    # the fixture fails the test on any unless `expect_violations` is set.
+    violations: list[str] = field(default_factory=list)
+    expect_violations: bool = False
+    properties: dict[str, set[str]] = field(
+        default_factory=lambda: schema_properties(DEFAULT_SCHEMAS)
+    )
+    # tracking id -> event tracker ARN, the resource IAM checks PutEvents against
+    trackers: dict[str, str] = field(default_factory=dict)
 
     def send(self, request: Any, **_: Any) -> AWSResponse:
         operation = request.url.rsplit("/", 1)[-1]
         body = json.loads(request.body)
         self.calls[operation] += 1
+        problems = check("personalize-events", OPERATIONS[operation], body) or self.rules(
+            operation, body
+        )
+        if problems:
+            self.violations += problems
+            return reply(400, {"message": "; ".join(problems)}, "InvalidInputException")
+        denied = self.denied(operation, body)
+        if denied:
+            return reply(400, {"message": denied}, "AccessDeniedException")
         error = self.refuse(operation, body)
         if isinstance(error, tuple):
             return reply(400, {"message": error[1]}, error[0])
@@ -59,6 +104,42 @@ class FakeEvents:
             self.items += body["items"]
         return reply(200, {})
 
+    def denied(self, operation: str, body: dict[str, Any]) -> str | None:
+        """What the calling function's policy (tests.iam_support) does not allow, if any."""
+        caller = iam_support.current()
+        if caller is None:
+            return None
+        if operation == "events":
+            tracker = body["trackingId"]
+            resource = self.trackers.get(tracker, f"{TRACKERS}/{tracker}")
+        else:
+            resource = body["datasetArn"]
+        action = f"personalize:{OPERATIONS[operation]}"
+        if caller.authorize(action, resource):
+            return None
+        return f"not authorized to perform {action} on {resource}"
+
+    def rules(self, operation: str, body: dict[str, Any]) -> list[str]:
+        """Personalize's documented rules on properties, which its model cannot say: a JSON
+        object whose keys are the camelCase names of the dataset's schema fields (PutEvents:
+        none of its own members)."""
+        problems = []
+        records = body.get("eventList") or body.get("users") or body.get("items") or []
+        dataset = {"events": "interactions"}.get(operation, operation)
+        for n, record in enumerate(records):
+            if "properties" not in record:
+                continue
+            properties = json.loads(record["properties"])
+            if not isinstance(properties, dict):
+                problems.append(f"{operation}[{n}].properties: not a JSON object")
+                continue
+            for key in properties:
+                if operation == "events" and key.lower() in RESERVED_EVENT_KEYS:
+                    problems.append(f"{operation}[{n}].properties: reserved key {key!r}")
+                elif key not in self.properties.get(dataset, set()):
+                    problems.append(f"{operation}[{n}].properties: {key!r} is no schema field")
+        return problems
+
 
 @pytest.fixture
 def fake_events(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeEvents]:
@@ -71,13 +152,45 @@ def fake_events(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeEvents]:
     fake = FakeEvents()
     with mock_aws():
         aws.reset()
-        ingest._queue_urls.clear()
-        client = boto3.client("personalize-events", region_name=REGION)
-        client.meta.events.register("before-send.personalize-events.*", fake.send)
-        aws.override("personalize-events", client)
+        requeue.forget_queue_urls()
+        # The production client (no botocore validation), as the Lambda makes it.
+        client = aws.client("personalize-events")
+        client.meta.events.register_first("before-send.personalize-events.*", fake.send)
         yield fake
     aws.reset()
-    ingest._queue_urls.clear()
+    requeue.forget_queue_urls()
+    if not fake.expect_violations:
+        assert fake.violations == [], fake.violations
+
+
+SHOP_TOML = """
+[[solutions]]
+name = "user-personalization"
+recipe = "user-personalization"
+
+[schemas.interactions]
+USER_ID = "string"
+ITEM_ID = "string"
+EVENT_TYPE = "string"
+TIMESTAMP = "long"
+DISCOUNT = "string categorical nullable"
+
+[schemas.items]
+ITEM_ID = "string"
+NAME = "string textual nullable"
+GENRES = "string categorical nullable"
+NUMBER_OF_RATINGS = "int nullable"
+"""
+
+
+def shop_config(folder: Path, fake: FakeEvents) -> Path:
+    """A recs.toml whose schemas have metadata columns, and the fake told the same schemas."""
+    from chalicelib.config import load_config
+
+    path = folder / "recs.toml"
+    path.write_text(SHOP_TOML)
+    fake.properties = schema_properties(dict(load_config(path).schemas))
+    return path
 
 
 def settings(**overrides: Any) -> Settings:

@@ -1,9 +1,12 @@
 """An in-memory Amazon Personalize control plane behind the real boto3 client, for `setup`,
 `train` and `metrics` tests (moto implements only schemas).
 
-Requests pass botocore's parameter validation and serialisation; the fake answers at
-`before-send` with JSON that is first checked against the operation's output shape in the
-service model, then parsed by botocore as a real reply would be. New resources start in
+Requests pass botocore's parameter validation and serialisation, and are then checked against
+the operation's input shape with the maxima, patterns and enums botocore skips
+(`tests.service_model`): a violation is answered as the service would (400
+ValidationException) and kept in `violations`. The fake answers at `before-send` with JSON that
+is first checked against the operation's output shape in the service model, then parsed by
+botocore as a real reply would be. New resources start in
 `CREATE PENDING` and become `ACTIVE` on the next Describe, so waiting is exercised. Creating a
 name that exists fails as Personalize does, so a second `setup` cannot quietly create twice.
 """
@@ -17,10 +20,13 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.awsrequest import AWSResponse
 from botocore.validate import ParamValidator
 
 from chalicelib import aws
+from tests import iam_support
 from tests.personalize_fakes import ACCOUNT, REGION, reply
+from tests.service_model import check
 
 PREFIX = f"arn:aws:personalize:{REGION}:{ACCOUNT}"
 METRICS = {
@@ -35,6 +41,7 @@ class FakePersonalize:
         self.client = aws.client("personalize")
         self.model = self.client.meta.service_model
         self.calls: Counter[str] = Counter()
+        self.violations: list[str] = []
         self.resources: dict[str, dict[str, dict[str, Any]]] = {}  # kind -> arn -> record
         self._ids = itertools.count(1)
         self._clock = itertools.count(1_700_000_000, 60)
@@ -46,6 +53,10 @@ class FakePersonalize:
         operation = request.headers["X-Amz-Target"].decode().split(".")[-1]
         body = json.loads(request.body or b"{}")
         self.calls[operation] += 1
+        problems = check("personalize", operation, body)
+        if problems:
+            self.violations += problems
+            return reply(400, {"message": "; ".join(problems)}, "ValidationException")
         try:
             out = getattr(self, f"_{operation}")(body)
         except _Error as exc:
@@ -207,7 +218,8 @@ class FakePersonalize:
 
     def _ListCampaigns(self, b: dict[str, Any]) -> dict[str, Any]:
         keys = ("name", "campaignArn", "status")
-        return {"campaigns": self._list("campaign", keys, solutionArn=b["solutionArn"])}
+        match = {"solutionArn": b["solutionArn"]} if "solutionArn" in b else {}  # optional
+        return {"campaigns": self._list("campaign", keys, **match)}
 
     def _DescribeCampaign(self, b: dict[str, Any]) -> dict[str, Any]:
         shown = self._describe("campaign", b["campaignArn"])
@@ -237,3 +249,91 @@ class _Error(Exception):
 def _epoch(value: object) -> float:
     assert isinstance(value, datetime)
     return value.timestamp()
+
+
+class FakeJobs:
+    """Personalize's dataset import jobs, answered at `before-call` (moto, which every handler of
+    `before-send` reaches, answers personalize's import calls with NotImplementedError): the
+    serialised request is checked against the service model (maxima, patterns, enums), replies
+    against the output shapes. Modelled rules:
+    a job name that exists fails; INCREMENTAL is refused until a bulk import into the dataset
+    has completed ("If you haven't imported bulk records into the dataset previously, you can
+    only specify FULL"). Jobs stay CREATE PENDING until `complete()`."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.status: dict[str, str] = {}
+        self.violations: list[str] = []
+        self.refuse: str | None = None  # an error code to answer CreateDatasetImportJob with
+        client = aws.client("personalize")
+        self.model = client.meta.service_model
+        for operation in ("ListDatasetImportJobs", "CreateDatasetImportJob"):
+            client.meta.events.register(f"before-call.personalize.{operation}", self.call)
+
+    def complete(self) -> None:
+        self.status = dict.fromkeys(self.status, "ACTIVE")
+
+    def call(self, params: dict[str, Any], model: Any, **_: Any) -> tuple[AWSResponse, Any]:
+        operation = model.name
+        body = json.loads(params["body"])
+        problems = check("personalize", operation, body)
+        if problems:
+            self.violations += problems
+            return _error("ValidationException", "; ".join(problems))
+        denied = _denied(operation, body)
+        if denied:
+            return _error("AccessDeniedException", denied)
+        if operation == "ListDatasetImportJobs":
+            jobs = [
+                {"jobName": n, "datasetImportJobArn": arn(n), "status": self.status[n]}
+                for n, job in self.jobs.items()
+                if job["datasetArn"] == body["datasetArn"]
+            ]
+            return self._ok(operation, {"datasetImportJobs": jobs})
+        assert operation == "CreateDatasetImportJob", operation
+        if body["jobName"] in self.jobs:
+            return _error("ResourceAlreadyExistsException", "exists")
+        if self.refuse:
+            return _error(self.refuse, "refused")
+        bulk = [n for n, j in self.jobs.items() if j["datasetArn"] == body["datasetArn"]]
+        if body.get("importMode") == "INCREMENTAL" and not any(
+            self.status[n] == "ACTIVE" for n in bulk
+        ):
+            message = "INCREMENTAL import mode is not allowed without a previous bulk import"
+            return _error("InvalidInputException", message)
+        self.jobs[body["jobName"]] = body
+        self.status[body["jobName"]] = "CREATE PENDING"
+        return self._ok(operation, {"datasetImportJobArn": arn(body["jobName"])})
+
+    def _ok(self, operation: str, out: dict[str, Any]) -> tuple[AWSResponse, Any]:
+        shape = self.model.operation_model(operation).output_shape
+        assert not ParamValidator().validate(out, shape).has_errors()
+        return AWSResponse("https://fake", 200, {}, None), out
+
+
+def _error(code: str, message: str) -> tuple[AWSResponse, Any]:
+    error = {"Error": {"Code": code, "Message": message}}
+    return AWSResponse("https://fake", 400, {}, None), error
+
+
+def arn(job: str) -> str:
+    return f"{PREFIX}:dataset-import-job/{job}"
+
+
+def _denied(operation: str, body: dict[str, Any]) -> str | None:
+    """What the calling function's policy (tests.iam_support) does not allow, if one applies."""
+    caller = iam_support.current()
+    if caller is None:
+        return None
+    if operation == "ListDatasetImportJobs":  # no resource-level permission: "*"
+        wanted = [("personalize:ListDatasetImportJobs", "*", None)]
+    else:
+        passed = {"iam:PassedToService": "personalize.amazonaws.com"}
+        wanted = [
+            ("personalize:CreateDatasetImportJob", arn(body["jobName"]), None),
+            ("iam:PassRole", body["roleArn"], passed),
+        ]
+    for action, resource, context in wanted:
+        if not caller.authorize(action, resource, context):
+            return f"not authorized to perform {action} on {resource}"
+    return None

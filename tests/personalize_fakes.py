@@ -1,6 +1,7 @@
 """Fakes for the `personalize` provider's tests: fake credentials and region, a moto DynamoDB item
 table, and `before-send` replies that go through botocore's real parsing (and so are checked
-against the service model) for Personalize calls moto does not implement."""
+against the service model) for Personalize calls moto does not implement. Requests are checked
+against the model too, maxima, patterns and enums included (`tests.service_model`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from botocore.validate import ParamValidator
 
 from chalicelib import aws, runtime
 from chalicelib.providers.personalize import items_table
+from tests.service_model import check
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -104,6 +106,7 @@ class FakeRuntime:
     def __init__(self) -> None:
         self.client = aws.client("personalize-runtime")
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.violations: list[str] = []  # requests the service would refuse
         self._queues: dict[str, list[Responder]] = {}
         # First: under moto, its own before-send handler would otherwise answer "not implemented".
         self.client.meta.events.register_first("before-send.personalize-runtime", self._send)
@@ -121,6 +124,13 @@ class FakeRuntime:
         )
         body = json.loads(request.body or b"{}")
         self.calls.append((operation, body))
+        problems = check("personalize-runtime", operation, body)
+        if problems:
+            self.violations += problems
+            return reply(400, {"message": "; ".join(problems)}, "InvalidInputException")
+        denied = _denied(operation, body)
+        if denied:
+            return reply(400, {"message": denied}, "AccessDeniedException")
         queue = self._queues.get(operation)
         assert queue, f"unexpected {operation} call"
         response = queue.pop(0)(body) if len(queue) > 1 else queue[0](body)
@@ -131,9 +141,26 @@ class FakeRuntime:
         return response
 
 
+def _denied(operation: str, body: dict[str, Any]) -> str | None:
+    """What the calling function's policy (tests.iam_support) does not allow, if one applies."""
+    from tests import iam_support
+
+    caller = iam_support.current()
+    if caller is None:
+        return None
+    action = f"personalize:{operation}"
+    targets = [body.get("campaignArn") or body.get("recommenderArn"), body.get("filterArn")]
+    for resource in filter(None, targets):
+        if not caller.authorize(action, resource):
+            return f"not authorized to perform {action} on {resource}"
+    return None
+
+
 @pytest.fixture
-def personalize_runtime(aws_env: None) -> FakeRuntime:
-    return FakeRuntime()
+def personalize_runtime(aws_env: None) -> Iterator[FakeRuntime]:
+    fake = FakeRuntime()
+    yield fake
+    assert fake.violations == [], fake.violations
 
 
 def items_reply(*item_ids: str, metadata: dict[str, dict[str, str]] | None = None) -> AWSResponse:

@@ -1,7 +1,8 @@
-"""`chalice package` run offline on the `dev` stage, and the generated templates checked: every
-handler of `app.py` becomes a function with its event source, the stage's environment and the
-hand-written IAM policy reach it, the zip stays lean, and cfn-lint passes the SAM template and
-the infrastructure template.
+"""`chalice package` run offline on every deployable stage, synced from its infrastructure stack
+(deploy/infrastructure.yaml created in moto), and compared with that stack: each stage's package
+subscribes exactly the queue, stream and bucket the stack made for the stage, its functions get
+the stage's settings and each its own policy, and no name of another stage appears. Also: the
+zip stays lean, cfn-lint passes the infrastructure template, and the bytecode zip is complete.
 
 Offline (`deploy/offline.py`): Chalice would `pip download` the Lambda's wheels from an index;
 here its dependency builder is replaced by a copy of the same distributions from this virtualenv.
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,28 +24,141 @@ import pytest
 
 from chalicelib.settings import PROJECT_ROOT
 from deploy import chalice_compiled, offline
+from deploy.stage import Stack, check_stage, write_stage
 
-STAGE = "dev"
 HEAVY = ("numpy/", "scipy/", "lark/", "implicit/", "rich/", "optuna/", "sklearn/")
+CONFIG = json.loads((PROJECT_ROOT / ".chalice" / "config.json").read_text())
+# The stages that deploy to AWS: every one on the personalize provider.
+STAGES = [
+    name
+    for name, stage in CONFIG["stages"].items()
+    if stage.get("environment_variables", {}).get("RECS_PROVIDER") == "personalize"
+]
+# (stage, stack parameters): every stage with its stream, and one made without it.
+CASES = [(s, {}) for s in STAGES] + [("prod", {"CreateEventsStream": "false"})]
 
 
-MERGE_TEMPLATE = PROJECT_ROOT / "deploy" / "report-batch-item-failures.json"
+@dataclass
+class Packaged:
+    stage: str
+    stack: Stack
+    out: Path
+
+    @property
+    def project(self) -> Path:
+        return self.out.parent / f"{self.out.name}-project"
+
+    @property
+    def terraform(self) -> dict[str, Any]:
+        return json.loads((self.out / "chalice.tf.json").read_text())
+
+    def config(self) -> dict[str, Any]:
+        return json.loads((self.project / ".chalice" / "config.json").read_text())
 
 
 @pytest.fixture(scope="module")
-def packaged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
-    from app import app
-
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Packaged]:
     tmp = tmp_path_factory.mktemp("package")
-    outs = {"terraform": offline.package(tmp / "out-terraform", STAGE, "terraform")}
-    # CloudFormation cannot subscribe a Lambda to an existing bucket: Chalice refuses S3
-    # event sources there (deploy those stages with `chalice deploy` or Terraform).
-    if not any(type(s).__name__ == "S3EventConfig" for s in app.event_sources):
-        extra = ("--merge-template", str(MERGE_TEMPLATE)) if MERGE_TEMPLATE.exists() else ()
-        outs["cloudformation"] = offline.package(tmp / "out-cfn", STAGE, "cloudformation", extra)
-    # The same package through deploy/chalice_compiled.py, whose packagers add bytecode.
+    done = {}
+    for stage, parameters in CASES:
+        stack = offline.example_stack(stage, **parameters)
+        label = f"{stage}-{'-'.join(parameters.values()) or 'stream'}"
+
+        def prepare(project: Path, name: str, stack: Stack = stack) -> None:
+            write_stage(project, name, stack, offline.example_personalize())
+
+        out = offline.package(tmp / label, stage, "terraform", prepare=prepare)
+        done[label] = Packaged(stage, stack, out)
+    return done
+
+
+def test_every_stage_is_packaged_and_compared() -> None:
+    assert STAGES == ["dev", "prod"]
+
+
+@pytest.mark.parametrize("label", ["dev-stream", "prod-stream", "prod-false"])
+def test_each_package_subscribes_exactly_its_stacks_resources(
+    packaged: dict[str, Packaged], label: str
+) -> None:
+    case = packaged[label]
+    resources = case.terraform["resource"]
+    settings = case.stack.settings
+    mappings = resources["aws_lambda_event_source_mapping"]
+    sources = {name: m["event_source_arn"].rsplit(":", 1)[-1] for name, m in mappings.items()}
+    expected = {"ingest_sqs-sqs-event-source": settings["RECS_EVENTS_QUEUE"]}
+    if "RECS_EVENTS_STREAM" in settings:
+        expected["ingest_kinesis-kinesis-event-source"] = f"stream/{settings['RECS_EVENTS_STREAM']}"
+    assert sources == expected
+    [notification] = resources["aws_s3_bucket_notification"].values()
+    assert notification["bucket"] == settings["RECS_IMPORT_BUCKET"]
+    assert notification["lambda_function"][0]["filter_prefix"] == "imports/"
+    functions = resources["aws_lambda_function"]
+    wanted = {"api_handler", "ingest_sqs", "import_s3"}
+    assert set(functions) == wanted | (
+        {"ingest_kinesis"} if "RECS_EVENTS_STREAM" in settings else set()
+    )
+    for function in functions.values():
+        variables = function["environment"]["variables"]
+        for setting, value in settings.items():
+            assert variables[setting] == value, setting
+        assert variables.get("RECS_EVENTS_STREAM", "") == settings.get("RECS_EVENTS_STREAM", "")
+    others = [s for s in CONFIG["stages"] if s != case.stage]
+    text = json.dumps(case.terraform)
+    assert all(f"braze-recs-{o}-" not in text and f"braze-recs/{o}/" not in text for o in others)
+
+
+@pytest.mark.parametrize("label", ["dev-stream", "prod-stream"])
+def test_each_function_runs_under_its_own_policy_of_its_stage(
+    packaged: dict[str, Packaged], label: str
+) -> None:
+    case = packaged[label]
+    config = case.config()["stages"][case.stage]
+    assert config["autogen_policy"] is False and "iam_policy_file" not in config
+    roles = case.terraform["resource"]["aws_iam_role_policy"]
+    assert set(roles) == {
+        f"{f}_role" for f in ("api_handler", "ingest_sqs", "ingest_kinesis", "import_s3")
+    }
+    seen = set()
+    for role, attached in roles.items():
+        function = role.removesuffix("_role")
+        path = case.project / ".chalice" / config["lambda_functions"][function]["iam_policy_file"]
+        policy = json.loads(path.read_text())
+        assert json.loads(attached["policy"]) == policy
+        text = json.dumps(policy)
+        seen.add(text)
+        assert f"braze-recs-{case.stage}-" in text
+        for statement in policy["Statement"]:
+            for action in statement["Action"]:
+                assert "*" not in action, action
+            scoped = (
+                [statement["Resource"]]
+                if isinstance(statement["Resource"], str)
+                else statement["Resource"]
+            )
+            for resource in scoped:
+                # "*" only for list actions, which have no resource-level permission
+                assert resource != "*" or all(":List" in a for a in statement["Action"]), statement
+                assert resource == "*" or resource.split(":")[3] in ("", offline.EXAMPLE_REGION)
+    assert len(seen) == 4  # one policy per function, not one for all
+
+
+def test_a_stage_sync_has_not_filled_is_refused_not_guessed(tmp_path: Path) -> None:
+    """The shipped config names no resource: `python -m deploy` refuses the stage, and its
+    package subscribes nothing rather than another stage's (or a default) resource."""
+    problems = check_stage(PROJECT_ROOT, "prod")
+    assert "RECS_IMPORT_BUCKET is not set: run `python -m deploy sync --stage prod`" in problems
+    with pytest.raises(RuntimeError, match="chalice package exited"):
+        offline.package(tmp_path / "out", "prod", prepare=lambda project, stage: None)
+
+
+@pytest.fixture(scope="module")
+def dev(
+    packaged: dict[str, Packaged], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Path]]:
+    """The dev package, and the same through deploy/chalice_compiled.py (bytecode)."""
     from chalice.deploy import packager
 
+    outs = {"plain": packaged["dev-stream"].out}
     with pytest.MonkeyPatch.context() as monkeypatch:
         for cls in (
             packager.LambdaDeploymentPackager,
@@ -52,140 +167,53 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Pat
         ):
             monkeypatch.setattr(cls, "create_deployment_package", cls.create_deployment_package)
         chalice_compiled.install()
-        outs["compiled"] = offline.package(tmp / "out-compiled", STAGE, "terraform")
+        outs["compiled"] = offline.package(tmp_path_factory.mktemp("compiled") / "out", "dev")
     yield outs
 
 
-def _stage() -> dict[str, Any]:
-    config = json.loads((PROJECT_ROOT / ".chalice" / "config.json").read_text())
-    return {**config, **config["stages"][STAGE]}
-
-
-def test_every_handler_is_a_function_with_the_stage_environment(packaged: dict[str, Path]) -> None:
-    from app import app
-
-    stage = _stage()
-    terraform = json.loads((packaged["terraform"] / "chalice.tf.json").read_text())
-    functions = terraform["resource"]["aws_lambda_function"]
-    expected_env = {**stage["environment_variables"]}
-    assert expected_env["RECS_PROVIDER"] == "personalize"
-    names = {"api_handler"} | {source.name for source in app.event_sources}
-    assert set(functions) == names
+def test_the_functions_get_the_stage_settings_and_sizes(packaged: dict[str, Packaged]) -> None:
+    case = packaged["dev-stream"]
+    config = case.config()
+    stage = {**config, **config["stages"]["dev"]}
+    functions = case.terraform["resource"]["aws_lambda_function"]
     for name, function in functions.items():
         own = stage.get("lambda_functions", {}).get(name, {})
         assert function["runtime"] == "python3.11"
         assert function["memory_size"] == own.get("lambda_memory_size", stage["lambda_memory_size"])
         variables = function["environment"]["variables"]
-        assert {k: variables[k] for k in expected_env} == expected_env
+        assert {k: variables[k] for k in stage["environment_variables"]} == stage[
+            "environment_variables"
+        ]
         assert variables["RECS_CACHE_MAX_AGE"] == "300"
+        assert "RECS_SQS_BATCH_ITEM_FAILURES" not in variables  # set by `python -m deploy deploy`
     api = functions["api_handler"]
     assert api["handler"] == "app.app"
     assert api["timeout"] == stage["lambda_functions"]["api_handler"]["lambda_timeout"]
 
 
-def test_event_sources_are_wired(packaged: dict[str, Path]) -> None:
-    from app import app
-
-    terraform = json.loads((packaged["terraform"] / "chalice.tf.json").read_text())
-    resources = terraform["resource"]
-    mappings = json.dumps(resources.get("aws_lambda_event_source_mapping", {}))
-    notifications = json.dumps(resources.get("aws_s3_bucket_notification", {}))
-    for source in app.event_sources:
-        kind = type(source).__name__
-        if kind == "SQSEventConfig":
-            assert f":{source.queue}" in mappings or source.queue in mappings, source.name
-        elif kind == "KinesisEventConfig":
-            assert f"stream/{source.stream}" in mappings, source.name
-        elif kind == "S3EventConfig":
-            assert source.name in notifications, source.name
-
-
-def test_the_handwritten_policy_is_used_and_allows_no_wildcard_action(
-    packaged: dict[str, Path],
-) -> None:
-    stage = _stage()
-    assert stage["autogen_policy"] is False
-    policy = json.loads((PROJECT_ROOT / ".chalice" / stage["iam_policy_file"]).read_text())
-    terraform = json.loads((packaged["terraform"] / "chalice.tf.json").read_text())
-    attached = terraform["resource"]["aws_iam_role_policy"]
-    assert attached
-    for role_policy in attached.values():
-        assert json.loads(role_policy["policy"]) == policy
-    for statement in policy["Statement"]:
-        actions = statement["Action"]
-        for action in [actions] if isinstance(actions, str) else actions:
-            assert "*" not in action, action
-
-
-def test_the_policy_allows_what_the_serving_path_calls() -> None:
-    """Each AWS operation the personalize provider and item table make is in the policy, under
-    its service's IAM prefix, and exists in botocore's model of that service."""
-    import botocore.session
-
-    called = {
-        ("personalize-runtime", "GetRecommendations"),
-        ("personalize-runtime", "GetPersonalizedRanking"),
-        ("personalize", "DescribeCampaign"),
-        ("dynamodb", "BatchGetItem"),
-        ("dynamodb", "GetItem"),
-        ("dynamodb", "UpdateItem"),
-        ("dynamodb", "PutItem"),
-        ("dynamodb", "BatchWriteItem"),
-        ("sqs", "GetQueueUrl"),
-        ("sqs", "SendMessage"),
-    }
-    session = botocore.session.get_session()
-    stage = _stage()
-    policy = json.loads((PROJECT_ROOT / ".chalice" / stage["iam_policy_file"]).read_text())
-    allowed = set()
-    for statement in policy["Statement"]:
-        actions = statement["Action"]
-        allowed |= {actions} if isinstance(actions, str) else set(actions)
-    for service, operation in called:
-        assert operation in session.get_service_model(service).operation_names
-        prefix = service.split("-")[0]  # personalize-runtime's actions are personalize:*
-        assert f"{prefix}:{operation}" in allowed, f"{prefix}:{operation}"
-
-
-def test_the_zip_is_lean(packaged: dict[str, Path]) -> None:
-    zip_path = packaged["terraform"] / "deployment.zip"
+def test_the_zip_is_lean(dev: dict[str, Path]) -> None:
+    zip_path = dev["plain"] / "deployment.zip"
     names = zipfile.ZipFile(zip_path).namelist()
     assert "app.py" in names
     assert "chalicelib/providers/personalize/provider.py" in names
     assert any(n.startswith("pydantic_core/") for n in names)
     assert not [n for n in names if n.startswith(HEAVY)]
+    assert not [n for n in names if n.startswith("deploy/")]
     assert zip_path.stat().st_size < 15 * 1024 * 1024
 
 
-def test_cfn_lint_passes_the_templates(packaged: dict[str, Path]) -> None:
-    templates = [PROJECT_ROOT / "deploy" / "infrastructure.yaml"]
-    if "cloudformation" in packaged:
-        templates.append(packaged["cloudformation"] / "sam.json")
+def test_cfn_lint_passes_the_infrastructure_template() -> None:
     lint = Path(sys.executable).parent / "cfn-lint"
-    result = subprocess.run(
-        [str(lint), *map(str, templates)], capture_output=True, text=True, check=False
-    )
+    template = PROJECT_ROOT / "deploy" / "infrastructure.yaml"
+    result = subprocess.run([str(lint), str(template)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_the_merge_template_turns_on_partial_batch_responses(packaged: dict[str, Path]) -> None:
-    """deploy/report-batch-item-failures.json names Chalice's real logical ids."""
-    if "cloudformation" not in packaged or not MERGE_TEMPLATE.exists():
-        pytest.skip("no SAM output (S3 event sources) or no merge template")
-    sam = json.loads((packaged["cloudformation"] / "sam.json").read_text())
-    function = sam["Resources"]["IngestSqs"]
-    assert function["Type"] == "AWS::Serverless::Function"
-    source = function["Properties"]["Events"]["IngestSqsSqsEventSource"]
-    assert source["Type"] == "SQS"
-    assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert source["Properties"]["BatchSize"] == 100
-
-
-def test_the_compiled_package_holds_bytecode_for_every_module(packaged: dict[str, Path]) -> None:
-    """What `deploy/chalice_compiled.py deploy` uploads: the plain zip plus a hash-checked .pyc
-    for every module, and a cold import from it compiles nothing."""
-    plain = set(zipfile.ZipFile(packaged["terraform"] / "deployment.zip").namelist())
-    compiled = zipfile.ZipFile(packaged["compiled"] / "deployment.zip")
+def test_the_compiled_package_holds_bytecode_for_every_module(dev: dict[str, Path]) -> None:
+    """What `python -m deploy deploy` uploads: the plain zip plus a hash-checked .pyc for every
+    module, and a cold import from it compiles nothing."""
+    plain = set(zipfile.ZipFile(dev["plain"] / "deployment.zip").namelist())
+    compiled = zipfile.ZipFile(dev["compiled"] / "deployment.zip")
     names = set(compiled.namelist())
     tag = sys.implementation.cache_tag
     assert not [n for n in plain if "__pycache__/" in n]
@@ -198,7 +226,7 @@ def test_the_compiled_package_holds_bytecode_for_every_module(packaged: dict[str
     header = compiled.read(f"chalicelib/__pycache__/serving.{tag}.pyc")[4:8]
     assert int.from_bytes(header, "little") == 0b11  # hash-based, checked against the source
 
-    task = packaged["compiled"] / "task"
+    task = dev["compiled"] / "task"
     compiled.extractall(task)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("RECS_")},

@@ -28,6 +28,7 @@ from tests.personalize_fakes import (
 )
 
 KEY = {"x-api-key": "aws-test-key"}
+QUEUE = "braze-recs-dev-events"  # `python -m deploy sync` writes the stack's name into the stage
 
 
 @pytest.fixture
@@ -46,6 +47,7 @@ def aws_client(item_table: str, tmp_path: Path) -> Iterator[Client]:
             "RECS_SIMILAR_ITEMS_CAMPAIGN_ARN": SIMS_ARN,
             "RECS_RANKING_CAMPAIGN_ARN": RANKING_ARN,
             "RECS_ITEMS_TABLE": TABLE,
+            "RECS_EVENTS_QUEUE": QUEUE,
         }
     )
     (tmp_path / ".chalice").mkdir()
@@ -116,10 +118,8 @@ def _queued(queue: str) -> list[dict]:
 def events_queue(aws_client: Client) -> str:
     from chalicelib import aws
 
-    config = json.loads((PROJECT_ROOT / ".chalice" / "config.json").read_text())
-    name = config["stages"]["dev"]["environment_variables"]["RECS_EVENTS_QUEUE"]
-    aws.client("sqs").create_queue(QueueName=name)
-    return name
+    aws.client("sqs").create_queue(QueueName=QUEUE)
+    return QUEUE
 
 
 def test_events_are_queued_as_the_spec_envelope(aws_client: Client, events_queue: str) -> None:

@@ -11,14 +11,13 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
-from botocore.validate import ParamValidator
 from moto import mock_aws
 
 from chalicelib import aws, imports
 from chalicelib.config import ProjectConfig, load_config
 from chalicelib.csvdata import CsvError, Validation, read_text
 from chalicelib.settings import PROJECT_ROOT, Settings
+from tests.personalize_control import FakeJobs
 
 REGION = "us-east-1"
 BUCKET = "recs-imports"
@@ -34,29 +33,6 @@ def interactions(rows: int, bad_row: int | None = None) -> str:
         ts = "soon" if n == bad_row else str(1_700_000_000 + n)
         lines.append(f"u{n % 97},i{n % 301},purchase,1.5,{ts}\n")
     return "".join(lines)
-
-
-class FakeJobs:
-    """CreateDatasetImportJob answered at `before-call` (moto answers every personalize request
-    at `before-send` with NotImplementedError): the request is serialised by botocore, the reply
-    checked against the output shape; a name that exists fails as Personalize does."""
-
-    def __init__(self) -> None:
-        self.jobs: dict[str, dict[str, Any]] = {}
-        client = aws.client("personalize")
-        self.output = client.meta.service_model.operation_model("CreateDatasetImportJob")
-        client.meta.events.register("before-call.personalize.CreateDatasetImportJob", self.call)
-
-    def call(self, params: dict[str, Any], **_: Any) -> Any:
-        body = json.loads(params["body"])
-        if body["jobName"] in self.jobs:
-            error = {"Error": {"Code": "ResourceAlreadyExistsException", "Message": "exists"}}
-            return AWSResponse("https://fake", 400, {}, None), error
-        self.jobs[body["jobName"]] = body
-        arn = f"arn:aws:personalize:{REGION}:123456789012:dataset-import-job/{body['jobName']}"
-        out = {"datasetImportJobArn": arn}
-        assert not ParamValidator().validate(out, self.output.output_shape).has_errors()
-        return AWSResponse("https://fake", 200, {}, None), out
 
 
 @pytest.fixture
@@ -78,8 +54,10 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, FakeJobs]]:
             AttributeDefinitions=[{"AttributeName": "item_id", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
-        yield s3, FakeJobs()
+        jobs = FakeJobs()
+        yield s3, jobs
     aws.reset()
+    assert jobs.violations == [], jobs.violations
 
 
 def settings() -> Settings:
@@ -124,12 +102,15 @@ def run(event: dict[str, Any]) -> imports.ImportResult:
     return result
 
 
-def test_a_good_interactions_file_starts_one_incremental_job(env: Any) -> None:
+def test_a_good_interactions_file_starts_one_job_full_into_an_empty_dataset(env: Any) -> None:
+    """INCREMENTAL (the default) is refused into a dataset without a bulk import: the first
+    import is FULL; once it has completed, the next file is INCREMENTAL."""
     s3, jobs = env
     result = run(drop(s3, "imports/interactions/2024-01.csv", interactions(1_200)))
     assert result.status == "started", result.reason
     [job] = jobs.jobs.values()
-    assert job["importMode"] == "INCREMENTAL"
+    assert job["importMode"] == "FULL"
+    assert result.mode_reason == "the first bulk import into a dataset can only be FULL"
     assert job["datasetArn"].endswith(":dataset/braze-shop/INTERACTIONS")
     assert job["dataSource"]["dataLocation"] == f"s3://{BUCKET}/imports/interactions/2024-01.csv"
     assert job["roleArn"] == ROLE
@@ -139,6 +120,53 @@ def test_a_good_interactions_file_starts_one_incremental_job(env: Any) -> None:
         1_200,
         result.job_arn,
     )
+    jobs.complete()
+    later = run(drop(s3, "imports/interactions/2024-02.csv", interactions(1_200)))
+    assert (later.status, later.mode) == ("started", "INCREMENTAL")
+    assert jobs.jobs[later.job_name]["importMode"] == "INCREMENTAL"
+
+
+def test_a_file_arriving_while_the_first_import_runs_is_a_counted_failure(
+    env: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    s3, jobs = env
+    run(drop(s3, "imports/interactions/first.csv", interactions(1_200)))
+    event = drop(s3, "imports/interactions/second.csv", interactions(1_200))
+    with pytest.raises(imports.ImportFailedError, match="1 import"):
+        run(event)
+    written = report(s3, "imports/interactions/second.csv")
+    assert written["status"] == "error"
+    assert "first import" in written["reason"] and "still running" in written["reason"]
+    assert len(jobs.jobs) == 1
+    metric = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (metric["ImportFailures"], metric["Dataset"]) == (1, "interactions")
+    jobs.complete()  # the event, retried (or redriven from the failure queue), goes through
+    assert run(event).status == "started"
+
+
+def test_a_refusal_by_personalize_is_reported_counted_and_raised(env: Any) -> None:
+    """Not an exception escaping before any report: the report says what Personalize said, and
+    the raise makes Lambda retry the event and then keep it in the on-failure destination."""
+    s3, jobs = env
+    jobs.refuse = "LimitExceededException"
+    event = drop(s3, "imports/users/u.csv", "USER_ID,COUNTRY\nu1,FR\n")
+    with pytest.raises(imports.ImportFailedError):
+        run(event)
+    written = report(s3, "imports/users/u.csv")
+    assert written["status"] == "error"
+    assert written["reason"].startswith("Personalize refused the import job: LimitExceeded")
+    jobs.refuse = None
+    assert run(event).status == "started"  # a retry is not taken for a duplicate
+
+
+def test_an_s3_failure_is_reported_and_raised(env: Any) -> None:
+    s3, _ = env
+    event = drop(s3, "imports/users/gone.csv", "USER_ID,COUNTRY\nu1,FR\n")
+    s3.delete_object(Bucket=BUCKET, Key="imports/users/gone.csv")
+    event["Records"][0]["s3"]["object"].pop("versionId")
+    with pytest.raises(imports.ImportFailedError):
+        run(event)
+    assert report(s3, "imports/users/gone.csv")["status"] == "error"
 
 
 def test_the_same_notification_twice_starts_nothing_new(env: Any) -> None:
@@ -149,16 +177,20 @@ def test_the_same_notification_twice_starts_nothing_new(env: Any) -> None:
     assert again.status == "duplicate"
     assert len(jobs.jobs) == 1
     # A new version of the same key is a new import.
+    jobs.complete()
     assert run(drop(s3, "imports/interactions/a.csv", interactions(1_001))).status == "started"
     assert len(jobs.jobs) == 2
 
 
-def test_job_names_are_safe_short_and_stable() -> None:
+def test_job_names_are_safe_short_stable_and_start_with_the_dataset_group() -> None:
     key = "imports/items/été 2024/Catalogue (final) + ñ 🛒" + "x" * 80 + ".csv.gz"
-    name = imports.job_name("items", key, "v1")
+    group = "g" * 41  # the longest dataset group name the configuration allows
+    name = imports.job_name("items", key, "v1", group)
     assert len(name) <= 63
     assert all(c.isascii() and (c.isalnum() or c in "-_") for c in name)
-    assert name == imports.job_name("items", key, "v1") != imports.job_name("items", key, "v2")
+    assert name == imports.job_name("items", key, "v1", group)
+    assert name != imports.job_name("items", key, "v2", group)
+    assert name.startswith(imports.job_prefix(group) + "-")
 
 
 def test_999_interactions_are_refused_with_personalizes_minimum(env: Any) -> None:
@@ -191,7 +223,7 @@ def test_a_header_missing_a_column_is_refused(env: Any) -> None:
 
 
 def test_gzip_bom_and_crlf_files_are_read_and_staged_plain(env: Any) -> None:
-    s3, _ = env
+    s3, jobs = env
     text = interactions(1_000).replace("\n", "\r\n")
     gz = gzip.compress(("\ufeff" + text).encode())
     result = run(drop(s3, "imports/interactions/crlf.csv.gz", gz))
@@ -200,6 +232,7 @@ def test_gzip_bom_and_crlf_files_are_read_and_staged_plain(env: Any) -> None:
     assert staged.startswith("staged/")
     plain = s3.get_object(Bucket=BUCKET, Key=staged)["Body"].read()
     assert plain.startswith(b"USER_ID,") and plain.count(b"\n") == 1_001
+    jobs.complete()
     bom = run(drop(s3, "imports/interactions/bom.csv", "\ufeff" + interactions(1_000)))
     assert bom.data_location.startswith(f"s3://{BUCKET}/staged/")
 

@@ -6,18 +6,20 @@ from __future__ import annotations
 import base64
 import json
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
-from chalicelib import ingest
+from chalicelib import aws, ingest, requeue
 from tests.ingest_support import (
     REGION,
     FakeEvents,
     Queues,
     events,
     settings,
+    shop_config,
 )
 
 
@@ -87,14 +89,14 @@ def test_several_sessions_in_one_message_go_to_their_own_calls(
             events("u1", "a", session="s1"),
             events("u1", "b", session="s2"),
             events("u2", "c"),
-            {"type": "users", "users": [{"user_id": "u2", "properties": {"tier": "gold"}}]},
+            {"type": "users", "users": [{"user_id": "u2", "properties": {"COUNTRY": "UK"}}]},
         ]
     )
     ingest.handle_sqs(queues.receive_event(), settings())
     sessions = {(e["userId"], e["sessionId"], e["itemId"]) for e in fake_events.accepted}
     assert sessions == {("u1", "s1", "a"), ("u1", "s2", "b"), ("u2", "u2", "c")}
     assert fake_events.calls["events"] == 3
-    assert fake_events.users == [{"userId": "u2", "properties": '{"tier":"gold"}'}]
+    assert fake_events.users == [{"userId": "u2", "properties": '{"country":"UK"}'}]
 
 
 def test_a_partly_accepted_message_requeues_only_its_unfinished_envelopes(
@@ -147,12 +149,13 @@ def test_a_wrong_tracking_id_is_retried_not_dead_lettered(
 
 
 def test_each_event_keeps_its_time_and_gets_a_stable_id(
-    fake_events: FakeEvents, queues: Queues
+    fake_events: FakeEvents, queues: Queues, tmp_path: Path
 ) -> None:
-    queues.send(events("u1", "a", "b", properties={"discount": "yes"}, impression=["a", "c"]))
+    config = shop_config(tmp_path, fake_events)
+    queues.send(events("u1", "a", "b", properties={"DISCOUNT": "yes"}, impression=["a", "c"]))
     event = queues.receive_event()
-    ingest.handle_sqs(event, settings())
-    ingest.handle_sqs(event, settings())  # a redelivery: same ids, which Personalize dedupes
+    ingest.handle_sqs(event, settings(config=config))
+    ingest.handle_sqs(event, settings(config=config))  # a redelivery: the same ids
     first, second, again, _ = fake_events.accepted
     assert (first["sentAt"], second["sentAt"]) == (1_700_000_000, 1_700_000_001)
     assert first["properties"] == '{"discount":"yes"}'
@@ -235,6 +238,9 @@ def _kinesis_event(stream: str, bodies: list[bytes]) -> dict[str, Any]:
         StreamName=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
     )["ShardIterator"]
     records = kinesis.get_records(ShardIterator=iterator)["Records"]
+    arn = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"][
+        "StreamARN"
+    ]
     return {
         "Records": [
             {
@@ -244,6 +250,7 @@ def _kinesis_event(stream: str, bodies: list[bytes]) -> dict[str, Any]:
                     "partitionKey": r["PartitionKey"],
                 },
                 "eventSource": "aws:kinesis",
+                "eventSourceARN": arn,
             }
             for r in records
         ]
@@ -283,8 +290,119 @@ def test_kinesis_retries_the_batch_only_when_nothing_can_take_the_failed_records
 ) -> None:
     fake_events.refuse = lambda op, body: "ThrottlingException"
     event = _kinesis_event("recs-stream-3", [json.dumps(events("a", "x")).encode()])
+    for record in event["Records"]:
+        record["eventSourceARN"] = "arn:aws:kinesis:us-east-1:123456789012:stream/gone"
     with pytest.raises(ingest.RetryLater):
         ingest.handle_kinesis(event, settings(events_queue=""))
+
+
+def test_kinesis_with_the_queue_unreachable_never_resends_accepted_events(
+    fake_events: FakeEvents, queues: Queues, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PutEvents throttles one user while the events queue cannot be reached: the throttled
+    record goes back to the stream, with the event ids of its first attempt, and the batch is
+    not retried, so the events Personalize took are never sent again."""
+    stream = "recs-stream-4"
+    bodies = [json.dumps(events(u, f"item-{u}")).encode() for u in ("a", "slow", "b")]
+    event = _kinesis_event(stream, bodies)
+    tried: list[str] = []
+
+    def throttle(op: str, body: dict[str, Any]) -> str | None:
+        if body.get("userId") != "slow":
+            return None
+        tried.extend(e["eventId"] for e in body["eventList"])
+        return "ThrottlingException"
+
+    fake_events.refuse = throttle
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:9")  # nothing listens
+    aws.reset()
+    fake_client = aws.client("personalize-events")
+    fake_client.meta.events.register_first("before-send.personalize-events.*", fake_events.send)
+    requeue.forget_queue_urls()
+
+    assert ingest.handle_kinesis(event, settings()) is None
+    assert accepted_items(fake_events) == Counter(["item-a", "item-b"])
+
+    kinesis = boto3.client("kinesis", region_name=REGION)
+    shard = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
+    iterator = kinesis.get_shard_iterator(
+        StreamName=stream,
+        ShardId=shard,
+        ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+        StartingSequenceNumber=event["Records"][-1]["kinesis"]["sequenceNumber"],
+    )["ShardIterator"]
+    [again] = kinesis.get_records(ShardIterator=iterator)["Records"]
+    assert again["PartitionKey"] == "p"
+    retry = {
+        "Records": [
+            {
+                **event["Records"][0],
+                "kinesis": {
+                    "data": base64.b64encode(again["Data"]).decode(),
+                    "sequenceNumber": again["SequenceNumber"],
+                    "partitionKey": again["PartitionKey"],
+                },
+            }
+        ]
+    }
+    fake_events.refuse = lambda op, body: None
+    assert ingest.handle_kinesis(retry, settings()) is None
+    assert accepted_items(fake_events) == Counter(["item-a", "item-b", "item-slow"])
+    [slow] = [e for e in fake_events.accepted if e["userId"] == "slow"]
+    assert tried and set(tried) == {slow["eventId"]}
+
+
+def test_requeued_envelopes_keep_the_event_ids_of_their_first_attempt(
+    fake_events: FakeEvents, queues: Queues
+) -> None:
+    """A PutEvents that failed after Personalize took it (a timeout) is sent again from the
+    requeued message with the same event ids, which Personalize ignores for training."""
+    queues.send([events("u1", "a"), events("slow", "b", "c")])
+    first_ids: list[str] = []
+
+    def timeout_once(op: str, body: dict[str, Any]) -> str | None:
+        if body.get("userId") == "slow" and not first_ids:
+            first_ids.extend(e["eventId"] for e in body["eventList"])
+            return "ServiceUnavailable"
+        return None
+
+    fake_events.refuse = timeout_once
+    event = queues.receive_event()
+    assert ingest.handle_sqs(event, settings()) == {"batchItemFailures": []}
+    queues.lambda_deletes(event)
+    requeued = queues.receive_event()
+    ingest.handle_sqs(requeued, settings())
+    slow = [e["eventId"] for e in fake_events.accepted if e["userId"] == "slow"]
+    assert len(first_ids) == 2
+    assert slow == first_ids
+
+
+def test_properties_reach_personalize_as_camel_case_schema_fields(
+    fake_events: FakeEvents, queues: Queues, tmp_path: Path
+) -> None:
+    """Keys match schema fields in camelCase (NUMBER_OF_RATINGS is numberOfRatings), several
+    categorical values are joined with `|`, and keys no field matches (an image URL kept for
+    the catalogue) stay out of the call."""
+    config = shop_config(tmp_path, fake_events)
+    item = {
+        "NUMBER_OF_RATINGS": 12,
+        "genres": ["Horror", "Action"],
+        "Name": "Night",
+        "image_url": "https://shop.example/i.jpg",
+    }
+    queues.send(
+        {"type": "items", "items": [{"item_id": "i1", "properties": item}]},
+        events("u1", "i1", properties={"discount_code": "x", "Discount": "spring"}),
+    )
+    ingest.handle_sqs(queues.receive_event(), settings(config=config))
+    [sent] = fake_events.items
+    assert json.loads(sent["properties"]) == {
+        "numberOfRatings": 12,
+        "genres": "Horror|Action",
+        "name": "Night",
+    }
+    [accepted] = fake_events.accepted
+    assert json.loads(accepted["properties"]) == {"discount": "spring"}
 
 
 def test_the_chalice_handlers_forward_through_the_lambda_entry_points(
@@ -292,8 +410,10 @@ def test_the_chalice_handlers_forward_through_the_lambda_entry_points(
 ) -> None:
     from chalice.test import Client
 
-    from app import app
     from chalicelib.settings import PROJECT_ROOT
+    from tests.app_loader import load_app
+
+    app = load_app(RECS_EVENTS_QUEUE="recs-events", RECS_EVENTS_STREAM="recs-stream")
 
     for key, value in {
         "RECS_TRACKING_ID": "tracker-1",

@@ -66,6 +66,34 @@ def test_a_table_error_does_not_resend_accepted_items(
 
 
 def fake_events_client(fake: FakeEvents) -> object:
-    client = boto3.client("personalize-events", region_name=REGION)
-    client.meta.events.register("before-send.personalize-events.*", fake.send)
+    client = aws.client("personalize-events")
+    client.meta.events.register_first("before-send.personalize-events.*", fake.send)
     return client
+
+
+def test_an_item_update_replaces_the_whole_record_on_both_sides(
+    fake_events: FakeEvents, queues: Queues, table: str
+) -> None:
+    """PutItems replaces an item's record on Personalize; the item table does the same, so a
+    partial update never leaves the two disagreeing (the field left out is gone from both)."""
+    first = {"item_id": "i1", "properties": {"name": "Lamp", "price": 30.5, "category": "home"}}
+    queues.send({"type": "items", "items": [first]})
+    ingest.handle_sqs(queues.receive_event(), settings(items_table=table))
+    queues.send({"type": "items", "items": [{"item_id": "i1", "properties": {"name": "Lamp 2"}}]})
+    ingest.handle_sqs(queues.receive_event(), settings(items_table=table))
+    assert fake_events.items[-1] == {"itemId": "i1", "properties": '{"name":"Lamp 2"}'}
+    assert items_table.get_items(table, ["i1"]) == {"i1": {"name": "Lamp 2"}}
+
+
+def test_the_client_under_test_is_the_one_the_lambda_makes(fake_events: FakeEvents) -> None:
+    """Production skips botocore's validation for personalize-events (the models check every
+    limit first): a request botocore would refuse reaches the fake, whose model checks catch
+    it. So the tests exercise the client the Lambda uses, not a validating one."""
+    from botocore.exceptions import ClientError
+
+    fake_events.expect_violations = True
+    with pytest.raises(ClientError, match="InvalidInputException"):
+        aws.client("personalize-events").put_events(
+            trackingId="t", sessionId="s", eventList=[{"eventType": "view", "itemId": "i"}]
+        )
+    assert fake_events.violations == ["PutEvents.eventList[0]: missing required member 'sentAt'"]

@@ -4,12 +4,13 @@ configuration becomes Personalize resources once, and a second run creates nothi
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from chalicelib import cli, runtime
-from chalicelib.config import ProjectConfig, load_config
+from chalicelib.config import ConfigError, ProjectConfig, load_config
 from chalicelib.providers.base import ProviderError
 from chalicelib.providers.personalize import setup as aws_setup
 from chalicelib.settings import Settings
@@ -66,8 +67,10 @@ def config(text: str = CONFIG) -> ProjectConfig:
 
 
 @pytest.fixture
-def control(aws_env: None) -> FakePersonalize:
-    return FakePersonalize()
+def control(aws_env: None) -> Iterator[FakePersonalize]:
+    fake = FakePersonalize()
+    yield fake
+    assert fake.violations == [], fake.violations
 
 
 def run(cfg: ProjectConfig) -> aws_setup.Report:
@@ -327,3 +330,59 @@ def test_cli_train_before_setup_says_what_to_run(
     assert cli.main(["train"]) == 2
     err = capsys.readouterr().err
     assert "training failed" in err and "python -m chalicelib setup" in err
+
+
+def test_the_default_configuration_gives_every_route_its_campaign(
+    control: FakePersonalize,
+) -> None:
+    """The shipped recs.toml, trained on Personalize: `/rankings` gets a campaign of a
+    personalized-ranking solution (GetPersonalizedRanking needs that recipe), not a skip."""
+    cfg = load_config(Settings().config)
+    aws_setup.setup(cfg, poll_seconds=0)
+    aws_setup.train(Settings(), cfg, poll_seconds=0)
+    report = run(cfg)
+    campaigns = {s.name: s.action for s in report.steps if s.kind == "campaign"}
+    assert campaigns == {
+        "braze-shop-recommendations": "exists",
+        "braze-shop-related-items": "exists",
+        "braze-shop-rankings": "exists",
+    }
+    assert report.settings["RECS_RANKING_CAMPAIGN_ARN"] == f"{PREFIX}:campaign/braze-shop-rankings"
+    ranking = control.resources["campaign"][report.settings["RECS_RANKING_CAMPAIGN_ARN"]]
+    solution = control.resources["solution"][ranking["solutionArn"]]
+    assert solution["recipeArn"] == aws_setup.RECIPES["personalized-ranking"]
+
+
+EXCLUDE_PURCHASED = "exclude-purchased = 'EXCLUDE"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where"),
+    [
+        (EXCLUDE_PURCHASED, '"top.sellers" = \'EXCLUDE', "filters.top.sellers"),
+        (EXCLUDE_PURCHASED, f"{'f' * 59} = 'EXCLUDE", "filters.fff"),
+        ('name = "shop"', f'name = "{"s" * 42}"', "dataset_group.name"),
+    ],
+)
+def test_names_personalize_refuses_are_refused_when_the_file_loads(
+    tmp_path: Path, old: str, new: str, where: str
+) -> None:
+    """Filter names follow Personalize's name pattern and every derived name (the dataset
+    group's prefix included) fits in 63 characters: refused with the key, never cut."""
+    path = tmp_path / "recs.toml"
+    path.write_text(CONFIG.replace(old, new))
+    with pytest.raises(ConfigError, match=where):
+        load_config(path)
+
+
+def test_a_long_dataset_group_name_is_never_cut_into_a_colliding_schema_name(
+    control: FakePersonalize,
+) -> None:
+    """41 characters is the longest group name whose every derived name fits; each created
+    resource then keeps its whole name (the schema's hash included)."""
+    group = "g" * 41
+    run(config(CONFIG.replace('name = "shop"', f'name = "{group}"')))
+    names = [r["name"] for kind in control.resources.values() for r in kind.values() if "name" in r]
+    assert all(name.startswith(group) for name in names)
+    schemas = [n for n in names if "-interactions-" in n]
+    assert len(schemas) == 1 and len(schemas[0]) == 63

@@ -243,12 +243,12 @@ class LocalProvider:
         return self.store.add_events(rows)  # an event id stored before is not stored again
 
     def put_users(self, users: Sequence[User]) -> int:
-        return self.store.upsert("users", ((u.user_id, u.properties) for u in users), merge=True)
+        return self.store.upsert("users", ((u.user_id, u.properties) for u in users), merge=False)
 
     def put_items(self, items: Sequence[Item]) -> int:
         rows = ((i.item_id, normalise(i.properties)) for i in items)
         try:
-            return self.store.upsert("items", rows, merge=True)
+            return self.store.upsert("items", rows, merge=False)
         finally:
             self.serving.invalidate()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from chalicelib.names import personalize_name
+
 DatasetType = Literal["interactions", "users", "items"]
 
 
@@ -31,13 +33,10 @@ def dataset_group_name(dataset_group_arn: str) -> str:
 def filter_name(dataset_group: str, name: str) -> str:
     """Filter names are unique per account and region, not per dataset group: prefix them so
     that two stages (two dataset groups) in one account can both have `exclude-purchased`."""
-    full = f"{dataset_group}-{name}"
-    if len(full) > 63:
-        raise MissingSettingError(
-            f"filter name {full!r} is longer than Personalize's 63 characters: "
-            "shorten the dataset group or filter name"
-        )
-    return full
+    try:
+        return personalize_name(dataset_group, name)
+    except ValueError as exc:
+        raise MissingSettingError(str(exc)) from exc
 
 
 def filter_arn(dataset_group_arn: str, name: str) -> str:

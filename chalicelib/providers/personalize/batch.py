@@ -24,6 +24,7 @@ from chalicelib import aws
 from chalicelib.batchfile import read_lines
 from chalicelib.config import ProjectConfig
 from chalicelib.filter_values import PlaceholderUse, encode, scan_placeholders
+from chalicelib.names import personalize_name
 from chalicelib.providers.base import (
     BatchReport,
     FilterError,
@@ -139,7 +140,7 @@ def run_batch(
         defaults = default_values(config.filters[flt.name], flt.values)
     version_arn = solution_version_arn(settings, config, solution)
 
-    job = f"{config.dataset_group.name}-batch-{time.strftime('%Y%m%dT%H%M%S')}"[:63]
+    job = personalize_name(config.dataset_group.name, "batch", time.strftime("%Y%m%dT%H%M%S"))
     staged = output_path.with_name(output_path.name + ".input")
     uploaded, bad = _prepare(input_path, staged, defaults)
     s3 = aws.client("s3")

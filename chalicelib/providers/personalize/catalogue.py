@@ -47,6 +47,7 @@ class TableCatalogue(Catalogue):
         self._lock = threading.Lock()
         # item id -> (expiry, rendered JSON, or None when the table has no such item)
         self._cache: dict[str, tuple[float, str | None]] = {}
+        self._size: tuple[float, int] = (float("-inf"), 0)  # (expiry, items in the table)
 
     # -- filling -----------------------------------------------------------------------------
 
@@ -140,8 +141,22 @@ class TableCatalogue(Catalogue):
         return entry is None or entry[1] is not None
 
     def __len__(self) -> int:
-        # The table's size is unknown without a scan; what callers ask is "is there a catalogue".
-        return 1 if self.table else len(self._cache)
+        """How many items the table holds: DynamoDB's own count (DescribeTable, which DynamoDB
+        refreshes about every six hours), cached for the TTL; 0 when it cannot be read, as for
+        an empty catalogue. Without a table, the items cached from Personalize's metadata."""
+        if not self.table:
+            return len(self.ids())  # type: ignore[arg-type]
+        expiry, size = self._size
+        now = self._clock()
+        if expiry > now:
+            return size
+        try:
+            size = items_table.count(self.table)
+        except Exception as exc:  # a size is a hint: never fail a request for it
+            log.warning("item table %s: no item count (%s)", self.table, exc)
+            size = 0
+        self._size = (now + self._ttl, size)
+        return size
 
     def ids(self) -> Iterable[str]:
         return [i for i, (_, fragment) in self._cache.items() if fragment is not None]

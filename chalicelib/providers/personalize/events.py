@@ -4,6 +4,12 @@ the verdict on each call, telling a failure that may pass later from one that ne
 botocore checks no maximum, so every limit (10 records a call, 1,024-character event properties,
 256-character ids, 25 impressions, 40-character recommendation ids) is checked by the pydantic
 models in `chalicelib.models` before a call is built here.
+
+Properties reach Personalize under the camelCase names it matches to the dataset's schema fields
+(`NUMBER_OF_RATINGS`, `number_of_ratings` and `numberOfRatings` all become `numberOfRatings`), and
+only those: a key no schema field matches is left out of the call (an item's `url` or `image`
+decorates responses from the item table but is not Personalize metadata). A list value is one
+categorical field with several values, sent joined with `|` as Personalize asks.
 """
 
 from __future__ import annotations
@@ -11,11 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 
+from chalicelib.catalogue import field_name
 from chalicelib.models import Event, Item, User
 
 MAX_PER_CALL = 10
@@ -41,6 +49,46 @@ ACCEPTED = CallResult("accepted")
 _STAGE_PROBLEM = re.compile(r"tracking\s*id|trackingid|event tracker", re.IGNORECASE)
 
 
+# Interactions columns PutEvents carries as its own members (or refuses as property keys).
+EVENT_COLUMNS = frozenset(
+    {
+        "USER_ID",
+        "ITEM_ID",
+        "TIMESTAMP",
+        "EVENT_TYPE",
+        "EVENT_VALUE",
+        "IMPRESSION",
+        "RECOMMENDATION_ID",
+        "EVENT_ATTRIBUTION_SOURCE",
+    }
+)
+ID_COLUMNS = frozenset({"USER_ID", "ITEM_ID"})
+
+
+@lru_cache(maxsize=4096)
+def camel(key: str) -> str:
+    """The camelCase name under which Personalize matches a property to a schema field."""
+    first, *rest = field_name(key).split("_")
+    return first + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def property_names(schema_fields: Iterable[str], members: frozenset[str]) -> frozenset[str]:
+    """The camelCase property names a dataset's schema accepts (its fields less `members`)."""
+    return frozenset(camel(f) for f in schema_fields if f.upper() not in members)
+
+
+def properties_json(values: Mapping[str, Any], names: frozenset[str] | None) -> str | None:
+    """`values` as Personalize's properties string: camelCase keys that `names` holds (all when
+    `names` is None), lists joined with `|`; None when nothing is left."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        name = camel(key)
+        if value is None or (names is not None and name not in names):
+            continue
+        out[name] = "|".join(map(str, value)) if isinstance(value, list | tuple) else value
+    return _json(out) if out else None
+
+
 def event_id(source_id: str, envelope: int, index: int) -> str:
     """A stable id for an event that came without one: the same record redelivered gives the same
     ids, and Personalize ignores a repeated event id for training (a second line of defence
@@ -49,7 +97,9 @@ def event_id(source_id: str, envelope: int, index: int) -> str:
     return digest.hexdigest()
 
 
-def event_entry(event: Event, default_id: str) -> dict[str, Any]:
+def event_entry(
+    event: Event, default_id: str, names: frozenset[str] | None = None
+) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "eventId": event.event_id or default_id,
         "eventType": event.event_type,
@@ -62,8 +112,9 @@ def event_entry(event: Event, default_id: str) -> dict[str, Any]:
     }
     if event.event_value is not None:
         entry["eventValue"] = event.event_value
-    if event.properties:
-        entry["properties"] = _json(event.properties)
+    properties = properties_json(event.properties, names) if event.properties else None
+    if properties:
+        entry["properties"] = properties
     if event.recommendation_id:
         entry["recommendationId"] = event.recommendation_id
     if event.impression:
@@ -108,20 +159,37 @@ def put_events(
     return ACCEPTED
 
 
-def put_users(client: Any, dataset_arn: str, users: Sequence[User]) -> CallResult:
+def put_users(
+    client: Any, dataset_arn: str, users: Sequence[User], names: frozenset[str] | None = None
+) -> CallResult:
     pairs = [(u.user_id, u.properties) for u in users]
-    return _put_metadata(client.put_users, dataset_arn, "users", "userId", pairs)
+    return _put_metadata(client.put_users, dataset_arn, ("users", "userId"), pairs, names)
 
 
-def put_items(client: Any, dataset_arn: str, items: Sequence[Item]) -> CallResult:
+def put_items(
+    client: Any, dataset_arn: str, items: Sequence[Item], names: frozenset[str] | None = None
+) -> CallResult:
     pairs = [(i.item_id, i.properties) for i in items]
-    return _put_metadata(client.put_items, dataset_arn, "items", "itemId", pairs)
+    return _put_metadata(client.put_items, dataset_arn, ("items", "itemId"), pairs, names)
 
 
 def _put_metadata(
-    call: Any, dataset_arn: str, field: str, key: str, pairs: Sequence[tuple[str, dict[str, Any]]]
+    call: Any,
+    dataset_arn: str,
+    members: tuple[str, str],
+    pairs: Sequence[tuple[str, dict[str, Any]]],
+    names: frozenset[str] | None,
 ) -> CallResult:
-    records = [{key: record_id, "properties": _json(props)} for record_id, props in pairs]
+    """PutUsers/PutItems replace each record whole on Personalize. A record with no property the
+    schema knows is not sent: an empty record would erase the metadata Personalize has."""
+    field, key = members
+    records = []
+    for record_id, props in pairs:
+        properties = properties_json(props, names)
+        if properties is not None:
+            records.append({key: record_id, "properties": properties})
+    if not records:
+        return ACCEPTED
     try:
         call(datasetArn=dataset_arn, **{field: records})
     except Exception as error:

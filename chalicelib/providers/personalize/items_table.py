@@ -83,25 +83,21 @@ def get_items(table: str, item_ids: Sequence[str], deadline: float | None = None
 
 
 def put_items(table: str, items: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
-    """Upsert items (id, properties): fields are normalised and merged into the existing row."""
+    """Write items (id, properties), each replacing the item's whole row, as PutItems replaces
+    the item's record on Personalize: a field left out of an update is gone from both."""
     client = aws.client("dynamodb")
     serializer, _ = _serializer()
     count = 0
     for item_id, properties in items:
-        fields = {k: v for k, v in normalise(properties).items() if k != KEY and v is not None}
-        if not fields:
-            continue
-        names = {f"#f{n}": k for n, k in enumerate(fields)}
-        values = {f":v{n}": serializer.serialize(_dynamo(v)) for n, v in enumerate(fields.values())}
-        client.update_item(
-            TableName=table,
-            Key={KEY: {"S": item_id}},
-            UpdateExpression="SET " + ", ".join(f"#f{n} = :v{n}" for n in range(len(fields))),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
+        client.put_item(TableName=table, Item=_row(serializer, item_id, properties))
         count += 1
     return count
+
+
+def _row(serializer: Any, item_id: str, properties: Mapping[str, Any]) -> dict[str, Any]:
+    fields = {k: v for k, v in normalise(properties).items() if k != KEY and v not in (None, "")}
+    row = {KEY: item_id, **fields}
+    return {k: serializer.serialize(_dynamo(v)) for k, v in row.items()}
 
 
 def load_items(table: str, items: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
@@ -122,13 +118,7 @@ def load_items(table: str, items: Iterable[tuple[str, Mapping[str, Any]]]) -> in
         raise RuntimeError(f"DynamoDB kept {len(pending[table])} items unprocessed")
 
     for item_id, properties in items:
-        fields = {
-            k: v for k, v in normalise(properties).items() if k != KEY and v not in (None, "")
-        }
-        row = {KEY: item_id, **fields}
-        batch.append(
-            {"PutRequest": {"Item": {k: serializer.serialize(_dynamo(v)) for k, v in row.items()}}}
-        )
+        batch.append({"PutRequest": {"Item": _row(serializer, item_id, properties)}})
         count += 1
         if len(batch) == BATCH_WRITE_LIMIT:
             flush()
@@ -136,6 +126,17 @@ def load_items(table: str, items: Iterable[tuple[str, Mapping[str, Any]]]) -> in
     if batch:
         flush()
     return count
+
+
+def count(table: str) -> int:
+    """The table's items, less the popular list's row: DynamoDB's ItemCount (DescribeTable),
+    which it refreshes about every six hours; a Scan would read the whole table instead."""
+    client = aws.client("dynamodb", fast=True)
+    total = int(client.describe_table(TableName=table)["Table"].get("ItemCount", 0))
+    popular = client.get_item(
+        TableName=table, Key={KEY: {"S": POPULAR_KEY}}, ProjectionExpression=KEY
+    ).get("Item")
+    return max(total - (1 if popular else 0), 0)
 
 
 def get_popular(table: str) -> list[str]:

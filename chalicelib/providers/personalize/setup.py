@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from chalicelib import aws
 from chalicelib.config import Campaign, ProjectConfig, Solution
+from chalicelib.names import personalize_name
 from chalicelib.providers.base import Progress, ProviderError, SolutionVersionInfo
 from chalicelib.providers.personalize import arns
 from chalicelib.settings import Settings
@@ -168,7 +169,7 @@ def solution_request(group_arn: str, group: str, solution: Solution) -> dict[str
     if solution.perform_hpo and solution.hpo_config is not None:
         config["hpoConfig"] = hpo_config(solution)
     request: dict[str, Any] = {
-        "name": f"{group}-{solution.name}"[:63],
+        "name": personalize_name(group, solution.name),
         "datasetGroupArn": group_arn,
         "recipeArn": RECIPES[solution.recipe],
         "performHPO": solution.perform_hpo,
@@ -320,7 +321,7 @@ class Setup:
     def schema(self, dataset: str, fields: dict[str, str]) -> str:
         schema = avro_schema(dataset, fields)
         text = json.dumps(schema, separators=(",", ":"), sort_keys=True)
-        name = f"{self.group}-{dataset}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"[:63]
+        name = personalize_name(self.group, dataset, hashlib.sha256(text.encode()).hexdigest()[:8])
         found = _find(_pages(self.client.list_schemas, "schemas"), name)
         if found:
             self.report.add("schema", name, "exists", found["schemaArn"])
@@ -340,7 +341,7 @@ class Setup:
             else iter(())
         )
         found = next((d for d in datasets if d.get("datasetType", "").upper() == kind), None)
-        name = f"{self.group}-{dataset}"
+        name = personalize_name(self.group, dataset)
         if found is None and self.dry_run:
             self.report.add("dataset", name, "would create")
             return ""
@@ -365,7 +366,7 @@ class Setup:
         return str(arn)
 
     def event_tracker(self, group_arn: str) -> None:
-        name = f"{self.group}-{self.config.event_tracker}"[:63]
+        name = personalize_name(self.group, self.config.event_tracker)
         trackers = (
             _pages(self.client.list_event_trackers, "eventTrackers", datasetGroupArn=group_arn)
             if group_arn
@@ -478,7 +479,7 @@ class Setup:
     def campaign(
         self, route: str, campaign: Campaign, solution: Solution, solution_arn: str
     ) -> None:
-        name = f"{self.group}-{route}"[:63]
+        name = personalize_name(self.group, route)
         if solution.recipe not in ROUTE_RECIPES[route]:
             detail = (
                 f"solution {solution.name!r} uses {solution.recipe}; on Personalize the {route} "
@@ -557,7 +558,7 @@ class Setup:
         return str(found["datasetGroupArn"])
 
     def find_solution(self, group_arn: str, solution: Solution) -> str:
-        name = f"{self.group}-{solution.name}"[:63]
+        name = personalize_name(self.group, solution.name)
         found = _find(
             _pages(self.client.list_solutions, "solutions", datasetGroupArn=group_arn), name
         )
@@ -654,7 +655,7 @@ def deploy(config: ProjectConfig, route: str, version_arn: str) -> str:
         raise ValueError(f"{version_arn!r} is not a version of solution {solution.name!r}")
     run = Setup(config)
     solution_arn = run.find_solution(run.find_group(), solution)
-    name = f"{run.group}-{route}"[:63]
+    name = personalize_name(run.group, route)
     found = _find(_pages(run.client.list_campaigns, "campaigns", solutionArn=solution_arn), name)
     if found is None:
         raise ValueError(f"no campaign {name!r}: run `python -m chalicelib setup`")
@@ -691,7 +692,7 @@ def train(
         for route, campaign in config.campaigns.items():
             if campaign.solution != sol.name or _pinned(campaign):
                 continue
-            name = f"{run.group}-{route}"[:63]
+            name = personalize_name(run.group, route)
             campaigns = _pages(run.client.list_campaigns, "campaigns", solutionArn=solution_arn)
             found = _find(campaigns, name)
             if found is not None:
