@@ -25,6 +25,11 @@ from chalicelib.engine.preparation import (
 from chalicelib.engine.recipes import RECIPES, Recipe, top_k
 from chalicelib.engine.recipes.base import RecipeParams
 from chalicelib.engine.recipes.popularity import popularity
+from chalicelib.engine.recipes.user_personalization import (
+    PersonalizedRankingParams,
+    UserPersonalizationParams,
+)
+from chalicelib.engine.selection import Selection, choose
 from chalicelib.engine.tuning import TuningResult, tune
 
 # Up to this many items, the held-out model and the served one (EASE: items² floats each, 400 MB
@@ -215,6 +220,31 @@ def fit(
     )
 
 
+def choose_knobs(
+    recipe_name: str, hyperparameters: dict[str, Any], train_users: Interactions
+) -> Selection:
+    """The knobs `hyperparameters` leaves unset, chosen on a validation split of `train_users`
+    (nothing for a recipe without automatic defaults, or with `auto_tune = false`)."""
+    params = RECIPES[recipe_name].Params.model_validate(hyperparameters)
+    if not isinstance(params, UserPersonalizationParams) or not params.auto_tune:
+        return Selection()
+    given = dict(hyperparameters)
+    if isinstance(params, PersonalizedRankingParams):
+        given.setdefault("exclude_seen", params.exclude_seen)  # a ranking never drops items
+    return choose(given, params, train_users)
+
+
+def choose_and_fit(
+    recipe_name: str, hyperparameters: dict[str, Any], train_users: Interactions
+) -> tuple[SolutionModel, Selection]:
+    """What `train` builds for its held-out evaluation: knobs chosen, then fitted."""
+    selection = choose_knobs(recipe_name, hyperparameters, train_users)
+    params = RECIPES[recipe_name].Params.model_validate(
+        {**hyperparameters, **selection.values_for(train_users)}
+    )
+    return fit(recipe_name, params, train_users), selection
+
+
 @dataclass(frozen=True)
 class TrainingResult:
     model: SolutionModel
@@ -222,6 +252,8 @@ class TrainingResult:
     counts: dict[str, int]
     seconds: float
     tuning: TuningResult | None = None
+    # What `auto_tune` chose and its validation figures (None: nothing was chosen).
+    choice: dict[str, Any] | None = None
 
 
 def train(
@@ -246,9 +278,20 @@ def train(
     data.check_trainable()  # Personalize counts after event type and value filtering
     parts = split(data)
     tuning = None
+    held_params = params
+    choice = None
     if hpo is not None:
         tuning = tune(recipe_name, hyperparameters, parts.train, hpo, progress)
         params = RECIPES[recipe_name].Params.model_validate({**hyperparameters, **tuning.best})
+        held_params = params
+    else:
+        report("choosing knobs on validation users", 0, None)
+        selection = choose_knobs(recipe_name, hyperparameters, parts.train)
+        if selection.chosen:
+            validate = RECIPES[recipe_name].Params.model_validate
+            held_params = validate({**hyperparameters, **selection.values_for(parts.train)})
+            params = validate({**hyperparameters, **selection.values_for(data)})
+            choice = selection.summary(data)
     report("evaluating on held-out users", 0, 2)
     # The served model does not depend on the evaluation: on 2 cores it is fitted beside it (BLAS,
     # scipy and numpy's kernels release the GIL). Two models in memory at once are held only
@@ -259,7 +302,7 @@ def train(
     )
     with ThreadPoolExecutor(max_workers=1) as pool:
         final = pool.submit(fit, recipe_name, params, data, events) if side_by_side else None
-        held_out = fit(recipe_name, params, parts.train, events)
+        held_out = fit(recipe_name, held_params, parts.train, events)
         metrics = evaluate(held_out.recommend_indices, parts, data.n_items)
         del held_out
         report("fitting the solution version", 1, 2)
@@ -271,4 +314,5 @@ def train(
         "users": data.n_users,
         "items": data.n_items,
     }
-    return TrainingResult(model, metrics, counts, time.perf_counter() - started, tuning)
+    seconds = time.perf_counter() - started
+    return TrainingResult(model, metrics, counts, seconds, tuning, choice)

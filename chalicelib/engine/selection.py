@@ -1,0 +1,388 @@
+"""Defaults that come from the data: at `train`, user-personalization chooses its main knobs on a
+validation split of the training users only (the test users that give a version its metrics
+never reach this module).
+
+The knobs: EASE's λ (as a multiple of the mean item count, so that it scales with the data), the
+EASE/neighbour blend, the recency half-life, the neighbour count, the factor model's rank and
+blend, the repeat boost and, where most held-out items were bought before, the seen-item policy.
+A knob set in the configuration is kept as given and never searched.
+
+It stays cheap because each expensive part is fitted once and every candidate is then a
+recombination: one EASE inverse per λ (run two at a time), neighbours at the largest count (a
+smaller count is a prefix of each sorted row), the factor model at the largest rank (a smaller
+rank is a prefix of its columns). Validation users are scored as one matrix per component and
+half-life, and candidates are compared by coordinate ascent on NDCG@10. `blend` mirrors
+`UserPersonalization.scores` (tests/unit/test_engine_selection.py holds the two together).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from chalicelib.engine.data import Interactions
+from chalicelib.engine.evaluation import Split, split
+from chalicelib.engine.preparation import apply_history_percentiles
+from chalicelib.engine.recipes.item_item import (
+    binary_gram,
+    cooccurrence_neighbours,
+    ease_weights,
+    gram_matrix,
+    item_factors,
+)
+from chalicelib.engine.recipes.user_personalization import (
+    SPARSE_RANK,
+    UserPersonalization,
+    UserPersonalizationParams,
+    exploration_bonus,
+    recency_weights,
+    repeat_rates,
+)
+
+VALIDATION_SEED = 4242  # not the test split's seed: another draw of users
+VALIDATION_SHARE = 0.15
+MAX_VALIDATION_USERS = 3000
+MAX_CELLS = 30_000_000  # validation users × items scored at once (120 MB per matrix)
+CACHED = 8  # score matrices kept (least recently used dropped)
+# λ as multiples of the mean item count (the mean diagonal of the Gram matrix): the real shop's
+# former fixed λ=2000 is about 32 of them.
+LAMBDA_STEPS = (8.0, 32.0, 128.0)
+HALF_LIVES: tuple[float | None, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, None)
+BLENDS = (0.0, 0.25, 0.5, 0.75, 1.0)
+NEIGHBOURS = (25, 50, 100)
+RANKS = (0, 32, 64)
+FACTOR_BLENDS = (0.3, 0.5, 0.7, 0.9)
+REPEAT_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0)
+# The seen-item policy is chosen from the data only where most held-out items were bought
+# before (a shop of consumables); elsewhere it stays Personalize's exclusion.
+REPEAT_SHARE = 0.5
+ROUNDS = 2
+
+
+def validation_split(train_users: Interactions) -> Split:
+    """A split of the training users only, with the protocol's rule for each held-out user: a
+    larger share than the test split's 10% (sturdier figures), capped in users and cells."""
+    users = max(train_users.n_users, 1)
+    share = min(
+        VALIDATION_SHARE,
+        MAX_VALIDATION_USERS / users,
+        MAX_CELLS / (max(train_users.n_items, 1) * users),
+    )
+    return split(train_users, holdout=share, seed=VALIDATION_SEED)
+
+
+def mean_item_count(data: Interactions) -> float:
+    """Distinct (user, item) pairs per item: the scale EASE's λ is chosen in."""
+    if len(data) == 0:
+        return 1.0
+    pairs = np.unique(data.users.astype(np.int64) * data.n_items + data.items)
+    return max(len(pairs) / max(data.n_items, 1), 1.0)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What was chosen and the validation figures behind it (stored with the version)."""
+
+    chosen: dict[str, Any] = field(default_factory=dict)
+    lambda_scale: float | None = None  # λ / mean item count, when λ was chosen
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def values_for(self, data: Interactions) -> dict[str, Any]:
+        """The chosen knobs for a fit on `data`: λ rescaled to its mean item count."""
+        values = dict(self.chosen)
+        if self.lambda_scale is not None:
+            values["regularization"] = round(self.lambda_scale * mean_item_count(data), 1)
+        return values
+
+    def summary(self, data: Interactions) -> dict[str, Any]:
+        return {"chosen": self.values_for(data), **self.figures}
+
+
+@dataclass
+class Components:
+    """The components fitted once on the validation split's training users."""
+
+    dense: bool
+    ease: dict[float, np.ndarray]  # λ scale → EASE weights
+    nbr: tuple[np.ndarray, np.ndarray] | None
+    factors: tuple[np.ndarray, np.ndarray] | None
+    recipe: UserPersonalization  # explore, new items and repeat rates of the fit data
+
+    @classmethod
+    def of(cls, recipe: UserPersonalization, lambda_scale: float = 1.0) -> Components:
+        """The components of a fitted recipe (its EASE weights filed under `lambda_scale`)."""
+        nbr = None
+        if recipe.nbr_idx is not None and recipe.nbr_score is not None:
+            nbr = (recipe.nbr_idx, recipe.nbr_score)
+        factors = None if recipe.factors is None else (recipe.factors, recipe.factor_scale)
+        ease = {} if recipe.weights is None else {lambda_scale: recipe.weights}
+        dense = recipe.n_items <= recipe.params.dense_item_limit
+        return cls(dense, ease, nbr, factors, recipe)
+
+
+class ValidationScores:
+    """Validation users' score matrices per component and half-life, computed on first use."""
+
+    def __init__(self, fitted: Components, parts: Split, params: Any, n_items: int) -> None:
+        self.fitted, self.inputs, self.params, self.n_items = fitted, parts.inputs, params, n_items
+        inputs, truths = parts.inputs, parts.truths
+        self._cache: dict[tuple[Any, ...], Any] = {}
+        self._weights: dict[tuple[Any, ...], sp.csr_matrix] = {}
+        truth = np.zeros((len(inputs), n_items), dtype=bool)
+        for u, items in enumerate(truths):
+            truth[u, list(items)] = True
+        self.truth = truth
+        rows = np.repeat(np.arange(len(inputs)), [len(h) for h in inputs])
+        self.seen = (rows, np.concatenate(inputs) if inputs else rows)
+        k = min(10, n_items)
+        self.discount = 1.0 / np.log2(np.arange(2, k + 2))
+        lengths = np.minimum([len(t) for t in truths], k)
+        self.ideal = np.cumsum(self.discount)[lengths - 1]
+
+    def _get(self, key: tuple[Any, ...], make: Any) -> Any:
+        """A cached matrix, least recently used dropped past CACHED (memory stays bounded)."""
+        if key in self._cache:
+            self._cache[key] = self._cache.pop(key)
+        else:
+            self._cache[key] = make()
+            while len(self._cache) > CACHED:
+                self._cache.pop(next(iter(self._cache)))
+        return self._cache[key]
+
+    def weights(self, half_life: float | None) -> sp.csr_matrix:
+        """Users × items recency weights of each user's history, cut to the recipe's depth."""
+        key = ("w", half_life)
+        if key not in self._weights:
+            update = {"recency_half_life": half_life}
+            depth = UserPersonalization(self.params.model_copy(update=update)).depth
+            rows, cols, vals = [], [], []
+            for u, full in enumerate(self.inputs):
+                history = full[-depth:]
+                rows.append(np.full(len(history), u))
+                cols.append(history)
+                vals.append(recency_weights(len(history), half_life))
+            self._weights[key] = sp.csr_matrix(
+                (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                shape=(len(self.inputs), self.n_items),
+                dtype=np.float32,
+            )
+        return self._weights[key]
+
+    def ease(self, scale: float, half_life: float | None) -> np.ndarray:
+        weights = self.fitted.ease[scale]
+        return self._get(
+            ("ease", scale, half_life), lambda: np.asarray(self.weights(half_life) @ weights)
+        )
+
+    def nbr(self, k: int, half_life: float | None) -> np.ndarray:
+        assert self.fitted.nbr is not None
+        idx, score = self.fitted.nbr[0][:, :k], self.fitted.nbr[1][:, :k]
+
+        def make() -> np.ndarray:
+            rows = np.repeat(np.arange(idx.shape[0]), idx.shape[1])
+            valid = idx.ravel() >= 0
+            matrix = sp.csr_matrix(
+                (score.ravel()[valid], (rows[valid], idx.ravel()[valid])),
+                shape=(self.n_items, self.n_items),
+            )
+            return (self.weights(half_life) @ matrix).toarray()
+
+        return self._get(("nbr", k, half_life), make)
+
+    def factor(self, rank: int, half_life: float | None) -> np.ndarray:
+        assert self.fitted.factors is not None
+        vectors, scale = self.fitted.factors[0][:, :rank], self.fitted.factors[1]
+
+        def make() -> np.ndarray:
+            users = (self.weights(half_life) @ sp.diags(scale)) @ vectors
+            return np.asarray(users @ vectors.T, dtype=np.float32)
+
+        return self._get(("factor", rank, half_life), make)
+
+    def ndcg_at_10(self, out: np.ndarray, exclude: bool) -> float:
+        """Mean NDCG@10 of the validation users (the protocol's metric), vectorised; `out` is
+        overwritten."""
+        if exclude:
+            out[self.seen] = -np.inf
+        k = len(self.discount)
+        top = np.argpartition(-out, k - 1, axis=1)[:, :k]
+        values = np.take_along_axis(out, top, axis=1)
+        order = np.argsort(-values, axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+        finite = np.isfinite(np.take_along_axis(values, order, axis=1))
+        hits = np.take_along_axis(self.truth, top, axis=1) & finite
+        return float(np.mean((hits * self.discount).sum(axis=1) / self.ideal))
+
+
+def _rowmax(matrix: np.ndarray) -> np.ndarray:
+    return np.maximum(matrix.max(axis=1), 1e-12)[:, None]
+
+
+def blend(scores: ValidationScores, cfg: Mapping[str, Any]) -> np.ndarray:
+    """Every validation user's score vector under `cfg`, as `UserPersonalization.scores`."""
+    fitted, h = scores.fitted, cfg["recency_half_life"]
+    ease = None
+    if fitted.dense and cfg["ease_blend"] > 0:
+        ease = scores.ease(cfg["lambda_scale"], h)
+    if fitted.dense and cfg["ease_blend"] >= 1:
+        out = ease.copy()  # type: ignore[union-attr]
+    else:
+        nbr = scores.nbr(cfg["neighbours"], h)
+        if ease is None:
+            out = nbr.copy()
+        else:
+            b = cfg["ease_blend"]
+            out = nbr * ((1.0 - b) / _rowmax(nbr)) + (b / _rowmax(ease)) * ease
+    rank = cfg["hidden_dimension"]
+    if rank is None and not fitted.dense:
+        rank = SPARSE_RANK
+    if rank:
+        factor = scores.factor(rank, h)
+        fb = cfg["factor_blend"]
+        out = out * ((1.0 - fb) / _rowmax(out)) + (fb / _rowmax(factor)) * factor
+    top = out.max(axis=1)
+    live = top > 0
+    w = scores.weights(h)
+    if not cfg["exclude_seen"] and cfg["repeat_weight"] > 0:
+        boost = w.multiply(fitted.recipe.repeat_rate[None, :]).tocsr()
+        boost = sp.diags(cfg["repeat_weight"] * top * live) @ boost
+        out += boost.toarray()
+    explore = scores.params.exploration_weight
+    new = fitted.recipe.new_items
+    if explore > 0 and len(new):
+        block = out[:, new]
+        bonus = fitted.recipe.explore[new] * (np.maximum(block, 0.0) + 0.1 * top[:, None])
+        out[:, new] = block + explore * bonus * live[:, None]
+    return out
+
+
+def _fit_components(
+    learn: Interactions, params: UserPersonalizationParams, fixed: set[str], scales: list[float]
+) -> Components:
+    x = learn.matrix()
+    dense = learn.n_items <= params.dense_item_limit
+    m = mean_item_count(learn)
+    searching_blend = "ease_blend" not in fixed
+    use_ease = dense and (searching_blend or params.ease_blend > 0)
+    use_nbr = not dense or searching_blend or params.ease_blend < 1
+    ranks = [params.hidden_dimension] if "hidden_dimension" in fixed else list(RANKS)
+    max_rank = max([r or 0 for r in ranks] + ([] if dense else [SPARSE_RANK]))
+    recipe = UserPersonalization(params)
+    recipe.explore = exploration_bonus(learn, params.exploration_item_age_cut_off)
+    recipe.new_items = np.flatnonzero(recipe.explore > 0)
+    recipe.repeat_rate = repeat_rates(learn)
+    max_k = params.neighbours if "neighbours" in fixed else max(NEIGHBOURS)
+    gram = gram_matrix(x)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        eases = {s: pool.submit(ease_weights, x, s * m, gram) for s in scales} if use_ease else {}
+        nbr = cooccurrence_neighbours(x, max_k, 0.5, 1, binary_gram(x, gram)) if use_nbr else None
+        factors = item_factors(x, max_rank) if max_rank else None
+        ease = {s: f.result() for s, f in eases.items()}
+    return Components(dense, ease, nbr, factors, recipe)
+
+
+def _candidates(
+    params: UserPersonalizationParams, fixed: set[str], dense: bool, scales: list[float]
+) -> dict[str, tuple[Any, ...]]:
+    space: dict[str, tuple[Any, ...]] = {
+        "recency_half_life": HALF_LIVES,
+        "neighbours": NEIGHBOURS,
+        "hidden_dimension": RANKS,
+        "factor_blend": FACTOR_BLENDS,
+        "repeat_weight": REPEAT_WEIGHTS,
+    }
+    if dense:
+        space["lambda_scale"] = tuple(scales)
+        space["ease_blend"] = BLENDS
+    if "regularization" in fixed:
+        space.pop("lambda_scale", None)
+    return {k: v for k, v in space.items() if k not in fixed}
+
+
+def choose(
+    hyperparameters: Mapping[str, Any], params: UserPersonalizationParams, train_users: Interactions
+) -> Selection:
+    """Choose the knobs `hyperparameters` leaves unset on a validation split of `train_users`."""
+    started = time.perf_counter()
+    fixed = set(hyperparameters)
+    validation = validation_split(train_users)
+    learn = apply_history_percentiles(
+        validation.train,
+        params.min_user_history_length_percentile,
+        params.max_user_history_length_percentile,
+    )
+    m = mean_item_count(learn)
+    scales = [params.regularization / m] if "regularization" in fixed else list(LAMBDA_STEPS)
+    fitted = _fit_components(learn, params, fixed, scales)
+    scores = ValidationScores(fitted, validation, params, train_users.n_items)
+    space = _candidates(params, fixed, fitted.dense, scales)
+    start = {**params.model_dump(), "lambda_scale": scales[len(scales) // 2]}
+    evaluated = 0
+
+    def value(cfg: Mapping[str, Any]) -> float:
+        nonlocal evaluated
+        evaluated += 1
+        return scores.ndcg_at_10(blend(scores, cfg), cfg["exclude_seen"])
+
+    at_defaults = value(start)
+    cfg, best = _ascend(value, space, fitted.dense, dict(start), at_defaults)
+    repeats = _repeat_share(validation)
+    if "exclude_seen" not in fixed and repeats >= REPEAT_SHARE:
+        flipped = {**cfg, "exclude_seen": not cfg["exclude_seen"]}
+        other, other_best = _ascend(value, space, fitted.dense, flipped, value(flipped))
+        if other_best > best:
+            cfg, best = other, other_best
+    searched = [k for k in (*space, "exclude_seen") if k != "lambda_scale" and k not in fixed]
+    chosen = {k: cfg[k] for k in searched}
+    figures = {
+        "validation_users": len(validation.inputs),
+        "validation_ndcg_at_10_defaults": round(at_defaults, 6),
+        "validation_ndcg_at_10_chosen": round(best, 6),
+        "repeat_share": round(repeats, 4),
+        "candidates_evaluated": evaluated,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    scale = cfg["lambda_scale"] if "lambda_scale" in space else None
+    if scale is not None:
+        figures["lambda_per_mean_item_count"] = scale
+    return Selection(chosen, scale, figures)
+
+
+def _ascend(
+    value: Callable[[Mapping[str, Any]], float],
+    space: Mapping[str, tuple[Any, ...]],
+    dense: bool,
+    cfg: dict[str, Any],
+    best: float,
+) -> tuple[dict[str, Any], float]:
+    """Coordinate ascent from `cfg` (worth `best`): one knob at a time, each candidate value
+    tried with the others held, a better one kept at once; until a round changes nothing."""
+    for _ in range(ROUNDS):
+        changed = False
+        for knob, values in space.items():
+            if knob == "repeat_weight" and cfg["exclude_seen"]:
+                continue  # the boost applies to seen items only
+            if knob == "factor_blend" and dense and not cfg["hidden_dimension"]:
+                continue  # no factor model to blend
+            for v in values:
+                if v == cfg[knob]:
+                    continue
+                trial = {**cfg, knob: v}
+                result = value(trial)
+                if result > best + 1e-6:
+                    cfg, best, changed = trial, result, True
+        if not changed:
+            break
+    return cfg, best
+
+
+def _repeat_share(parts: Split) -> float:
+    """Share of held-out items the user already had in their input."""
+    seen = sum(len(t & set(h.tolist())) for h, t in zip(parts.inputs, parts.truths, strict=True))
+    return seen / max(sum(len(t) for t in parts.truths), 1)
