@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from chalicelib.engine.data import Interactions
 from chalicelib.engine.evaluation import Split, split
@@ -41,15 +40,14 @@ from chalicelib.engine.recipes.user_personalization import (
     UserPersonalization,
     UserPersonalizationParams,
     exploration_bonus,
-    recency_weights,
     repeat_rates,
 )
+from chalicelib.engine.validation_scores import Components, ValidationScores, blend
 
 VALIDATION_SEED = 4242  # not the test split's seed: another draw of users
 VALIDATION_SHARE = 0.15
 MAX_VALIDATION_USERS = 3000
 MAX_CELLS = 30_000_000  # validation users × items scored at once (120 MB per matrix)
-CACHED = 8  # score matrices kept (least recently used dropped)
 # λ as multiples of the mean item count (the mean diagonal of the Gram matrix): the real shop's
 # former fixed λ=2000 is about 32 of them.
 LAMBDA_STEPS = (8.0, 32.0, 128.0)
@@ -102,164 +100,6 @@ class Selection:
 
     def summary(self, data: Interactions) -> dict[str, Any]:
         return {"chosen": self.values_for(data), **self.figures}
-
-
-@dataclass
-class Components:
-    """The components fitted once on the validation split's training users."""
-
-    dense: bool
-    ease: dict[float, np.ndarray]  # λ scale → EASE weights
-    nbr: tuple[np.ndarray, np.ndarray] | None
-    factors: tuple[np.ndarray, np.ndarray] | None
-    recipe: UserPersonalization  # explore, new items and repeat rates of the fit data
-
-    @classmethod
-    def of(cls, recipe: UserPersonalization, lambda_scale: float = 1.0) -> Components:
-        """The components of a fitted recipe (its EASE weights filed under `lambda_scale`)."""
-        nbr = None
-        if recipe.nbr_idx is not None and recipe.nbr_score is not None:
-            nbr = (recipe.nbr_idx, recipe.nbr_score)
-        factors = None if recipe.factors is None else (recipe.factors, recipe.factor_scale)
-        ease = {} if recipe.weights is None else {lambda_scale: recipe.weights}
-        dense = recipe.n_items <= recipe.params.dense_item_limit
-        return cls(dense, ease, nbr, factors, recipe)
-
-
-class ValidationScores:
-    """Validation users' score matrices per component and half-life, computed on first use."""
-
-    def __init__(self, fitted: Components, parts: Split, params: Any, n_items: int) -> None:
-        self.fitted, self.inputs, self.params, self.n_items = fitted, parts.inputs, params, n_items
-        inputs, truths = parts.inputs, parts.truths
-        self._cache: dict[tuple[Any, ...], Any] = {}
-        self._weights: dict[tuple[Any, ...], sp.csr_matrix] = {}
-        truth = np.zeros((len(inputs), n_items), dtype=bool)
-        for u, items in enumerate(truths):
-            truth[u, list(items)] = True
-        self.truth = truth
-        rows = np.repeat(np.arange(len(inputs)), [len(h) for h in inputs])
-        self.seen = (rows, np.concatenate(inputs) if inputs else rows)
-        k = min(10, n_items)
-        self.discount = 1.0 / np.log2(np.arange(2, k + 2))
-        lengths = np.minimum([len(t) for t in truths], k)
-        self.ideal = np.cumsum(self.discount)[lengths - 1]
-
-    def _get(self, key: tuple[Any, ...], make: Any) -> Any:
-        """A cached matrix, least recently used dropped past CACHED (memory stays bounded)."""
-        if key in self._cache:
-            self._cache[key] = self._cache.pop(key)
-        else:
-            self._cache[key] = make()
-            while len(self._cache) > CACHED:
-                self._cache.pop(next(iter(self._cache)))
-        return self._cache[key]
-
-    def weights(self, half_life: float | None) -> sp.csr_matrix:
-        """Users × items recency weights of each user's history, cut to the recipe's depth."""
-        key = ("w", half_life)
-        if key not in self._weights:
-            update = {"recency_half_life": half_life}
-            depth = UserPersonalization(self.params.model_copy(update=update)).depth
-            rows, cols, vals = [], [], []
-            for u, full in enumerate(self.inputs):
-                history = full[-depth:]
-                rows.append(np.full(len(history), u))
-                cols.append(history)
-                vals.append(recency_weights(len(history), half_life))
-            self._weights[key] = sp.csr_matrix(
-                (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                shape=(len(self.inputs), self.n_items),
-                dtype=np.float32,
-            )
-        return self._weights[key]
-
-    def ease(self, scale: float, half_life: float | None) -> np.ndarray:
-        weights = self.fitted.ease[scale]
-        return self._get(
-            ("ease", scale, half_life), lambda: np.asarray(self.weights(half_life) @ weights)
-        )
-
-    def nbr(self, k: int, half_life: float | None) -> np.ndarray:
-        assert self.fitted.nbr is not None
-        idx, score = self.fitted.nbr[0][:, :k], self.fitted.nbr[1][:, :k]
-
-        def make() -> np.ndarray:
-            rows = np.repeat(np.arange(idx.shape[0]), idx.shape[1])
-            valid = idx.ravel() >= 0
-            matrix = sp.csr_matrix(
-                (score.ravel()[valid], (rows[valid], idx.ravel()[valid])),
-                shape=(self.n_items, self.n_items),
-            )
-            return (self.weights(half_life) @ matrix).toarray()
-
-        return self._get(("nbr", k, half_life), make)
-
-    def factor(self, rank: int, half_life: float | None) -> np.ndarray:
-        assert self.fitted.factors is not None
-        vectors, scale = self.fitted.factors[0][:, :rank], self.fitted.factors[1]
-
-        def make() -> np.ndarray:
-            users = (self.weights(half_life) @ sp.diags(scale)) @ vectors
-            return np.asarray(users @ vectors.T, dtype=np.float32)
-
-        return self._get(("factor", rank, half_life), make)
-
-    def ndcg_at_10(self, out: np.ndarray, exclude: bool) -> float:
-        """Mean NDCG@10 of the validation users (the protocol's metric), vectorised; `out` is
-        overwritten."""
-        if exclude:
-            out[self.seen] = -np.inf
-        k = len(self.discount)
-        top = np.argpartition(-out, k - 1, axis=1)[:, :k]
-        values = np.take_along_axis(out, top, axis=1)
-        order = np.argsort(-values, axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
-        finite = np.isfinite(np.take_along_axis(values, order, axis=1))
-        hits = np.take_along_axis(self.truth, top, axis=1) & finite
-        return float(np.mean((hits * self.discount).sum(axis=1) / self.ideal))
-
-
-def _rowmax(matrix: np.ndarray) -> np.ndarray:
-    return np.maximum(matrix.max(axis=1), 1e-12)[:, None]
-
-
-def blend(scores: ValidationScores, cfg: Mapping[str, Any]) -> np.ndarray:
-    """Every validation user's score vector under `cfg`, as `UserPersonalization.scores`."""
-    fitted, h = scores.fitted, cfg["recency_half_life"]
-    ease = None
-    if fitted.dense and cfg["ease_blend"] > 0:
-        ease = scores.ease(cfg["lambda_scale"], h)
-    if fitted.dense and cfg["ease_blend"] >= 1:
-        out = ease.copy()  # type: ignore[union-attr]
-    else:
-        nbr = scores.nbr(cfg["neighbours"], h)
-        if ease is None:
-            out = nbr.copy()
-        else:
-            b = cfg["ease_blend"]
-            out = nbr * ((1.0 - b) / _rowmax(nbr)) + (b / _rowmax(ease)) * ease
-    rank = cfg["hidden_dimension"]
-    if rank is None and not fitted.dense:
-        rank = SPARSE_RANK
-    if rank:
-        factor = scores.factor(rank, h)
-        fb = cfg["factor_blend"]
-        out = out * ((1.0 - fb) / _rowmax(out)) + (fb / _rowmax(factor)) * factor
-    top = out.max(axis=1)
-    live = top > 0
-    w = scores.weights(h)
-    if not cfg["exclude_seen"] and cfg["repeat_weight"] > 0:
-        boost = w.multiply(fitted.recipe.repeat_rate[None, :]).tocsr()
-        boost = sp.diags(cfg["repeat_weight"] * top * live) @ boost
-        out += boost.toarray()
-    explore = scores.params.exploration_weight
-    new = fitted.recipe.new_items
-    if explore > 0 and len(new):
-        block = out[:, new]
-        bonus = fitted.recipe.explore[new] * (np.maximum(block, 0.0) + 0.1 * top[:, None])
-        out[:, new] = block + explore * bonus * live[:, None]
-    return out
 
 
 def _fit_components(
@@ -323,6 +163,7 @@ def choose(
     scores = ValidationScores(fitted, validation, params, train_users.n_items)
     space = _candidates(params, fixed, fitted.dense, scales)
     start = {**params.model_dump(), "lambda_scale": scales[len(scales) // 2]}
+    scores.use_pool(start)
     evaluated = 0
 
     def value(cfg: Mapping[str, Any]) -> float:

@@ -11,7 +11,8 @@ from chalicelib.engine.data import Interactions
 from chalicelib.engine.evaluation import split
 from chalicelib.engine.recipes import RECIPES
 from chalicelib.engine.recipes.user_personalization import UserPersonalization
-from chalicelib.engine.selection import Components, ValidationScores, blend, validation_split
+from chalicelib.engine.selection import validation_split
+from chalicelib.engine.validation_scores import Components, ValidationScores, blend
 
 
 def walks(n_users: int = 150, n_items: int = 60, length: int = 12, ordered: bool = True):  # type: ignore[no-untyped-def]
@@ -48,6 +49,7 @@ def test_validation_scores_are_the_served_scores(values: dict[str, object]) -> N
     assert isinstance(recipe, UserPersonalization)
     scores = ValidationScores(Components.of(recipe), parts, params, data.n_items)
     batch = blend(scores, {**params.model_dump(), "lambda_scale": 1.0})
+    assert scores.pool is None  # a small catalogue: whole rows, exact
     for row, history in zip(batch, parts.inputs, strict=True):
         np.testing.assert_allclose(row, recipe.scores(history), rtol=1e-4, atol=1e-6)
 
@@ -108,3 +110,27 @@ def test_validation_split_holds_out_training_users_only() -> None:
     held = train_users - fit_users
     assert held and held < train_users
     assert len(validation.inputs) == len(held)
+
+
+@pytest.mark.parametrize("values", CONFIGS)
+def test_pooled_rows_give_the_whole_rows_figure(
+    values: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a large catalogue rows are kept on a pool of items; where the pool holds every item
+    (in its own order, padded), the NDCG@10 is the whole rows' one."""
+    import chalicelib.engine.validation_scores as vs
+
+    data = walks()
+    parts = split(data)
+    params = RECIPES["user-personalization"].Params.model_validate(
+        {"exploration_item_age_cut_off": 1e-3, **values}
+    )
+    recipe = UserPersonalization(params).fit(parts.train)  # type: ignore[arg-type]
+    cfg = {**params.model_dump(), "lambda_scale": 1.0}
+    whole = ValidationScores(Components.of(recipe), parts, params, data.n_items)
+    expected = whole.ndcg_at_10(blend(whole, cfg), params.exclude_seen)
+    monkeypatch.setattr(vs, "FULL_ITEMS", 10)
+    pooled = ValidationScores(Components.of(recipe), parts, params, data.n_items)
+    pooled.use_pool(cfg)
+    assert pooled.pool is not None
+    assert pooled.ndcg_at_10(blend(pooled, cfg), params.exclude_seen) == pytest.approx(expected)
