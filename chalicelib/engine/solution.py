@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -37,6 +37,18 @@ from chalicelib.engine.tuning import TuningResult, tune
 PARALLEL_DENSE_ITEMS = 10_000
 
 Progress = Callable[[str, int, int | None], None]
+
+
+class Ranked(NamedTuple):
+    """Items best first with their scores (a score is None for an item the model does not
+    know)."""
+
+    item_ids: list[str]
+    scores: list[float | None]
+
+
+def _rounded(values: np.ndarray) -> list[float]:
+    return [round(float(v), 6) for v in values]
 
 
 @dataclass
@@ -113,10 +125,20 @@ class SolutionModel:
         allowed: np.ndarray | None = None,
         weights: np.ndarray | None = None,
     ) -> np.ndarray:
+        return self._best(history, n, allowed, weights)[0]
+
+    def _best(
+        self,
+        history: np.ndarray,
+        n: int,
+        allowed: np.ndarray | None,
+        weights: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         scores = self.recipe.scores(history, weights)  # a fresh array: safe to write to
         if self.exclude_seen and len(history):
             scores[history] = -np.inf  # cheaper than copying a catalogue-sized mask
-        return top_k(scores, n, allowed)
+        best = top_k(scores, n, allowed)
+        return best, scores[best]
 
     def recommend(
         self,
@@ -124,8 +146,10 @@ class SolutionModel:
         n: int,
         allowed: np.ndarray | None,
         weights: np.ndarray | None = None,
-    ) -> list[str]:
-        return self.item_ids[self.recommend_indices(history, n, allowed, weights)].tolist()
+    ) -> Ranked:
+        """The `n` best items for the history, each with its score (as Personalize returns)."""
+        best, scores = self._best(history, n, allowed, weights)
+        return Ranked(self.item_ids[best].tolist(), [*_rounded(scores)])
 
     def related(self, item_id: str, n: int, allowed: np.ndarray | None) -> list[str] | None:
         """Items similar to `item_id`, or None when the model does not know it."""
@@ -139,13 +163,15 @@ class SolutionModel:
 
     def rank(
         self, history: np.ndarray, item_ids: Sequence[str], weights: np.ndarray | None = None
-    ) -> list[str]:
-        """`item_ids` by score; items the model does not know go last, in the given order."""
+    ) -> Ranked:
+        """`item_ids` by score, each with its score; items the model does not know go last, in
+        the given order, with no score (None)."""
         scores = self.recipe.scores(history, weights)
         known = [(i, self.item_index[i]) for i in item_ids if i in self.item_index]
         unknown = [i for i in item_ids if i not in self.item_index]
         order = sorted(range(len(known)), key=lambda j: -float(scores[known[j][1]]))
-        return [known[j][0] for j in order] + unknown
+        values: list[float | None] = [*_rounded(scores[[known[j][1] for j in order]])]
+        return Ranked([known[j][0] for j in order] + unknown, values + [None] * len(unknown))
 
     # -- persistence ------------------------------------------------------------------------
 

@@ -199,7 +199,8 @@ class LocalProvider:
             return Recommendations(self.popular(num_results, flt, user_id), "fallback")
         allowed = self._mask(served, user_id, flt)
         return Recommendations(
-            served.model.recommend(history, num_results, allowed, weights), "personalized"
+            served.model.recommend(history, num_results, allowed, weights).item_ids,
+            "personalized",
         )
 
     def related_items(
@@ -231,7 +232,8 @@ class LocalProvider:
             order = {item: rank for rank, item in enumerate(self.popular(10**9, None, None))}
             ranked = sorted(item_ids, key=lambda i: order.get(i, len(order)))
             return Recommendations(ranked, "fallback")
-        return Recommendations(served.model.rank(history, item_ids, weights), "personalized")
+        ranked = served.model.rank(history, item_ids, weights)
+        return Recommendations(ranked.item_ids, "personalized")
 
     def popular(
         self, num_results: int, flt: FilterRequest | None, user_id: str | None = None
