@@ -181,6 +181,10 @@ def choose(
             cfg, best = other, other_best
     searched = [k for k in (*space, "exclude_seen") if k != "lambda_scale" and k not in fixed]
     chosen = {k: cfg[k] for k in searched}
+    if cfg["exclude_seen"]:
+        chosen.pop("repeat_weight", None)  # boosts seen items only
+    if fitted.dense and not cfg["hidden_dimension"]:
+        chosen.pop("factor_blend", None)  # no factor model to blend
     figures = {
         "validation_users": len(validation.inputs),
         "validation_ndcg_at_10_defaults": round(at_defaults, 6),

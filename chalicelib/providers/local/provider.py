@@ -343,6 +343,7 @@ class LocalProvider:
                     **result.model.params.model_dump(),
                     **sol.event_options(),
                     **({"hpo": result.tuning.summary()} if result.tuning else {}),
+                    **({"chosen": result.choice} if result.choice else {}),
                 },
                 "metrics": result.metrics,
                 "counts": result.counts,
