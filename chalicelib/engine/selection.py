@@ -63,16 +63,17 @@ REPEAT_SHARE = 0.5
 ROUNDS = 2
 
 
-def validation_split(train_users: Interactions) -> Split:
+def validation_split(train_users: Interactions, repeat: int = 0) -> Split:
     """A split of the training users only, with the protocol's rule for each held-out user: a
-    larger share than the test split's 10% (sturdier figures), capped in users and cells."""
+    larger share than the test split's 10% (sturdier figures), capped in users and cells.
+    `repeat` draws another split (HPO scores its trials on several)."""
     users = max(train_users.n_users, 1)
     share = min(
         VALIDATION_SHARE,
         MAX_VALIDATION_USERS / users,
         MAX_CELLS / (max(train_users.n_items, 1) * users),
     )
-    return split(train_users, holdout=share, seed=VALIDATION_SEED)
+    return split(train_users, holdout=share, seed=VALIDATION_SEED + repeat)
 
 
 def mean_item_count(data: Interactions) -> float:

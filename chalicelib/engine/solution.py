@@ -306,18 +306,18 @@ def train(
     tuning = None
     held_params = params
     choice = None
-    if hpo is not None:
-        tuning = tune(recipe_name, hyperparameters, parts.train, hpo, progress)
-        params = RECIPES[recipe_name].Params.model_validate({**hyperparameters, **tuning.best})
-        held_params = params
-    else:
-        report("choosing knobs on validation users", 0, None)
-        selection = choose_knobs(recipe_name, hyperparameters, parts.train)
-        if selection.chosen:
-            validate = RECIPES[recipe_name].Params.model_validate
-            held_params = validate({**hyperparameters, **selection.values_for(parts.train)})
-            params = validate({**hyperparameters, **selection.values_for(data)})
-            choice = selection.summary(data)
+    report("choosing knobs on validation users", 0, None)
+    selection = choose_knobs(recipe_name, hyperparameters, parts.train)
+    validate = RECIPES[recipe_name].Params.model_validate
+    base = {**hyperparameters, **selection.values_for(parts.train)}
+    tuned: dict[str, Any] = {}
+    if hpo is not None:  # the chosen knobs are HPO's defaults, its first trial
+        tuning = tune(recipe_name, base, parts.train, hpo, progress)
+        tuned = tuning.best
+    if selection.chosen or tuned:
+        held_params = validate({**base, **tuned})
+        params = validate({**hyperparameters, **selection.values_for(data), **tuned})
+        choice = selection.summary(data) if selection.chosen else None
     report("evaluating on held-out users", 0, 2)
     # The served model does not depend on the evaluation: on 2 cores it is fitted beside it (BLAS,
     # scipy and numpy's kernels release the GIL). Two models in memory at once are held only
