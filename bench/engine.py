@@ -278,7 +278,7 @@ def main() -> int:
     warnings.filterwarnings("ignore", message="Method expects CSR input")
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", action="append", choices=sorted(DATASETS))
-    parser.add_argument("--trials", type=int, default=10, help="tuning trials per peer")
+    parser.add_argument("--trials", type=int, default=8, help="tuning trials per peer")
     parser.add_argument("--hpo", type=int, default=0, help="also train with performHPO")
     parser.add_argument("--list", action="store_true")
     args = parser.parse_args()

@@ -259,7 +259,7 @@ PEERS = (
         "implicit ALS",
         {"factors": 100, "regularization": 0.01, "alpha": 1.0},
         lambda t: {
-            "factors": t.suggest_int("factors", 32, 256, log=True),
+            "factors": t.suggest_int("factors", 32, 128, log=True),
             "regularization": t.suggest_float("regularization", 1e-3, 10.0, log=True),
             "alpha": t.suggest_float("alpha", 0.5, 50.0, log=True),
         },
@@ -269,10 +269,10 @@ PEERS = (
         "implicit BPR",
         {"factors": 100, "learning_rate": 0.01, "regularization": 0.01, "iterations": 100},
         lambda t: {
-            "factors": t.suggest_int("factors", 32, 256, log=True),
+            "factors": t.suggest_int("factors", 32, 128, log=True),
             "learning_rate": t.suggest_float("learning_rate", 1e-3, 0.1, log=True),
             "regularization": t.suggest_float("regularization", 1e-4, 0.1, log=True),
-            "iterations": t.suggest_int("iterations", 50, 200, log=True),
+            "iterations": t.suggest_int("iterations", 30, 150, log=True),
         },
         _implicit_fit(_bpr),
     ),
