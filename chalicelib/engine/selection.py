@@ -80,8 +80,10 @@ def mean_item_count(data: Interactions) -> float:
     """Distinct (user, item) pairs per item: the scale EASE's λ is chosen in."""
     if len(data) == 0:
         return 1.0
-    pairs = np.unique(data.users.astype(np.int64) * data.n_items + data.items)
-    return max(len(pairs) / max(data.n_items, 1), 1.0)
+    # Sort-based distinct count: numpy 2's hashing np.unique is far slower on 400k keys.
+    pairs = np.sort(data.users.astype(np.int64) * data.n_items + data.items)
+    distinct = 1 + int(np.count_nonzero(pairs[1:] != pairs[:-1]))
+    return max(distinct / max(data.n_items, 1), 1.0)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,10 @@ def ease_weights(
     if info != 0:
         raise ValueError(f"EASE: the regularised Gram matrix is not positive definite ({info})")
     weights = _symmetric_from_upper(upper)
+    # LAPACK hands back Fortran order; the matrix is symmetric, so its transpose is the same
+    # matrix in C order, without the items² copy that converting it would cost (1.1 s at 4k).
+    if not weights.flags.c_contiguous:
+        weights = weights.T
     weights /= -np.diag(weights).copy()
     weights[np.diag_indices_from(weights)] = 0.0
     return np.ascontiguousarray(weights, dtype=np.float32)
@@ -80,7 +84,10 @@ def cooccurrence_neighbours(
     # Co-interaction counts are counts of users, whatever the event weights.
     co = (co if co is not None else binary_gram(x)).copy()
     counts = co.diagonal().astype(np.float32)
-    co.setdiag(0)
+    # Zero the diagonal in place: setdiag inserts an entry for every item nobody bought, which
+    # rebuilds the whole sparse structure (0.9 s at 4k items).
+    diagonal_rows = np.repeat(np.arange(co.shape[0]), np.diff(co.indptr))
+    co.data[co.indices == diagonal_rows] = 0
     co.data[co.data < min_count] = 0
     co.eliminate_zeros()
     n = co.shape[0]
