@@ -150,6 +150,18 @@ def fit_rp3beta(parts: Split, n_items: int, p: dict[str, Any]) -> Fitted:
     return Fitted(seconds, *_item_model(parts, n_items, w.tocsr(), dense=False))
 
 
+def _clean(ids: np.ndarray, parts: Split, exclude: bool) -> list[np.ndarray]:
+    """implicit's lists without its padding (-1) and, with seen items excluded, without the
+    seen items it returns anyway: where fewer than N unseen items score, implicit's item-kNN
+    fills the list with the user's own items (46 of 300 validation users of retail-demo-store,
+    whose held-out items are mostly repeats: NDCG@10 0.067 against 0.021 filtered)."""
+    out = []
+    for listed, history in zip(ids, parts.inputs, strict=True):
+        kept = listed[listed >= 0]
+        out.append(kept[~np.isin(kept, history)] if exclude else kept)
+    return out
+
+
 def _implicit_fit(make: Callable[[dict[str, Any]], Any]) -> Callable[..., Fitted]:
     def fit(parts: Split, n_items: int, p: dict[str, Any]) -> Fitted:
         x = binary(parts)
@@ -164,7 +176,7 @@ def _implicit_fit(make: Callable[[dict[str, Any]], Any]) -> Callable[..., Fitted
 
         def lists(k: int, exclude: bool) -> list[np.ndarray]:
             ids, _ = model.recommend(users, both[users], N=k, filter_already_liked_items=exclude)
-            return [row[row >= 0] for row in ids]
+            return _clean(ids, parts, exclude)
 
         def one(j: int, k: int, exclude: bool) -> np.ndarray:
             user = offset + j
@@ -187,7 +199,7 @@ def _knn_fit(make: Callable[[dict[str, Any]], Any]) -> Callable[..., Fitted]:
 
         def lists(k: int, exclude: bool) -> list[np.ndarray]:
             ids, _ = model.recommend(users, held, N=k, filter_already_liked_items=exclude)
-            return [row[row >= 0] for row in ids]
+            return _clean(ids, parts, exclude)
 
         def one(j: int, k: int, exclude: bool) -> np.ndarray:
             return model.recommend(0, held[j], N=k, filter_already_liked_items=exclude)[0]
