@@ -167,12 +167,13 @@ def choose(
     space = _candidates(params, fixed, fitted.dense, scales)
     start = {**params.model_dump(), "lambda_scale": scales[len(scales) // 2]}
     scores.use_pool(start)
-    evaluated = 0
+    memo: dict[tuple[Any, ...], float] = {}
 
     def value(cfg: Mapping[str, Any]) -> float:
-        nonlocal evaluated
-        evaluated += 1
-        return scores.ndcg_at_10(blend(scores, cfg), cfg["exclude_seen"])
+        key = tuple(sorted(_relevant(cfg, fitted.dense).items()))
+        if key not in memo:  # a later round revisits settings already scored
+            memo[key] = scores.ndcg_at_10(blend(scores, cfg), cfg["exclude_seen"])
+        return memo[key]
 
     at_defaults = value(start)
     cfg, best = _ascend(value, space, fitted.dense, dict(start), at_defaults)
@@ -193,13 +194,29 @@ def choose(
         "validation_ndcg_at_10_defaults": round(at_defaults, 6),
         "validation_ndcg_at_10_chosen": round(best, 6),
         "repeat_share": round(repeats, 4),
-        "candidates_evaluated": evaluated,
+        "candidates_evaluated": len(memo),
         "seconds": round(time.perf_counter() - started, 3),
     }
     scale = cfg["lambda_scale"] if "lambda_scale" in space else None
     if scale is not None:
         figures["lambda_per_mean_item_count"] = scale
     return Selection(chosen, scale, figures)
+
+
+def _relevant(cfg: Mapping[str, Any], dense: bool) -> dict[str, Any]:
+    """The knobs that change `blend`'s result under `cfg`: settings differing only in the
+    others score the same, so they are scored once."""
+    keys = ["recency_half_life", "hidden_dimension", "exclude_seen"]
+    ease = dense and cfg["ease_blend"] > 0
+    if ease:
+        keys += ["lambda_scale", "ease_blend"]
+    if not (ease and cfg["ease_blend"] >= 1):
+        keys += ["neighbours", "ease_blend"]
+    if cfg["hidden_dimension"] or (not dense and cfg["hidden_dimension"] is None):
+        keys.append("factor_blend")
+    if not cfg["exclude_seen"]:
+        keys.append("repeat_weight")
+    return {k: cfg[k] for k in keys}
 
 
 def _ascend(
