@@ -1,24 +1,21 @@
-"""The engine against open-source peers, same split, same run: quality, fit time, latency.
+"""The engine against tuned open-source peers on several datasets, same split, same run.
 
 Personalize's protocol (chalicelib.engine.evaluation): 90% of users train; for the other 10%, the
-oldest 90% of their events are the input and the newest 10% the truth. For each model it prints
-NDCG@5/10/25, precision@10, MRR@25, coverage, fit seconds and the top-25 latency of one request
-(one user, computed on demand: our fold-in + ranking; implicit's `recommend` for that user), with
-seen items excluded (the SPEC's figure) and allowed; then the time of a whole solution version
-(split, evaluation, final fit) with `chalicelib.engine.solution.train`.
+oldest 90% of their events are the input and the newest 10% the truth. Every model, ours and the
+peers (bench/peers.py), chooses its settings on the same validation split of the training users
+(`chalicelib.engine.selection.validation_split`); the test users are never seen by a tuner. The
+engine's row is `train` with its defaults: it chooses its own knobs on that split. Each peer is
+shown untuned (library defaults) and tuned (optuna, `--trials` trials, its defaults among them).
 
-    .venv/bin/python bench/engine.py                      # the bundled real shop, then 50k items
-    .venv/bin/python bench/engine.py --only real|synthetic [--items 50000] [--interactions 400000]
-                                     [--trials 12]
+Per dataset it prints NDCG@5/10/25, precision@10, MRR@25, coverage and fit seconds with seen items
+excluded (the SPEC's figure), the ratio to the best tuned peer, the same with seen items allowed
+(peers keep the settings tuned with seen items excluded), the top-25 latency of one request
+(engine fold-in + ranking against implicit ALS's `recommend`, same catalogue, same run) and the
+time of a whole solution version (`chalicelib.engine.solution.train`). A summary table ends it.
 
-A second row of this engine turns its factor model on (`hidden_dimension=64`); a third is tuned
-with its own HPO (optuna, `--trials` trials) on a validation
-split of the training users only; the test users are never seen by the tuner.
-
-Peers: EASE (λ=200, plain fold-in; skipped above 20k items: its items² matrix would need 10 GB at
-50k), implicit ALS (64 factors, 15 iterations), implicit BPR (64 factors, 100 iterations),
-implicit item-kNN (cosine and BM25, K=100), popularity. ALS and BPR cannot fold in a user they never
-saw, so they are trained on the training users plus the held-out users' inputs (an advantage).
+    .venv/bin/python bench/engine.py                       # every dataset (~20 min, 2 cores)
+    .venv/bin/python bench/engine.py --only shop [--only sparse] [--trials 10] [--hpo 12]
+    .venv/bin/python bench/engine.py --list
 """
 
 from __future__ import annotations
@@ -36,34 +33,22 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit is slower with OpenBLAS threads
 
 import numpy as np
-import scipy.sparse as sp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from peers import NDCG10, PEERS, Fitted, metrics, tune  # noqa: E402
 from synthetic import generate  # noqa: E402
 
 from chalicelib.config import HpoConfig  # noqa: E402
 from chalicelib.engine.data import Interactions  # noqa: E402
 from chalicelib.engine.evaluation import Split, evaluate, split  # noqa: E402
-from chalicelib.engine.recipes import RECIPES, top_k  # noqa: E402
-from chalicelib.engine.recipes.item_item import ease_weights  # noqa: E402
-from chalicelib.engine.solution import fit, train  # noqa: E402
-from chalicelib.engine.tuning import tune  # noqa: E402
+from chalicelib.engine.selection import validation_split  # noqa: E402
+from chalicelib.engine.solution import train  # noqa: E402
 
-Recommend = Callable[[np.ndarray, int], np.ndarray]
-EASE_ITEM_LIMIT = 20_000
 LATENCY_USERS = 300
-FACTORS = 64  # the engine's row with its factor model turned on
-OURS = "this engine (user-personalization)"
-PEERS = (
-    "EASE (λ=200)",
-    "implicit ALS",
-    "implicit BPR",
-    "implicit item-kNN cosine",
-    "implicit item-kNN BM25",
-)
+OURS = "this engine (defaults)"
 
 
 def load(folder: Path) -> Interactions:
@@ -75,76 +60,32 @@ def load(folder: Path) -> Interactions:
     return Interactions.from_rows(rows)
 
 
-class Model:
-    """One contender: fit seconds, a batch `lists(k)` for quality, `one(j, k)` for latency."""
-
-    def __init__(self, seconds: float, one: Callable[[int, int], np.ndarray]) -> None:
-        self.seconds = seconds
-        self.one = one
+def _generated(items: int, interactions: int, shape: str) -> Callable[[], Interactions]:
+    return lambda: Interactions.from_rows(generate(items, interactions, seed=0, shape=shape))
 
 
-def peers(parts: Split, n_items: int, exclude: bool) -> dict[str, Model]:
-    from implicit.als import AlternatingLeastSquares
-    from implicit.bpr import BayesianPersonalizedRanking
-    from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
-
-    x = parts.train.matrix()
-    x.data[:] = 1.0
-    rows = np.repeat(np.arange(len(parts.inputs)), [len(h) for h in parts.inputs])
-    held = sp.csr_matrix(
-        (np.ones(len(rows), np.float32), (rows, np.concatenate(parts.inputs))),
-        shape=(len(parts.inputs), n_items),
-    )
-    out: dict[str, Model] = {}
-
-    def allowed(h: np.ndarray) -> np.ndarray:
-        mask = np.ones(n_items, dtype=bool)
-        if exclude:
-            mask[h] = False
-        return mask
-
-    if n_items <= EASE_ITEM_LIMIT:
-        started = time.perf_counter()
-        b = ease_weights(x, 200.0)
-        out["EASE (λ=200)"] = Model(
-            time.perf_counter() - started,
-            lambda j, k: top_k(b[parts.inputs[j]].sum(0), k, allowed(parts.inputs[j])),
-        )
-    counts = np.asarray(x.sum(axis=0)).ravel()
-    out["popularity"] = Model(0.0, lambda j, k: top_k(counts.copy(), k, allowed(parts.inputs[j])))
-    both = sp.vstack([x, held]).tocsr()
-    offset = x.shape[0]
-    for name, model in (
-        ("implicit ALS", AlternatingLeastSquares(factors=64, iterations=15, random_state=0)),
-        ("implicit BPR", BayesianPersonalizedRanking(factors=64, iterations=100, random_state=0)),
-    ):
-        started = time.perf_counter()
-        model.fit(both, show_progress=False)
-        out[name] = Model(
-            time.perf_counter() - started,
-            lambda j, k, m=model: m.recommend(
-                offset + j, both[offset + j], N=k, filter_already_liked_items=exclude
-            )[0],
-        )
-    for name, cls in (
-        ("implicit item-kNN cosine", CosineRecommender),
-        ("implicit item-kNN BM25", BM25Recommender),
-    ):
-        model = cls(K=100)
-        started = time.perf_counter()
-        model.fit(x, show_progress=False)
-        out[name] = Model(
-            time.perf_counter() - started,
-            lambda j, k, m=model: m.recommend(0, held[j], N=k, filter_already_liked_items=exclude)[
-                0
-            ],
-        )
-    return out
-
+DATASETS: dict[str, tuple[str, Callable[[], Interactions]]] = {
+    "shop": ("bundled shop (online-retail-ii)", lambda: load(ROOT / "data" / "online-retail-ii")),
+    "retail-demo-store": (
+        "retail-demo-store sample (5 event types)",
+        lambda: load(ROOT / "data" / "retail-demo-store"),
+    ),
+    "generated-50k": (
+        "generated 50k items, themes in time order",
+        _generated(50_000, 400_000, "themes"),
+    ),
+    "unordered": (
+        "generated 5k items, themes with no time order",
+        _generated(5_000, 150_000, "unordered"),
+    ),
+    "sequences": ("generated 5k items, strong sequences", _generated(5_000, 150_000, "sequences")),
+    "repeats": ("generated 3k items, heavy repeats", _generated(3_000, 150_000, "repeats")),
+    "sparse": ("generated 5k items, very sparse users", _generated(5_000, 150_000, "sparse")),
+}
 
 COLUMNS = (
     ("NDCG@5", "normalized_discounted_cumulative_gain_at_5"),
-    ("NDCG@10", "normalized_discounted_cumulative_gain_at_10"),
+    ("NDCG@10", NDCG10),
     ("NDCG@25", "normalized_discounted_cumulative_gain_at_25"),
     ("P@10", "precision_at_10"),
     ("MRR@25", "mean_reciprocal_rank_at_25"),
@@ -153,20 +94,25 @@ COLUMNS = (
 
 
 def row(name: str, cells: list[str]) -> str:
-    return f"| {name:49s} | " + " | ".join(f"{c:>7s}" for c in cells) + " |"
+    return f"| {name:44s} | " + " | ".join(f"{c:>7s}" for c in cells) + " |"
 
 
-def latency_ms(model: Model, n_users: int) -> tuple[float, float]:
+def print_row(name: str, m: dict[str, float], seconds: float) -> None:
+    print(row(name, [f"{m[key]:.4f}" for _, key in COLUMNS] + [f"{seconds:.1f}"]), flush=True)
+
+
+def latency_ms(one: Callable[[int], object], n_users: int) -> float:
+    """Median ms of one user's top-25, over the same sample of held-out users for every model."""
     rng = np.random.default_rng(1)
-    sample = rng.choice(n_users, size=min(LATENCY_USERS, n_users), replace=False)
+    sample = rng.choice(n_users, size=min(LATENCY_USERS, n_users), replace=False).tolist()
     for j in sample[:20]:
-        model.one(int(j), 25)  # warm up
+        one(j)  # warm up
     times = []
-    for j in sample.tolist():
+    for j in sample:
         started = time.perf_counter()
-        model.one(j, 25)
+        one(j)
         times.append((time.perf_counter() - started) * 1e3)
-    return float(np.median(times)), float(np.percentile(times, 99))
+    return float(np.median(times))
 
 
 def _short(values: dict[str, object]) -> str:
@@ -175,117 +121,183 @@ def _short(values: dict[str, object]) -> str:
     )
 
 
-def hpo_ranges(n_items: int, trials: int) -> dict[str, object]:
-    """Ranges as a solution's hpo_config would give them (EASE's λ only while EASE is used)."""
-    continuous = [{"name": "recency_half_life", "min_value": 1.0, "max_value": 12.0}]
-    if n_items <= EASE_ITEM_LIMIT:
-        continuous.append({"name": "regularization", "min_value": 50.0, "max_value": 5000.0})
+class Engine:
+    """The engine as `train` builds it: knobs chosen on the validation split, then fitted."""
+
+    def __init__(self, parts: Split, n_items: int, exclude: bool, hyper: dict[str, object]) -> None:
+        from chalicelib.engine.solution import choose_and_fit
+
+        started = time.perf_counter()
+        self.model, self.selection = choose_and_fit(
+            "user-personalization", {"exclude_seen": exclude, **hyper}, parts.train
+        )
+        self.seconds = time.perf_counter() - started
+        self.parts = parts
+
+    def metrics(self, n_items: int) -> dict[str, float]:
+        return evaluate(self.model.recommend_indices, self.parts, n_items)
+
+    def one(self, j: int) -> np.ndarray:
+        return self.model.recommend_indices(self.parts.inputs[j], 25)
+
+
+def hpo_config(trials: int) -> dict[str, object]:
+    """Ranges as a solution's hpo_config would give them."""
     return HpoConfig.model_validate(
         {
             "hpo_resource_config": {"max_number_of_training_jobs": trials},
-            "algorithm_hyperparameter_ranges": {"continuous_hyperparameter_ranges": continuous},
+            "algorithm_hyperparameter_ranges": {
+                "continuous_hyperparameter_ranges": [
+                    {"name": "recency_half_life", "min_value": 1.0, "max_value": 12.0},
+                    {"name": "ease_blend", "min_value": 0.0, "max_value": 1.0},
+                ]
+            },
         }
     ).model_dump()
 
 
-def compare(parts: Split, n_items: int, exclude: bool, trials: int) -> dict[str, float]:
-    print(f"\nseen items {'excluded' if exclude else 'allowed'}:\n")
-    header = [c for c, _ in COLUMNS] + ["fit s", "p50 ms", "p99 ms"]
-    print(row("model", header))
-    print(row("-" * 49, ["-" * 7] * len(header)))
-    started = time.perf_counter()
-    params = RECIPES["user-personalization"].Params
-    ours = fit("user-personalization", params(exclude_seen=exclude), parts.train)  # type: ignore[call-arg]
-    models = {
-        OURS: Model(
-            time.perf_counter() - started,
-            lambda j, k: ours.recommend_indices(parts.inputs[j], k),
-        )
-    }
-    started = time.perf_counter()
-    factored = fit(
-        "user-personalization",
-        params(exclude_seen=exclude, hidden_dimension=FACTORS),  # type: ignore[call-arg]
-        parts.train,
-    )
-    models[f"this engine, hidden_dimension={FACTORS}"] = Model(
-        time.perf_counter() - started,
-        lambda j, k: factored.recommend_indices(parts.inputs[j], k),
-    )
-    if trials:
-        started = time.perf_counter()
-        tuned = tune(
-            "user-personalization",
-            {"exclude_seen": exclude},
-            parts.train,
-            hpo_ranges(n_items, trials),
-        )
-        best = {**tuned.best, "exclude_seen": exclude}
-        model = fit("user-personalization", params.model_validate(best), parts.train)
-        seconds = time.perf_counter() - started
-        models[f"{OURS[:-1]}, HPO {trials} trials)"] = Model(
-            seconds, lambda j, k, m=model: m.recommend_indices(parts.inputs[j], k)
-        )
-        print(f"(HPO on validation users chose {_short(tuned.best)})")
-    models.update(peers(parts, n_items, exclude))
-    position = {id(h): j for j, h in enumerate(parts.inputs)}
-    ndcg10: dict[str, float] = {}
-    for name, model in models.items():
-        m = evaluate(lambda h, k, one=model.one: one(position[id(h)], k), parts, n_items)
-        p50, p99 = latency_ms(model, len(parts.inputs))
-        ndcg10[name] = m["normalized_discounted_cumulative_gain_at_10"]
-        cells = [f"{m[key]:.4f}" for _, key in COLUMNS]
-        cells += [f"{model.seconds:.1f}", f"{p50:.3f}", f"{p99:.3f}"]
-        print(row(name, cells), flush=True)
-    best = max((n for n in ndcg10 if n in PEERS), key=ndcg10.__getitem__)
-    ratio = ndcg10[OURS] / ndcg10[best]
-    target = "SPEC target ≥ 1.10x" if exclude else "reported, no target"
-    print(f"\nNDCG@10 against the best peer ({best}): {ratio:.2f}x ({target})")
-    factored = ndcg10[f"this engine, hidden_dimension={FACTORS}"] / ndcg10[best]
-    print(f"with hidden_dimension={FACTORS}: {factored:.2f}x the best peer")
-    return ndcg10
-
-
-def solution_version(data: Interactions) -> None:
-    started = time.perf_counter()
-    result = train("user-personalization", {}, data)
-    seconds = time.perf_counter() - started
+def seen_allowed(parts: Split, n: int, tuned: dict[str, tuple[dict[str, object], Fitted]]) -> float:
+    """The engine with repeats allowed (it chooses its knobs for that policy) against the peers
+    with the settings tuned with seen items excluded."""
+    allowed = Engine(parts, n, False, {})
+    ndcg = {OURS: allowed.metrics(n)[NDCG10]}
+    for name, (_, fitted) in tuned.items():
+        ndcg[name] = metrics(fitted, parts, n, False)[NDCG10]
+    best = max((k for k in ndcg if k != OURS), key=ndcg.__getitem__)
     print(
-        f"\nsolution version (split + evaluation + final fit) on {len(data):,} interactions, "
-        f"{data.n_items:,} items: {seconds:.1f} s (SPEC target < 10 s on 2 cores); "
-        f"NDCG@10 {result.metrics['normalized_discounted_cumulative_gain_at_10']:.4f}"
+        f"seen items allowed: NDCG@10 {ndcg[OURS]:.4f} (chose {_short(allowed.selection.chosen)}); "
+        f"best peer {best} {ndcg[best]:.4f}: {ndcg[OURS] / ndcg[best]:.2f}x"
     )
+    return ndcg[OURS] / ndcg[best]
 
 
-def run(title: str, data: Interactions, both_policies: bool, trials: int) -> None:
+def top25(ours: Engine, als: Fitted, n_users: int) -> float:
+    ours_ms = latency_ms(ours.one, n_users)
+    als_ms = latency_ms(lambda j: als.one(j, 25, True), n_users)
+    print(
+        f"top-25 of one user, p50: engine {ours_ms:.3f} ms, tuned implicit ALS {als_ms:.3f} ms "
+        f"({als_ms / ours_ms:.2f}x; ≥ 1 means the engine is faster)"
+    )
+    return als_ms / ours_ms
+
+
+def solution_version(data: Interactions) -> float:
+    load = os.getloadavg()[0]
+    started, cpu = time.perf_counter(), time.process_time()
+    version = train("user-personalization", {}, data)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(
+        f"solution version (split, knob choice, evaluation, final fit) on {len(data):,} "
+        f"interactions: {seconds:.1f} s, {cpu:.1f} CPU-seconds (load {load:.1f}); its NDCG@10 "
+        f"{version.metrics[NDCG10]:.4f}"
+    )
+    return seconds
+
+
+def run(key: str, trials: int, hpo: int) -> dict[str, object]:
+    title, make = DATASETS[key]
+    data = make()
     parts = split(data, seed=42)
+    validation = validation_split(parts.train)
+    n = data.n_items
     print(
-        f"\n## {title}: {len(data):,} interactions, {data.n_users:,} users, "
-        f"{data.n_items:,} items; {len(parts.inputs)} held-out users"
+        f"\n## {key}: {title}; {len(data):,} interactions, {data.n_users:,} users, {n:,} items; "
+        f"{len(parts.inputs)} test users, {len(validation.inputs)} validation users "
+        f"(load {os.getloadavg()[0]:.1f})\n"
     )
-    for exclude in (True, False) if both_policies else (True,):
-        compare(parts, data.n_items, exclude, trials)
-    solution_version(data)
+    header = [c for c, _ in COLUMNS] + ["fit s"]
+    print(row("seen items excluded", header))
+    print(row("-" * 44, ["-" * 7] * len(header)))
+    ours = Engine(parts, n, True, {})
+    ndcg: dict[str, float] = {}
+    m = ours.metrics(n)
+    ndcg[OURS] = m[NDCG10]
+    print_row(OURS, m, ours.seconds)
+    fixed = Engine(parts, n, True, {"auto_tune": False})
+    print_row("this engine, fixed defaults (auto_tune=false)", fixed.metrics(n), fixed.seconds)
+    if hpo:
+        started = time.perf_counter()
+        result = train("user-personalization", {}, data, hpo=hpo_config(hpo))
+        print_row(
+            f"this engine, performHPO {hpo} trials", result.metrics, time.perf_counter() - started
+        )
+    tuned: dict[str, tuple[dict[str, object], Fitted]] = {}
+    untuned: dict[str, float] = {}
+    for peer in PEERS:
+        if peer.max_items is not None and n > peer.max_items:
+            continue
+        plain = peer.fit(parts, n, peer.untuned)
+        if peer.untuned:
+            m = metrics(plain, parts, n, True)
+            untuned[peer.name] = m[NDCG10]
+            print_row(f"{peer.name} untuned", m, plain.seconds)
+        best = tune(peer, validation, n, True, trials)
+        fitted = peer.fit(parts, n, best.params) if best.trials else plain
+        m = metrics(fitted, parts, n, True)
+        name = f"{peer.name} tuned" if best.trials else peer.name
+        ndcg[name] = m[NDCG10]
+        tuned[peer.name] = (best.params, fitted)
+        print_row(name, m, fitted.seconds)
+    peers_only = {k: v for k, v in ndcg.items() if k != OURS}
+    best_peer = max(peers_only, key=peers_only.__getitem__)
+    ratio = ndcg[OURS] / peers_only[best_peer]
+    print(f"\nchosen by the engine on validation users: {_short(ours.selection.chosen)}")
+    for name, (params, _) in tuned.items():
+        if params:
+            print(f"tuned {name}: {_short(params)}")
+    print(f"NDCG@10 against the best tuned peer ({best_peer}): {ratio:.2f}x (target ≥ 1.10x)")
+    any_best = max(max(untuned.values(), default=0.0), peers_only[best_peer])
+    print(f"against the best peer row, tuned or untuned: {ndcg[OURS] / any_best:.2f}x")
+
+    allowed_ratio = seen_allowed(parts, n, tuned)
+    latency = top25(ours, tuned["implicit ALS"][1], len(parts.inputs))
+    seconds = solution_version(data)
+    return {
+        "dataset": key,
+        "ours": ndcg[OURS],
+        "best": best_peer,
+        "peer": peers_only[best_peer],
+        "ratio": ratio,
+        "any": ndcg[OURS] / any_best,
+        "allowed": allowed_ratio,
+        "train": seconds,
+        "latency": latency,
+        "interactions": len(data),
+    }
+
+
+def summary(results: list[dict[str, object]]) -> None:
+    print("\n## summary (NDCG@10, seen items excluded; ratio to the best tuned peer)\n")
+    print(
+        "| dataset | engine | best tuned peer | peer | ratio | vs any peer row | seen allowed "
+        "| train s | top-25 vs ALS |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r['dataset']} | {r['ours']:.4f} | {r['best']} | {r['peer']:.4f} | "
+            f"{r['ratio']:.2f}x | {r['any']:.2f}x | {r['allowed']:.2f}x | {r['train']:.1f} | "
+            f"{r['latency']:.2f}x |"
+        )
 
 
 def main() -> int:
     warnings.filterwarnings("ignore", message="Method expects CSR input")
     parser = argparse.ArgumentParser()
-    parser.add_argument("--dataset", type=Path, default=ROOT / "data" / "online-retail-ii")
-    parser.add_argument("--items", type=int, default=50_000)
-    parser.add_argument("--interactions", type=int, default=400_000)
-    parser.add_argument("--only", choices=["real", "synthetic"])
-    parser.add_argument(
-        "--trials", type=int, default=12, help="HPO trials for a tuned row; 0: none"
-    )
+    parser.add_argument("--only", action="append", choices=sorted(DATASETS))
+    parser.add_argument("--trials", type=int, default=8, help="tuning trials per peer")
+    parser.add_argument("--hpo", type=int, default=0, help="also train with performHPO")
+    parser.add_argument("--list", action="store_true")
     args = parser.parse_args()
-    print(f"{os.cpu_count()} cores; numpy {np.__version__}")
-    if args.only != "synthetic":
-        run(args.dataset.name, load(args.dataset), both_policies=True, trials=args.trials)
-    if args.only != "real":
-        data = Interactions.from_rows(generate(args.items, args.interactions))
-        title = f"generated catalogue of {args.items:,} items"
-        run(title, data, both_policies=False, trials=args.trials)
+    if args.list:
+        for key, (title, _) in DATASETS.items():
+            print(f"{key:18s} {title}")
+        return 0
+    print(f"{os.cpu_count()} cores; numpy {np.__version__}; load {os.getloadavg()[0]:.1f}")
+    started = time.perf_counter()
+    results = [run(key, args.trials, args.hpo) for key in args.only or DATASETS]
+    summary(results)
+    print(f"\n{time.perf_counter() - started:.0f} s in all (load {os.getloadavg()[0]:.1f})")
     return 0
 
 

@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -82,9 +82,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 2
     for info in infos:
         print(f"{info.version_id}: {info.training_seconds:.1f} s, {dict(info.counts)}")
+        for line in _chosen(info.params):
+            print(f"  {line}")
         for name, value in info.metrics.items():
             print(f"  {name:48s} {value:.4f}")
     return 0
+
+
+def _chosen(params: Mapping[str, Any]) -> list[str]:
+    """Knobs chosen at train (on validation users, by auto_tune or performHPO), as lines."""
+    lines = []
+    if isinstance(auto := params.get("chosen"), Mapping):
+        knobs = ", ".join(f"{k}={v}" for k, v in auto.get("chosen", {}).items())
+        before, after = (auto.get(f"validation_ndcg_at_10_{k}") for k in ("defaults", "chosen"))
+        users = auto.get("validation_users")
+        lines.append(f"chosen on {users} validation users: {knobs} (NDCG@10 {before} -> {after})")
+    if isinstance(hpo := params.get("hpo"), Mapping):
+        knobs = ", ".join(f"{k}={v}" for k, v in hpo.get("best", {}).items())
+        lines.append(f"performHPO ({hpo.get('trials')} trials) chose {knobs}")
+    return lines
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
@@ -110,6 +126,8 @@ def cmd_versions(args: argparse.Namespace) -> int:
         ndcg = info.metrics.get("normalized_discounted_cumulative_gain_at_10", float("nan"))
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(info.created))
         print(f"{info.version_id}  {created}  NDCG@10 {ndcg:.4f}  {dict(info.counts)}")
+        for line in _chosen(info.params):
+            print(f"  {line}")
     return 0
 
 

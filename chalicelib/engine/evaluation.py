@@ -70,6 +70,29 @@ def evaluate(
     return {name: round(value, 6) for name, value in sorted(metrics.items())}
 
 
+PER_USER = {
+    "normalized_discounted_cumulative_gain": ndcg_at_k,
+    "precision": precision_at_k,
+    "mean_reciprocal_rank": reciprocal_rank_at_k,
+}
+
+
+def per_user(
+    recommend: Callable[[np.ndarray, int], Sequence[int]], data: Split, metric: str
+) -> np.ndarray:
+    """`metric` (a Personalize name, e.g. normalized_discounted_cumulative_gain_at_10) for each
+    held-out user, NaN where undefined; empty for a metric of the whole list (coverage)."""
+    name, _, k = metric.rpartition("_at_")
+    function = PER_USER.get(name)
+    if function is None or not k.isdigit():
+        return np.zeros(0)
+    values = [
+        function(list(recommend(h, int(k))), t, int(k))
+        for h, t in zip(data.inputs, data.truths, strict=True)
+    ]
+    return np.asarray(values, dtype=np.float64)
+
+
 def _mean(values: object) -> float:
     arr = np.fromiter(values, dtype=np.float64)  # type: ignore[call-overload]
     return float(np.nanmean(arr)) if arr.size else float("nan")

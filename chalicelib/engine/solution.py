@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -25,6 +25,11 @@ from chalicelib.engine.preparation import (
 from chalicelib.engine.recipes import RECIPES, Recipe, top_k
 from chalicelib.engine.recipes.base import RecipeParams
 from chalicelib.engine.recipes.popularity import popularity
+from chalicelib.engine.recipes.user_personalization import (
+    PersonalizedRankingParams,
+    UserPersonalizationParams,
+)
+from chalicelib.engine.selection import Selection, choose
 from chalicelib.engine.tuning import TuningResult, tune
 
 # Up to this many items, the held-out model and the served one (EASE: items² floats each, 400 MB
@@ -32,6 +37,18 @@ from chalicelib.engine.tuning import TuningResult, tune
 PARALLEL_DENSE_ITEMS = 10_000
 
 Progress = Callable[[str, int, int | None], None]
+
+
+class Ranked(NamedTuple):
+    """Items best first with their scores (a score is None for an item the model does not
+    know)."""
+
+    item_ids: list[str]
+    scores: list[float | None]
+
+
+def _rounded(values: np.ndarray) -> list[float]:
+    return [round(float(v), 6) for v in values]
 
 
 @dataclass
@@ -108,10 +125,20 @@ class SolutionModel:
         allowed: np.ndarray | None = None,
         weights: np.ndarray | None = None,
     ) -> np.ndarray:
+        return self._best(history, n, allowed, weights)[0]
+
+    def _best(
+        self,
+        history: np.ndarray,
+        n: int,
+        allowed: np.ndarray | None,
+        weights: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         scores = self.recipe.scores(history, weights)  # a fresh array: safe to write to
         if self.exclude_seen and len(history):
             scores[history] = -np.inf  # cheaper than copying a catalogue-sized mask
-        return top_k(scores, n, allowed)
+        best = top_k(scores, n, allowed)
+        return best, scores[best]
 
     def recommend(
         self,
@@ -119,8 +146,10 @@ class SolutionModel:
         n: int,
         allowed: np.ndarray | None,
         weights: np.ndarray | None = None,
-    ) -> list[str]:
-        return self.item_ids[self.recommend_indices(history, n, allowed, weights)].tolist()
+    ) -> Ranked:
+        """The `n` best items for the history, each with its score (as Personalize returns)."""
+        best, scores = self._best(history, n, allowed, weights)
+        return Ranked(self.item_ids[best].tolist(), [*_rounded(scores)])
 
     def related(self, item_id: str, n: int, allowed: np.ndarray | None) -> list[str] | None:
         """Items similar to `item_id`, or None when the model does not know it."""
@@ -134,13 +163,15 @@ class SolutionModel:
 
     def rank(
         self, history: np.ndarray, item_ids: Sequence[str], weights: np.ndarray | None = None
-    ) -> list[str]:
-        """`item_ids` by score; items the model does not know go last, in the given order."""
+    ) -> Ranked:
+        """`item_ids` by score, each with its score; items the model does not know go last, in
+        the given order, with no score (None)."""
         scores = self.recipe.scores(history, weights)
         known = [(i, self.item_index[i]) for i in item_ids if i in self.item_index]
         unknown = [i for i in item_ids if i not in self.item_index]
         order = sorted(range(len(known)), key=lambda j: -float(scores[known[j][1]]))
-        return [known[j][0] for j in order] + unknown
+        values: list[float | None] = [*_rounded(scores[[known[j][1] for j in order]])]
+        return Ranked([known[j][0] for j in order] + unknown, values + [None] * len(unknown))
 
     # -- persistence ------------------------------------------------------------------------
 
@@ -215,6 +246,31 @@ def fit(
     )
 
 
+def choose_knobs(
+    recipe_name: str, hyperparameters: dict[str, Any], train_users: Interactions
+) -> Selection:
+    """The knobs `hyperparameters` leaves unset, chosen on a validation split of `train_users`
+    (nothing for a recipe without automatic defaults, or with `auto_tune = false`)."""
+    params = RECIPES[recipe_name].Params.model_validate(hyperparameters)
+    if not isinstance(params, UserPersonalizationParams) or not params.auto_tune:
+        return Selection()
+    given = dict(hyperparameters)
+    if isinstance(params, PersonalizedRankingParams):
+        given.setdefault("exclude_seen", params.exclude_seen)  # a ranking never drops items
+    return choose(given, params, train_users)
+
+
+def choose_and_fit(
+    recipe_name: str, hyperparameters: dict[str, Any], train_users: Interactions
+) -> tuple[SolutionModel, Selection]:
+    """What `train` builds for its held-out evaluation: knobs chosen, then fitted."""
+    selection = choose_knobs(recipe_name, hyperparameters, train_users)
+    params = RECIPES[recipe_name].Params.model_validate(
+        {**hyperparameters, **selection.values_for(train_users)}
+    )
+    return fit(recipe_name, params, train_users), selection
+
+
 @dataclass(frozen=True)
 class TrainingResult:
     model: SolutionModel
@@ -222,6 +278,8 @@ class TrainingResult:
     counts: dict[str, int]
     seconds: float
     tuning: TuningResult | None = None
+    # What `auto_tune` chose and its validation figures (None: nothing was chosen).
+    choice: dict[str, Any] | None = None
 
 
 def train(
@@ -246,9 +304,20 @@ def train(
     data.check_trainable()  # Personalize counts after event type and value filtering
     parts = split(data)
     tuning = None
-    if hpo is not None:
-        tuning = tune(recipe_name, hyperparameters, parts.train, hpo, progress)
-        params = RECIPES[recipe_name].Params.model_validate({**hyperparameters, **tuning.best})
+    held_params = params
+    choice = None
+    report("choosing knobs on validation users", 0, None)
+    selection = choose_knobs(recipe_name, hyperparameters, parts.train)
+    validate = RECIPES[recipe_name].Params.model_validate
+    base = {**hyperparameters, **selection.values_for(parts.train)}
+    tuned: dict[str, Any] = {}
+    if hpo is not None:  # the chosen knobs are HPO's defaults, its first trial
+        tuning = tune(recipe_name, base, parts.train, hpo, progress)
+        tuned = tuning.best
+    if selection.chosen or tuned:
+        held_params = validate({**base, **tuned})
+        params = validate({**hyperparameters, **selection.values_for(data), **tuned})
+        choice = selection.summary(data) if selection.chosen else None
     report("evaluating on held-out users", 0, 2)
     # The served model does not depend on the evaluation: on 2 cores it is fitted beside it (BLAS,
     # scipy and numpy's kernels release the GIL). Two models in memory at once are held only
@@ -259,7 +328,7 @@ def train(
     )
     with ThreadPoolExecutor(max_workers=1) as pool:
         final = pool.submit(fit, recipe_name, params, data, events) if side_by_side else None
-        held_out = fit(recipe_name, params, parts.train, events)
+        held_out = fit(recipe_name, held_params, parts.train, events)
         metrics = evaluate(held_out.recommend_indices, parts, data.n_items)
         del held_out
         report("fitting the solution version", 1, 2)
@@ -271,4 +340,5 @@ def train(
         "users": data.n_users,
         "items": data.n_items,
     }
-    return TrainingResult(model, metrics, counts, time.perf_counter() - started, tuning)
+    seconds = time.perf_counter() - started
+    return TrainingResult(model, metrics, counts, seconds, tuning, choice)

@@ -53,7 +53,10 @@ def test_each_training_is_a_version_and_deploy_switches_between_them(data_dir: P
     code, out, _ = run(capsys, "versions", "--solution", "user-personalization", "--json")
     versions = json.loads(out)
     assert [v["version_id"] for v in versions] == [second, first]  # newest first
-    assert versions[0]["params"]["regularization"] == 2000.0
+    chosen = versions[0]["params"]["chosen"]  # knobs chosen on validation users at train
+    assert versions[0]["params"]["regularization"] == chosen["chosen"]["regularization"]
+    assert chosen["validation_users"] > 0
+    assert chosen["validation_ndcg_at_10_chosen"] >= chosen["validation_ndcg_at_10_defaults"]
     assert versions[0]["counts"]["interactions"] == 1800
     assert set(versions[0]["metrics"]) == METRICS
 
@@ -123,3 +126,11 @@ def test_a_solution_with_perform_hpo_stores_the_tuning_in_its_version(
     assert newest["params"]["hpo"]["trials"] == 3
     assert newest["params"]["regularization"] == newest["params"]["hpo"]["best"]["regularization"]
     assert 10.0 <= newest["params"]["regularization"] <= 1000.0
+
+
+def test_versions_show_what_was_chosen_on_validation_users(data_dir: Path, capsys) -> None:
+    code, out, _ = run(capsys, "versions", "--solution", "user-personalization")
+    assert code == 0
+    first, second = out.splitlines()[:2]
+    assert "NDCG@10" in first
+    assert second.strip().startswith("chosen on ") and "regularization=" in second

@@ -116,7 +116,7 @@ def test_exploration_lifts_a_new_item_with_little_data() -> None:
     ranks = {}
     for weight in (0.0, 1.0):
         model = fit("user-personalization", params(exploration_weight=weight, **ALL_USERS), data)
-        order = model.recommend(model.history("u5", ["a0"]), 60, None)
+        order = model.recommend(model.history("u5", ["a0"]), 60, None).item_ids
         ranks[weight] = order.index("fresh")
     assert ranks[1.0] < ranks[0.0]
     # Items older than the cut-off get no bonus.
@@ -125,7 +125,9 @@ def test_exploration_lifts_a_new_item_with_little_data() -> None:
         params(exploration_weight=1.0, exploration_item_age_cut_off=1.5, **ALL_USERS),
         data,
     )
-    assert model.recommend(model.history("u5", ["a0"]), 60, None).index("fresh") == ranks[0.0]
+    assert (
+        model.recommend(model.history("u5", ["a0"]), 60, None).item_ids.index("fresh") == ranks[0.0]
+    )
 
 
 def test_similar_items_completes_short_lists_with_popular_items() -> None:

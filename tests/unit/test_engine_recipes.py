@@ -102,13 +102,13 @@ def test_user_personalization_folds_in_new_events(dense_item_limit: int) -> None
         shop(),
     )
     a_side = model.history("u0")
-    recs = model.recommend(a_side, 5, None)
+    recs = model.recommend(a_side, 5, None).item_ids
     assert recs and all(r.startswith("a") for r in recs)
     assert not set(recs) & set(model.item_ids[a_side].tolist())  # seen items excluded
     # A brand-new user is served from one posted event; the next event changes the list.
-    first = model.recommend(model.history("new", ["b1"]), 5, None)
+    first = model.recommend(model.history("new", ["b1"]), 5, None).item_ids
     assert all(r.startswith("b") for r in first)
-    then = model.recommend(model.history("new", ["b1", "b2"]), 5, None)
+    then = model.recommend(model.history("new", ["b1", "b2"]), 5, None).item_ids
     assert "b2" not in then and then != first
 
 
@@ -129,7 +129,7 @@ def test_similar_items_and_ranking() -> None:
     assert related and all(r.startswith("a") and r != "a1" for r in related)
     assert sim.related("unknown", 5, None) is None
     ranker = fit("personalized-ranking", _params("personalized-ranking"), data)
-    ranked = ranker.rank(ranker.history("u1"), ["a1", "b1", "new-item"])
+    ranked = ranker.rank(ranker.history("u1"), ["a1", "b1", "new-item"]).item_ids
     assert ranked == ["b1", "a1", "new-item"]
 
 
@@ -154,3 +154,17 @@ def _params(recipe: str = "user-personalization", **values: object):  # type: ig
     from chalicelib.engine.recipes import RECIPES
 
     return RECIPES[recipe].Params.model_validate(values)
+
+
+def test_recommend_and_rank_return_each_items_score() -> None:
+    model = fit("user-personalization", _params(), shop())
+    history = model.history("u3")
+    recs = model.recommend(history, 8, None)
+    assert len(recs.item_ids) == len(recs.scores) == 8
+    assert recs.scores == sorted(recs.scores, reverse=True)  # type: ignore[type-var]
+    expected = model.recipe.scores(history)
+    for item, score in zip(recs.item_ids, recs.scores, strict=True):
+        assert score == pytest.approx(float(expected[model.item_index[item]]), abs=1e-6)
+    ranked = model.rank(history, ["zzz", *reversed(recs.item_ids[:3])])
+    assert ranked.item_ids == [*recs.item_ids[:3], "zzz"]
+    assert ranked.scores == [*recs.scores[:3], None]  # an unknown item has no score

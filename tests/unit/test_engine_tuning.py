@@ -60,13 +60,29 @@ def test_hpo_tunes_on_training_users_only_and_trains_the_best(
     )
     assert len(test_users) == 12 and not test_users & seen_by_tuner[0]
     assert result.tuning is not None and len(result.tuning.trials) == 4
-    for trial in result.tuning.trials:
+    for trial in result.tuning.trials[1:]:
         assert 1.0 <= trial["params"]["regularization"] <= 5000.0
         assert 1 <= trial["params"]["max_history"] <= 50
+    # The defaults (the knobs chosen from the data) are the first trial; the best trial
+    # replaces them only with a clear gain on the validation users.
+    defaults = result.tuning.trials[0]
+    assert defaults["params"]["max_history"] == 200  # the default, even outside the range
     best = max(result.tuning.trials, key=lambda t: t["value"])
-    assert result.tuning.best == best["params"]
-    assert result.model.params.regularization == pytest.approx(best["params"]["regularization"])
+    assert result.tuning.best in (best["params"], defaults["params"])
+    assert result.tuning.kept_defaults == (result.tuning.best == defaults["params"])
+    assert result.model.params.regularization == pytest.approx(result.tuning.best["regularization"])
     assert ("tuning hyperparameters", 4, 4) in stages
+
+
+def test_hpo_keeps_the_defaults_unless_a_trial_is_clearly_better() -> None:
+    """A range that holds only worse settings than the defaults cannot make the version worse:
+    a one-item memory (max_history = 1) loses to the defaults, so they are kept."""
+    config = hpo(
+        integer_hyperparameter_ranges=[{"name": "max_history", "min_value": 1, "max_value": 1}]
+    )
+    result = solution.train("user-personalization", {}, shop(), hpo=config)
+    assert result.tuning is not None and result.tuning.kept_defaults
+    assert result.model.params.max_history == 200
 
 
 def test_unknown_hyperparameter_names_are_refused() -> None:

@@ -25,8 +25,10 @@ from pydantic import Field, model_validator
 from chalicelib.engine.data import Interactions
 from chalicelib.engine.recipes.base import RecipeParams
 from chalicelib.engine.recipes.item_item import (
+    binary_gram,
     cooccurrence_neighbours,
     ease_weights,
+    gram_matrix,
     item_factors,
     neighbour_scores,
 )
@@ -42,6 +44,11 @@ SPARSE_RANK = 32
 
 
 class UserPersonalizationParams(RecipeParams):
+    # True: at `train`, the knobs the configuration leaves unset (λ, blends, recency, neighbour
+    # count, factor rank, repeat boost, seen-item policy where repeats dominate) are chosen on a
+    # validation split of the training users (chalicelib.engine.selection); the values below are
+    # where that search starts. False: the values below are used as they are.
+    auto_tune: bool = True
     # EASE's λ. Chosen on the sample's validation users (a split of the training users, never the
     # test users): NDCG@10 0.1148 at λ=1000, 0.1184 at 2000, 0.1212 at 5000 with seen items
     # excluded, at a cost in coverage (0.32, 0.29, 0.25); 2000 is the balance. Larger data need
@@ -139,7 +146,7 @@ class UserPersonalization:
         self.n_items = 0
 
     @property
-    def _depth(self) -> int:
+    def depth(self) -> int:
         """History items that count: recency weights below 1/1000 change no ranking, and
         skipping them keeps a long history's request as fast as a short one's."""
         half_life = self.params.recency_half_life
@@ -151,11 +158,12 @@ class UserPersonalization:
         self.n_items = data.n_items
         x = data.matrix()
         dense = data.n_items <= self.params.dense_item_limit
+        gram = gram_matrix(x)
         if dense and self.params.ease_blend > 0:
-            self.weights = ease_weights(x, self.params.regularization)
+            self.weights = ease_weights(x, self.params.regularization, gram)
         if not dense or self.params.ease_blend < 1:
             self.nbr_idx, self.nbr_score = cooccurrence_neighbours(
-                x, self.params.neighbours, popularity_discount=0.5, min_count=1
+                x, self.params.neighbours, 0.5, 1, binary_gram(x, gram)
             )
         rank = self.params.hidden_dimension
         if rank is None and not dense:
@@ -168,7 +176,7 @@ class UserPersonalization:
         return self
 
     def scores(self, history: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        history = history[-self._depth :]
+        history = history[-self.depth :]
         w = recency_weights(len(history), self.params.recency_half_life)
         if weights is not None:
             w = w * weights[-len(history) :] if len(history) else w

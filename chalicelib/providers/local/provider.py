@@ -153,7 +153,8 @@ class LocalProvider:
             return Recommendations(items, "fallback", reason="unknown_user")
         allowed = self._mask(served, user_id, flt)
         return Recommendations(
-            served.model.recommend(history, num_results, allowed, weights), "personalized"
+            served.model.recommend(history, num_results, allowed, weights).item_ids,
+            "personalized",
         )
 
     def related_items(
@@ -190,7 +191,8 @@ class LocalProvider:
             order = {item: rank for rank, item in enumerate(self.popular(10**9, None, None))}
             ranked = sorted(item_ids, key=lambda i: order.get(i, len(order)))
             return Recommendations(ranked, "fallback", reason=reason)
-        return Recommendations(served.model.rank(history, item_ids, weights), "personalized")
+        ranked = served.model.rank(history, item_ids, weights)
+        return Recommendations(ranked.item_ids, "personalized")
 
     def popular(
         self, num_results: int, flt: FilterRequest | None, user_id: str | None = None
@@ -304,6 +306,7 @@ class LocalProvider:
                     **result.model.params.model_dump(),
                     **sol.event_options(),
                     **({"hpo": result.tuning.summary()} if result.tuning else {}),
+                    **({"chosen": result.choice} if result.choice else {}),
                 },
                 "metrics": result.metrics,
                 "counts": result.counts,
