@@ -153,8 +153,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 def cmd_recommend(args: argparse.Namespace) -> int:
     rt = runtime.current()
     from chalicelib.batchfile import parse_filter_values  # noqa: PLC0415
-    from chalicelib.filter_values import values_from_query  # noqa: PLC0415
-    from chalicelib.providers.base import FilterError, FilterRequest  # noqa: PLC0415
+    from chalicelib.filters import FilterError, FilterRequest  # noqa: PLC0415
+    from chalicelib.filters.values import values_from_query  # noqa: PLC0415
 
     try:
         values = values_from_query(parse_filter_values(args.filter_value or []))
@@ -171,7 +171,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 def cmd_batch(args: argparse.Namespace) -> int:
     """Batch inference in Personalize's JSON-lines formats, then a summary of the output."""
     from chalicelib.batchfile import parse_filter_values, summarize  # noqa: PLC0415
-    from chalicelib.providers.base import FilterRequest, ProviderError  # noqa: PLC0415
+    from chalicelib.filters import FilterRequest  # noqa: PLC0415
+    from chalicelib.providers.base import ProviderError  # noqa: PLC0415
 
     provider = runtime.current().provider
     try:
@@ -232,7 +233,7 @@ def cmd_braze_push(args: argparse.Namespace) -> int:
 def cmd_setup(args: argparse.Namespace) -> int:
     """Apply the configuration: Personalize resources on AWS; on `local`, a checked config."""
     from chalicelib.config import ConfigError  # noqa: PLC0415
-    from chalicelib.providers.base import FilterError  # noqa: PLC0415
+    from chalicelib.filters import FilterError  # noqa: PLC0415
 
     try:
         rt = runtime.current()
@@ -248,7 +249,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
         return 0
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
-    from chalicelib.engine.filter_expression import check_all  # noqa: PLC0415
+    from chalicelib.filters.language import check_all  # noqa: PLC0415
     from chalicelib.providers.base import ProviderError  # noqa: PLC0415
     from chalicelib.providers.personalize.setup import setup  # noqa: PLC0415
 

@@ -19,7 +19,8 @@ from chalicelib import budget, runtime, web
 from chalicelib.apikeys import current_keys
 from chalicelib.auth import is_authorized
 from chalicelib.fallbacks import COUNTER
-from chalicelib.filter_values import values_from_query
+from chalicelib.filters import FilterError, FilterRequest
+from chalicelib.filters.values import values_from_query
 from chalicelib.models import (
     EventBatch,
     ItemBatch,
@@ -28,13 +29,7 @@ from chalicelib.models import (
     RelatedItemsQuery,
     UserBatch,
 )
-from chalicelib.providers.base import (
-    FilterError,
-    FilterRequest,
-    Provider,
-    Recommendations,
-    UnavailableError,
-)
+from chalicelib.providers.base import Provider, Recommendations, UnavailableError
 from chalicelib.runtime import Runtime
 from chalicelib.web import JSON, ApiError, Reply, Request, error_reply, json_reply
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from chalicelib.filters import FilterRequest
+
 if TYPE_CHECKING:
     from chalicelib.catalogue import Catalogue
     from chalicelib.models import EventBatch, Item, User
@@ -28,48 +30,6 @@ class UnavailableError(ProviderError):
     def __init__(self, message: str, retry_after: int = 5) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-class FilterError(ValueError):
-    """A filter expression, or the values a request gave it, are wrong; the message says where."""
-
-    code = "invalid_filter"
-
-
-class UnknownFilterError(FilterError):
-    """A request named a filter the configuration does not define."""
-
-    code = "unknown_filter"
-
-
-class CurrentItemFilterError(FilterError):
-    """A filter reading `CurrentItem.FIELD` was used for anything but related items."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            "this filter compares items with CurrentItem.FIELD: use it with /related-items"
-        )
-
-
-class MissingFilterValueError(FilterError):
-    """A request did not give a value the filter needs; the message names the placeholder."""
-
-    code = "missing_filter_value"
-
-    def __init__(self, placeholder: str) -> None:
-        super().__init__(
-            f"the filter needs a value for ${placeholder}: give it as the query parameter "
-            f"{placeholder} (several values: repeat it or separate them with commas)"
-        )
-        self.placeholder = placeholder
-
-
-@dataclass(frozen=True, slots=True)
-class FilterRequest:
-    name: str
-    values: Mapping[str, Sequence[str]] = field(default_factory=dict)
-    # The item related items are asked for: what `CurrentItem.FIELD` in the expression reads.
-    current_item: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

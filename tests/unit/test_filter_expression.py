@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.engine.filter_expression import check_all, parse
-from chalicelib.providers.base import FilterError
+from chalicelib.filters import FilterError
+from chalicelib.filters.language import check_all, parse
 
 VALID = [
     'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("purchase")',

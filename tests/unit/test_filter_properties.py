@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from chalicelib.catalogue import Catalogue
 from chalicelib.engine.filters import ItemFields, UserData, compile_filter
-from chalicelib.filter_values import scan_placeholders
-from chalicelib.providers.base import FilterError
+from chalicelib.filters import FilterError
+from chalicelib.filters.values import scan_placeholders
 
 CATALOGUE = {
     f"i{n}": {

@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib.catalogue import Catalogue
 from chalicelib.engine.filters import ItemFields, UserData, compile_filter, recent_events
-from chalicelib.providers.base import CurrentItemFilterError, FilterError, MissingFilterValueError
+from chalicelib.filters import CurrentItemFilterError, FilterError, MissingFilterValueError
 
 ITEMS = {
     "bp1": {

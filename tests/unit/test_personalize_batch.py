@@ -15,7 +15,8 @@ from moto import mock_aws
 
 from chalicelib import aws, runtime
 from chalicelib.config import load_config
-from chalicelib.providers.base import FilterError, FilterRequest, ProviderError
+from chalicelib.filters import FilterError, FilterRequest
+from chalicelib.providers.base import ProviderError
 from chalicelib.providers.personalize import batch
 from chalicelib.settings import Settings
 from tests.personalize_fakes import CAMPAIGN_ARN, GROUP_ARN, REGION

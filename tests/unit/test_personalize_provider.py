@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from chalicelib import aws, runtime
-from chalicelib.providers.base import FilterError, FilterRequest
+from chalicelib.filters import FilterError, FilterRequest
 from chalicelib.providers.personalize import PersonalizeProvider
 from tests.personalize_fakes import (
     CAMPAIGN_ARN,

@@ -21,7 +21,8 @@ import numpy as np
 from chalicelib.batchfile import MAX_ITEM_LIST, decode_filter_values, read_lines
 from chalicelib.engine.recipes.base import top_k
 from chalicelib.engine.solution import SolutionModel
-from chalicelib.providers.base import BatchReport, FilterError, FilterRequest, Progress
+from chalicelib.filters import FilterError, FilterRequest
+from chalicelib.providers.base import BatchReport, Progress
 from chalicelib.providers.local.state import Served
 
 if TYPE_CHECKING:

@@ -20,21 +20,19 @@ from chalicelib.catalogue import Catalogue, normalise
 from chalicelib.config import ConfigError, ProjectConfig
 from chalicelib.csvdata import CsvError, Dataset, Validation, read_rows
 from chalicelib.engine.data import Interactions
-from chalicelib.engine.filter_expression import check_all
 from chalicelib.engine.filters import MAX_EVENTS_PER_TYPE, CompiledFilter, ItemFields, UserData
 from chalicelib.engine.preparation import EventOptions
 from chalicelib.engine.solution import train
+from chalicelib.filters import FilterError, FilterRequest, UnknownFilterError
+from chalicelib.filters.language import check_all
 from chalicelib.models import EventBatch, Item, User
 from chalicelib.progress import counting
 from chalicelib.providers.base import (
     BatchReport,
-    FilterError,
-    FilterRequest,
     ImportReport,
     Progress,
     Recommendations,
     SolutionVersionInfo,
-    UnknownFilterError,
 )
 from chalicelib.providers.local.batch import run_batch
 from chalicelib.providers.local.database import StoreUnavailable

@@ -23,15 +23,10 @@ from typing import Any
 from chalicelib import aws
 from chalicelib.batchfile import read_lines
 from chalicelib.config import ProjectConfig
-from chalicelib.filter_values import PlaceholderUse, encode, scan_placeholders
+from chalicelib.filters import FilterError, FilterRequest
+from chalicelib.filters.values import PlaceholderUse, encode, scan_placeholders
 from chalicelib.names import personalize_name
-from chalicelib.providers.base import (
-    BatchReport,
-    FilterError,
-    FilterRequest,
-    Progress,
-    ProviderError,
-)
+from chalicelib.providers.base import BatchReport, Progress, ProviderError
 from chalicelib.providers.personalize import arns
 from chalicelib.settings import Settings
 

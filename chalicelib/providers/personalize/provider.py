@@ -23,19 +23,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import aws
-from chalicelib.filter_values import encode_filter_values, uses_current_item
+from chalicelib.filters import CurrentItemFilterError, FilterRequest, UnknownFilterError
+from chalicelib.filters.values import encode_filter_values, uses_current_item
 from chalicelib.models import EventBatch, Item, User
 from chalicelib.providers.base import (
     BatchReport,
-    CurrentItemFilterError,
     Dataset,
-    FilterRequest,
     ImportReport,
     Progress,
     ProviderError,
     Recommendations,
     SolutionVersionInfo,
-    UnknownFilterError,
 )
 from chalicelib.providers.personalize import arns, items_table
 from chalicelib.providers.personalize.catalogue import TableCatalogue
