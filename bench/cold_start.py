@@ -148,7 +148,8 @@ def hung_personalize() -> float:
             "AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME": f"http://127.0.0.1:{server.getsockname()[1]}",
         }
     )
-    from chalicelib import aws, runtime
+    from chalicelib import aws
+    from chalicelib.seam import runtime
 
     provider = runtime.current().provider
     aws.client("personalize-runtime")  # client creation is a cold-start cost, measured above

@@ -41,7 +41,8 @@ def prepare(data_dir: Path, items: int | None) -> None:
     """The bundled shop, or with `items` a generated catalogue of that size, imported through
     the CLI's code path and trained with every configured solution."""
     os.environ["RECS_DATA_DIR"] = str(data_dir)
-    from chalicelib import cli, runtime
+    from chalicelib import cli
+    from chalicelib.seam import runtime
 
     runtime.reset()
     if (data_dir / "store.sqlite3").exists():
@@ -103,7 +104,7 @@ def bench_handler(users: list[str], requests: int, query: str = "") -> list[floa
 def bench_engine_vs_implicit(users: list[str], requests: int) -> tuple[list[float], list[float]]:
     from implicit.als import AlternatingLeastSquares
 
-    from chalicelib import runtime
+    from chalicelib.seam import runtime
 
     provider = runtime.current().provider
     served = provider._current().campaigns["recommendations"]
@@ -144,7 +145,7 @@ def main() -> int:
         started = time.perf_counter()
         prepare(data_dir, args.items)
         print(f"shop imported and trained in {time.perf_counter() - started:.1f} s")
-        from chalicelib import runtime
+        from chalicelib.seam import runtime
 
         model = runtime.current().provider._current().campaigns["recommendations"].model
         rng = np.random.default_rng(0)

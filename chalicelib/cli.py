@@ -18,8 +18,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from chalicelib import aws, runtime, serve
+from chalicelib import aws, serve
 from chalicelib.progress import progress_bar
+from chalicelib.seam import runtime
 
 
 def _print(data: object) -> None:
@@ -172,7 +173,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     """Batch inference in Personalize's JSON-lines formats, then a summary of the output."""
     from chalicelib.batchfile import parse_filter_values, summarize  # noqa: PLC0415
     from chalicelib.filters import FilterRequest  # noqa: PLC0415
-    from chalicelib.providers.base import ProviderError  # noqa: PLC0415
+    from chalicelib.vocabulary import ProviderError  # noqa: PLC0415
 
     provider = runtime.current().provider
     try:
@@ -250,8 +251,8 @@ def cmd_setup(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
     from chalicelib.filters.language import check_all  # noqa: PLC0415
-    from chalicelib.providers.base import ProviderError  # noqa: PLC0415
     from chalicelib.providers.personalize.setup import setup  # noqa: PLC0415
+    from chalicelib.vocabulary import ProviderError  # noqa: PLC0415
 
     try:  # the grammar refuses a bad expression, with its position, before any AWS call
         check_all(dict(rt.config.filters))

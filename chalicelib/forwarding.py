@@ -25,6 +25,7 @@ from chalicelib.models import ENVELOPE, EventsEnvelope, ItemsEnvelope, UsersEnve
 from chalicelib.providers.personalize import arns
 from chalicelib.providers.personalize import events as pe
 from chalicelib.settings import Settings
+from chalicelib.vocabulary import Dataset
 
 log = logging.getLogger("recs.ingest")
 
@@ -143,7 +144,7 @@ class Forwarder:
         self._record_ids: list[str] = []  # of the batch being forwarded, for stable event ids
         self._names: dict[str, frozenset[str]] = {}
 
-    def names(self, dataset: arns.DatasetType) -> frozenset[str]:
+    def names(self, dataset: Dataset) -> frozenset[str]:
         """The property names the dataset's schema (`recs.toml`) lets through, read on first
         need: a batch of plain events never loads the configuration."""
         found = self._names.get(dataset)
@@ -243,7 +244,7 @@ class Forwarder:
                 "item table %s not updated for %d items", self.settings.items_table, len(records)
             )
 
-    def _dataset_arn(self, dataset: arns.DatasetType) -> str | None:
+    def _dataset_arn(self, dataset: Dataset) -> str | None:
         try:
             return arns.dataset_arn(self.settings.dataset_group_arn, dataset)
         except arns.MissingSettingError:

@@ -22,7 +22,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,14 +30,14 @@ from urllib.parse import unquote_plus
 
 from chalicelib import aws, s3files
 from chalicelib.config import ProjectConfig
-from chalicelib.csvdata import CsvError, Dataset, Validation, read_text
+from chalicelib.csvdata import CsvError, Validation, read_text
 from chalicelib.providers.personalize import arns
 from chalicelib.settings import Settings
+from chalicelib.vocabulary import DATASETS, Dataset, Progress
 
 log = logging.getLogger("recs.imports")
 
 PREFIX = "imports/"
-DATASETS: tuple[Dataset, ...] = ("interactions", "users", "items")
 MIN_INTERACTIONS = 1_000  # Personalize refuses to train on fewer
 # Import jobs are named `<dataset group[:20]>-...`, so that IAM can scope CreateDatasetImportJob
 # to one stage's jobs (`dataset-import-job/<prefix>-*`, see deploy/policies.py).
@@ -45,7 +45,6 @@ JOB_PREFIX_CHARS = 20
 RUNNING = ("CREATE PENDING", "CREATE IN_PROGRESS")
 METRIC_NAMESPACE = "BrazePersonalizeRecs"
 Status = Literal["started", "rejected", "duplicate", "ignored", "error"]
-Progress = Callable[[str, int, int | None], None]
 
 
 @dataclass

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from chalicelib.providers.base import Progress
+from chalicelib.vocabulary import Progress
 
 
 @contextmanager

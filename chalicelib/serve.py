@@ -15,8 +15,8 @@ import sys
 import time
 from typing import Any
 
-from chalicelib import runtime
 from chalicelib.progress import progress_bar
+from chalicelib.seam import runtime
 from chalicelib.settings import PROJECT_ROOT
 
 SAMPLE_DIR = PROJECT_ROOT / "data" / "online-retail-ii"

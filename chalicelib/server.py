@@ -27,7 +27,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-from chalicelib import runtime, serving
+from chalicelib import serving
+from chalicelib.seam import runtime
 from chalicelib.web import Reply, Request
 
 log = logging.getLogger("recs.server")

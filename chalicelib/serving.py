@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
-from chalicelib import budget, runtime, web
+from chalicelib import budget, web
 from chalicelib.apikeys import current_keys
 from chalicelib.auth import is_authorized
 from chalicelib.fallbacks import COUNTER
@@ -29,8 +29,10 @@ from chalicelib.models import (
     RelatedItemsQuery,
     UserBatch,
 )
-from chalicelib.providers.base import Provider, Recommendations, UnavailableError
-from chalicelib.runtime import Runtime
+from chalicelib.seam import runtime
+from chalicelib.seam.roles import Provider
+from chalicelib.seam.runtime import Runtime
+from chalicelib.vocabulary import Recommendations, UnavailableError
 from chalicelib.web import JSON, ApiError, Reply, Request, error_reply, json_reply
 
 log = logging.getLogger("recs.serving")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from chalice.test import Client
 
-from chalicelib import runtime
+from chalicelib.seam import runtime
 from chalicelib.settings import PROJECT_ROOT
 
 # Fixtures of the `personalize` provider's tests (fake AWS, moto item table, runtime replies).

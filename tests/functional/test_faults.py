@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import runtime
 from chalicelib.engine.solution import SolutionModel
+from chalicelib.seam import runtime
 from tests.functional.support import assert_error, get, ids_of, post, purchases, source_of
 
 RECS = "/recommendations?user_id=u1&num_results=5"

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import cli, runtime
+from chalicelib import cli
+from chalicelib.seam import runtime
 from chalicelib.settings import PROJECT_ROOT
 
 METRICS = {

@@ -123,8 +123,9 @@ def run_api(
     from chalice.test import Client
 
     from app import app
-    from chalicelib import aws, runtime
+    from chalicelib import aws
     from chalicelib.providers.personalize import items_table
+    from chalicelib.seam import runtime
     from tests.personalize_fakes import FakeRuntime, items_reply, throttled
 
     prefix = d.names.personalize

@@ -12,8 +12,9 @@ import pytest
 from chalice.test import Client
 from moto import mock_aws
 
-from chalicelib import apikeys, runtime
+from chalicelib import apikeys
 from chalicelib.apikeys import KeySource, is_ssm, parse_keys
+from chalicelib.seam import runtime
 from chalicelib.settings import PROJECT_ROOT, Settings
 
 REGION = "us-east-1"

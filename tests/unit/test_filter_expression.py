@@ -160,7 +160,8 @@ def test_configuration_check_names_the_bad_filter_and_limits_fields_across_filte
 def test_aws_setup_refuses_a_bad_expression_before_calling_personalize(
     tmp_path, capsys, monkeypatch
 ) -> None:
-    from chalicelib import cli, runtime
+    from chalicelib import cli
+    from chalicelib.seam import runtime
     from chalicelib.settings import PROJECT_ROOT
 
     def no_aws(*_args, **_kwargs):  # pragma: no cover - reaching it is the failure

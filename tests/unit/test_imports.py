@@ -321,7 +321,8 @@ def test_invalid_utf8_is_a_clear_error() -> None:
 def test_the_cli_imports_a_local_file_on_aws_like_the_s3_trigger(
     env: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from chalicelib import cli, runtime
+    from chalicelib import cli
+    from chalicelib.seam import runtime
 
     _, jobs = env
     for key, value in {
@@ -353,7 +354,8 @@ def test_the_cli_imports_a_local_file_on_aws_like_the_s3_trigger(
 def test_the_cli_refuses_a_missing_or_misnamed_local_file_before_uploading(
     env: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chalicelib import cli, runtime
+    from chalicelib import cli
+    from chalicelib.seam import runtime
 
     s3, jobs = env
     monkeypatch.setenv("RECS_PROVIDER", "personalize")

@@ -13,12 +13,13 @@ import pytest
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
-from chalicelib import aws, runtime
+from chalicelib import aws
 from chalicelib.config import load_config
 from chalicelib.filters import FilterError, FilterRequest
-from chalicelib.providers.base import ProviderError
 from chalicelib.providers.personalize import batch
+from chalicelib.seam import runtime
 from chalicelib.settings import Settings
+from chalicelib.vocabulary import ProviderError
 from tests.personalize_fakes import CAMPAIGN_ARN, GROUP_ARN, REGION
 
 BUCKET = "recs-imports"

@@ -11,9 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from chalicelib import aws, runtime
+from chalicelib import aws
 from chalicelib.filters import FilterError, FilterRequest
 from chalicelib.providers.personalize import PersonalizeProvider
+from chalicelib.seam import runtime
 from tests.personalize_fakes import (
     CAMPAIGN_ARN,
     POPULAR,

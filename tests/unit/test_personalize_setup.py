@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import cli, runtime
+from chalicelib import cli
 from chalicelib.config import ConfigError, ProjectConfig, load_config
-from chalicelib.providers.base import ProviderError
 from chalicelib.providers.personalize import setup as aws_setup
+from chalicelib.seam import runtime
 from chalicelib.settings import Settings
+from chalicelib.vocabulary import ProviderError
 from tests.personalize_control import METRICS, PREFIX, FakePersonalize
 
 CONFIG = """
@@ -350,7 +351,7 @@ def test_the_default_configuration_gives_every_route_its_campaign(
     assert report.settings["RECS_RANKING_CAMPAIGN_ARN"] == f"{PREFIX}:campaign/braze-shop-rankings"
     ranking = control.resources["campaign"][report.settings["RECS_RANKING_CAMPAIGN_ARN"]]
     solution = control.resources["solution"][ranking["solutionArn"]]
-    assert solution["recipeArn"] == aws_setup.RECIPES["personalized-ranking"]
+    assert solution["recipeArn"] == aws_setup.RECIPE_ARNS["personalized-ranking"]
 
 
 EXCLUDE_PURCHASED = "exclude-purchased = 'EXCLUDE"

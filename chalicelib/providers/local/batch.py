@@ -22,8 +22,8 @@ from chalicelib.batchfile import MAX_ITEM_LIST, decode_filter_values, read_lines
 from chalicelib.engine.recipes.base import top_k
 from chalicelib.engine.solution import SolutionModel
 from chalicelib.filters import FilterError, FilterRequest
-from chalicelib.providers.base import BatchReport, Progress
 from chalicelib.providers.local.state import Served
+from chalicelib.vocabulary import BatchReport, Progress
 
 if TYPE_CHECKING:
     from chalicelib.providers.local.provider import LocalProvider
@@ -202,9 +202,7 @@ def _solution(provider: LocalProvider, name: str) -> Served:
     version = provider.store.latest_version(name)
     if version is None:
         raise ValueError(f"solution {name!r} has no trained version: run `train --solution {name}`")
-    model = SolutionModel.load(
-        provider._artifact(version["version_id"]), version["recipe"], version["params"]
-    )
+    model = SolutionModel.load(provider._artifact(version["version_id"]), version)
     catalogue = provider.catalogue()
     allowed = None
     if len(catalogue):

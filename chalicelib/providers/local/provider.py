@@ -18,28 +18,28 @@ import numpy as np
 
 from chalicelib.catalogue import Catalogue, normalise
 from chalicelib.config import ConfigError, ProjectConfig
-from chalicelib.csvdata import CsvError, Dataset, Validation, read_rows
+from chalicelib.csvdata import CsvError, Validation, read_rows
 from chalicelib.engine.data import Interactions
 from chalicelib.engine.filters import MAX_EVENTS_PER_TYPE, CompiledFilter, ItemFields, UserData
-from chalicelib.engine.preparation import EventOptions
-from chalicelib.engine.solution import train
+from chalicelib.engine.training import train
 from chalicelib.filters import FilterError, FilterRequest, UnknownFilterError
 from chalicelib.filters.language import check_all
 from chalicelib.models import EventBatch, Item, User
 from chalicelib.progress import counting
-from chalicelib.providers.base import (
-    BatchReport,
-    ImportReport,
-    Progress,
-    Recommendations,
-    SolutionVersionInfo,
-)
 from chalicelib.providers.local.batch import run_batch
 from chalicelib.providers.local.database import StoreUnavailable
 from chalicelib.providers.local.popular import PopularList
 from chalicelib.providers.local.state import Served, ServingState, State
 from chalicelib.providers.local.store import LocalStore
 from chalicelib.settings import Settings
+from chalicelib.vocabulary import (
+    BatchReport,
+    Dataset,
+    ImportReport,
+    Progress,
+    Recommendations,
+    SolutionVersionInfo,
+)
 
 
 class LocalProvider:
@@ -288,13 +288,15 @@ class LocalProvider:
         infos = []
         for sol in solutions:
             stage = progress and (lambda s, d, t, n=sol.name: progress(f"{n}: {s}", d, t))
-            events = EventOptions.model_validate(sol.event_options())
-            hpo = sol.hpo_config.model_dump() if sol.perform_hpo and sol.hpo_config else None
+            events = sol.event_options()
+            hpo = sol.hpo_config if sol.perform_hpo else None
             result = train(
                 sol.recipe, dict(sol.hyperparameters), data, stage or None, events=events, hpo=hpo
             )
             version_id = f"{sol.name}-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**6:06d}"
-            result.model.save(self._artifact(version_id))
+            result.model.save(
+                self._artifact(version_id), {"version_id": version_id, "solution": sol.name}
+            )
             info = {
                 "version_id": version_id,
                 "solution": sol.name,
@@ -302,7 +304,7 @@ class LocalProvider:
                 "status": "ACTIVE",
                 "params": {
                     **result.model.params.model_dump(),
-                    **sol.event_options(),
+                    **sol.event_options().model_dump(),
                     **({"hpo": result.tuning.summary()} if result.tuning else {}),
                     **({"chosen": result.choice} if result.choice else {}),
                 },

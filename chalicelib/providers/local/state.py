@@ -197,7 +197,7 @@ class ServingState:
             reason = "model file missing"
         else:
             try:
-                model = SolutionModel.load(path, version["recipe"], version["params"])
+                model = SolutionModel.load(path, version)
                 _check(model)
             except Exception as exc:  # truncated, garbage, or arrays that do not fit together
                 log.debug("model %s unreadable", version_id, exc_info=True)

@@ -26,9 +26,9 @@ from chalicelib.config import ProjectConfig
 from chalicelib.filters import FilterError, FilterRequest
 from chalicelib.filters.values import PlaceholderUse, encode, scan_placeholders
 from chalicelib.names import personalize_name
-from chalicelib.providers.base import BatchReport, Progress, ProviderError
 from chalicelib.providers.personalize import arns
 from chalicelib.settings import Settings
+from chalicelib.vocabulary import BatchReport, Progress, ProviderError
 
 DONE, FAILED = "ACTIVE", "CREATE FAILED"
 KEEP_ERRORS = 100

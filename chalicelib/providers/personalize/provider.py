@@ -26,7 +26,10 @@ from chalicelib import aws
 from chalicelib.filters import CurrentItemFilterError, FilterRequest, UnknownFilterError
 from chalicelib.filters.values import encode_filter_values, uses_current_item
 from chalicelib.models import EventBatch, Item, User
-from chalicelib.providers.base import (
+from chalicelib.providers.personalize import arns, items_table
+from chalicelib.providers.personalize.catalogue import TableCatalogue
+from chalicelib.settings import Settings
+from chalicelib.vocabulary import (
     BatchReport,
     Dataset,
     ImportReport,
@@ -35,9 +38,6 @@ from chalicelib.providers.base import (
     Recommendations,
     SolutionVersionInfo,
 )
-from chalicelib.providers.personalize import arns, items_table
-from chalicelib.providers.personalize.catalogue import TableCatalogue
-from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
     from chalicelib.config import ProjectConfig

@@ -27,14 +27,14 @@ from typing import Any, Literal
 from chalicelib import aws
 from chalicelib.config import Campaign, ProjectConfig, Solution
 from chalicelib.names import personalize_name
-from chalicelib.providers.base import Progress, ProviderError, SolutionVersionInfo
 from chalicelib.providers.personalize import arns
 from chalicelib.settings import Settings
+from chalicelib.vocabulary import Progress, ProviderError, SolutionVersionInfo
 
 Action = Literal[
     "created", "exists", "updated", "changed", "pending", "skipped", "would create", "would update"
 ]
-RECIPES = {
+RECIPE_ARNS = {
     "user-personalization": "arn:aws:personalize:::recipe/aws-user-personalization",
     "similar-items": "arn:aws:personalize:::recipe/aws-sims",
     "personalized-ranking": "arn:aws:personalize:::recipe/aws-personalized-ranking",
@@ -171,7 +171,7 @@ def solution_request(group_arn: str, group: str, solution: Solution) -> dict[str
     request: dict[str, Any] = {
         "name": personalize_name(group, solution.name),
         "datasetGroupArn": group_arn,
-        "recipeArn": RECIPES[solution.recipe],
+        "recipeArn": RECIPE_ARNS[solution.recipe],
         "performHPO": solution.perform_hpo,
         "performAutoTraining": solution.perform_auto_training,
     }

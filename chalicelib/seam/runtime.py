@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from chalicelib.providers.base import Provider
+from chalicelib.seam.roles import Provider
 from chalicelib.settings import Settings, env_fingerprint
 
 if TYPE_CHECKING:
