@@ -29,7 +29,7 @@ TIMEOUTS: dict[str, tuple[float, float, int]] = {
     "personalize-events": (2.0, 5.0, 3),
 }
 DEFAULT_TIMEOUTS = (2.0, 10.0, 3)
-# Services whose every parameter is checked by `chalicelib.models` before a call is built (maxima
+# Services whose every parameter is checked by `chalicelib.payloads` before a call is built (maxima
 # included, which botocore never checks): botocore's second validation would cost about a third
 # of the CPU of each PutEvents call (bench/ingest.py).
 PREVALIDATED = frozenset({"personalize-events"})

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from chalicelib.models import MAX_EPOCH_SECONDS, MAX_ID
+from chalicelib.payloads import MAX_EPOCH_SECONDS, MAX_ID
 from chalicelib.vocabulary import Dataset
 
 KEYS: dict[str, str] = {"users": "USER_ID", "items": "ITEM_ID"}

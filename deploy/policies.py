@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.imports import job_prefix
+from chalicelib.providers.personalize.imports import job_prefix
 
 APP_NAME = "braze-personalize-recs"
 FUNCTIONS = ("api_handler", "ingest_sqs", "ingest_kinesis", "import_s3")

@@ -26,7 +26,8 @@ from moto import mock_aws
 from moto.core.authorization import enable_iam_authentication
 from moto.iam.access_control import IAMPolicy, IAMRequestBase, PermissionResult, S3IAMRequest
 
-from chalicelib import aws, requeue
+from chalicelib import aws
+from chalicelib.providers.personalize.ingest import requeue
 from chalicelib.settings import Settings
 from deploy import offline
 from deploy.policies import StageResources, policies

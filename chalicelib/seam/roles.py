@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from chalicelib.catalogue import Catalogue
     from chalicelib.filters import FilterRequest
-    from chalicelib.models import EventBatch, Item, User
+    from chalicelib.payloads import EventBatch, Item, User
     from chalicelib.vocabulary import (
         BatchReport,
         Dataset,

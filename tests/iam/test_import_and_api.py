@@ -13,8 +13,8 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib import imports
 from chalicelib.config import load_config
+from chalicelib.providers.personalize import imports
 from tests import iam_support
 from tests.iam_support import (
     BY_LAMBDA,

@@ -12,8 +12,8 @@ import pytest
 from chalice.test import Client
 from moto import mock_aws
 
-from chalicelib import apikeys
-from chalicelib.apikeys import KeySource, is_ssm, parse_keys
+from chalicelib.api import apikeys
+from chalicelib.api.apikeys import KeySource, is_ssm, parse_keys
 from chalicelib.seam import runtime
 from chalicelib.settings import PROJECT_ROOT, Settings
 

@@ -10,7 +10,8 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from chalicelib import cli, imports
+from chalicelib import cli
+from chalicelib.providers.personalize import imports
 from chalicelib.seam import runtime
 from tests.unit.test_imports import (
     BUCKET,

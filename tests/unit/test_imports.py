@@ -13,9 +13,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib import aws, imports
+from chalicelib import aws
 from chalicelib.config import ProjectConfig, load_config
 from chalicelib.csvdata import CsvError, Validation, read_text
+from chalicelib.providers.personalize import imports
 from chalicelib.settings import PROJECT_ROOT, Settings
 from tests.personalize_control import FakeJobs
 

@@ -8,9 +8,9 @@ import math
 
 import pytest
 
+from chalicelib.api.web import ApiError, Request, body, non_finite_at
 from chalicelib.catalogue import Catalogue, decorate, safe_url
-from chalicelib.models import Item
-from chalicelib.web import ApiError, Request, body, non_finite_at
+from chalicelib.payloads import Item
 
 URL, IMAGE = "https://shop.example/p/{id}", "https://shop.example/i/{id}.jpg"
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import imports, ingest
 from chalicelib.csvdata import MAX_ERRORS, MAX_LINE_BYTES, CsvError, Validation, read_rows
+from chalicelib.handlers import ingest
+from chalicelib.providers.personalize import imports
 from tests.ingest_support import FakeEvents, Queues, events, settings
 from tests.unit.test_imports import BUCKET, drop, env  # noqa: F401 - env is a fixture
 from tests.unit.test_imports import config as import_config

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,7 @@ from chalicelib.engine.filters import MAX_EVENTS_PER_TYPE, CompiledFilter, ItemF
 from chalicelib.engine.training import train
 from chalicelib.filters import FilterError, FilterRequest, UnknownFilterError
 from chalicelib.filters.language import check_all
-from chalicelib.models import EventBatch, Item, User
-from chalicelib.progress import counting
+from chalicelib.payloads import EventBatch, Item, User
 from chalicelib.providers.local.batch import run_batch
 from chalicelib.providers.local.database import StoreUnavailable
 from chalicelib.providers.local.popular import PopularList
@@ -262,7 +261,7 @@ class LocalProvider:
         if dataset == "items":
             rows = ((item_id, normalise(props)) for item_id, props in rows)
         if progress:
-            rows = counting(rows, progress, f"importing {dataset}")
+            rows = _counting(rows, progress, f"importing {dataset}")
         try:
             loaded = self.store.bulk_load(
                 dataset, rows, replace=mode == "full", keep=lambda: validation.error_count == 0
@@ -390,3 +389,11 @@ def _info(version: dict[str, Any]) -> SolutionVersionInfo:
         created=version["created"],
         params=version["params"],
     )
+
+
+def _counting(rows: Iterator[Any], progress: Progress, stage: str) -> Iterator[Any]:
+    """`rows` as they are, reporting their count every 20,000."""
+    for n, row in enumerate(rows, start=1):
+        if n % 20_000 == 0:
+            progress(stage, n, None)
+        yield row

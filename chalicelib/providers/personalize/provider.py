@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from chalicelib import aws
 from chalicelib.filters import CurrentItemFilterError, FilterRequest, UnknownFilterError
 from chalicelib.filters.values import encode_filter_values, uses_current_item
-from chalicelib.models import EventBatch, Item, User
+from chalicelib.payloads import EventBatch, Item, User
 from chalicelib.providers.personalize import arns, items_table
 from chalicelib.providers.personalize.catalogue import TableCatalogue
 from chalicelib.settings import Settings
@@ -421,7 +421,7 @@ class PersonalizeProvider:
         """Upload `path` under s3://RECS_IMPORT_BUCKET/imports/<dataset>/ and import it as
         `import_s3` does: validated, reported, then a dataset import job, which runs on in
         Personalize ("started"; `imported` counts the rows it was given)."""
-        from chalicelib import imports  # noqa: PLC0415 - the serving path never imports files
+        from chalicelib.providers.personalize import imports  # noqa: PLC0415 - the serving path never imports files
 
         if not self.settings.import_bucket:
             raise ProviderError("RECS_IMPORT_BUCKET is not set")

@@ -2,7 +2,7 @@
 braze-push,setup,popular,catalogue,serve}`.
 
 Commands run against the provider of the current `RECS_*` environment (default: `local`), the same
-code the Lambda functions run. `serve` (in `chalicelib.serve`) is what `make run` calls.
+code the Lambda functions run. `serve` (in `chalicelib.cli.serve`) is what `make run` calls.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from chalicelib import aws, serve
-from chalicelib.progress import progress_bar
+from chalicelib import aws
+from chalicelib.cli import serve
+from chalicelib.cli.progress import progress_bar
 from chalicelib.seam import runtime
 
 
@@ -46,7 +47,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def _import_on_aws(args: argparse.Namespace, rt: runtime.Runtime) -> int:
-    from chalicelib import imports  # noqa: PLC0415
+    from chalicelib.providers.personalize import imports  # noqa: PLC0415
 
     if args.path.startswith("s3://"):
         bucket, _, key = args.path.removeprefix("s3://").partition("/")

@@ -17,8 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib import aws
-from chalicelib.forwarding import RecordOutcome, SourceRecord, Stats, Unit
-from chalicelib.providers.personalize import events as pe
+from chalicelib.providers.personalize.ingest import calls as pe
+from chalicelib.providers.personalize.ingest.forwarding import (
+    RecordOutcome,
+    SourceRecord,
+    Stats,
+    Unit,
+)
 from chalicelib.settings import Settings
 
 log = logging.getLogger("recs.ingest")

@@ -1,5 +1,5 @@
 """`python -m chalicelib serve`: the sample shop loaded on request, then the API on the production
-server (uvicorn over `serving`, `chalicelib.server`) or on `chalice local`.
+server (uvicorn over `serving`, `chalicelib.api.server`) or on `chalice local`.
 
 Which API keys it serves with: the environment's (`RECS_API_KEYS` or `RECS_API_KEYS_PARAMETER`)
 when set, else the `local` stage's development key. `chalice local` alone would let the stage's
@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-from chalicelib.progress import progress_bar
+from chalicelib.cli.progress import progress_bar
 from chalicelib.seam import runtime
 from chalicelib.settings import PROJECT_ROOT
 
@@ -65,7 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"  curl -H 'x-api-key: {key}' '{base}/recommendations?user_id=13085'\n")
     if args.server == "chalice":
         return _chalice_local(args)
-    from chalicelib import server  # noqa: PLC0415 - uvicorn loads only for this command
+    from chalicelib.api import server  # noqa: PLC0415 - uvicorn loads only for this command
 
     workers = args.workers or os.cpu_count() or 1
     print(f"production server (uvicorn): {workers} worker process(es)", flush=True)

@@ -7,7 +7,7 @@ A body may hold one envelope or a JSON array of envelopes. Events are grouped by
 across the whole batch, at most 10 to a call; users and items 10 to a call. An envelope is never
 split across calls, so each is wholly accepted or wholly not; when a packed call is refused as
 invalid, its envelopes are sent again one by one to find the bad one. What becomes of the
-unfinished ones is `chalicelib.requeue`'s job; the handlers are in `chalicelib.ingest`.
+unfinished ones is `requeue`'s job; the Lambda handlers are in `chalicelib.handlers.ingest`.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from chalicelib import aws
-from chalicelib.models import ENVELOPE, EventsEnvelope, ItemsEnvelope, UsersEnvelope, describe
+from chalicelib.payloads import ENVELOPE, EventsEnvelope, ItemsEnvelope, UsersEnvelope, describe
 from chalicelib.providers.personalize import arns
-from chalicelib.providers.personalize import events as pe
+from chalicelib.providers.personalize.ingest import calls as pe
 from chalicelib.settings import Settings
 from chalicelib.vocabulary import Dataset
 

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote_plus
 
-from chalicelib import aws, s3files
+from chalicelib import aws
 from chalicelib.config import ProjectConfig
 from chalicelib.csvdata import CsvError, Validation, read_text
-from chalicelib.providers.personalize import arns
+from chalicelib.providers.personalize import arns, s3files
 from chalicelib.settings import Settings
 from chalicelib.vocabulary import DATASETS, Dataset, Progress
 

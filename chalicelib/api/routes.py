@@ -15,13 +15,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
-from chalicelib import budget, web
-from chalicelib.apikeys import current_keys
-from chalicelib.auth import is_authorized
-from chalicelib.fallbacks import COUNTER
+from chalicelib.api import budget, web
+from chalicelib.api.apikeys import current_keys
+from chalicelib.api.auth import is_authorized
+from chalicelib.api.fallback_log import COUNTER
+from chalicelib.api.web import JSON, ApiError, Reply, Request, error_reply, json_reply
 from chalicelib.filters import FilterError, FilterRequest
 from chalicelib.filters.values import values_from_query
-from chalicelib.models import (
+from chalicelib.payloads import (
     EventBatch,
     ItemBatch,
     RankingRequest,
@@ -33,7 +34,6 @@ from chalicelib.seam import runtime
 from chalicelib.seam.roles import Provider
 from chalicelib.seam.runtime import Runtime
 from chalicelib.vocabulary import Recommendations, UnavailableError
-from chalicelib.web import JSON, ApiError, Reply, Request, error_reply, json_reply
 
 log = logging.getLogger("recs.serving")
 _RESERVED_QUERY = {"user_id", "item_id", "num_results", "filter"}

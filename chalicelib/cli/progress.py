@@ -28,11 +28,3 @@ def progress_bar() -> Iterator[Progress]:
             bar.update(tasks[stage], completed=done, total=total)
 
         yield report
-
-
-def counting(rows: Any, progress: Progress, stage: str) -> Any:
-    """`rows` as they are, reporting their count every 20,000."""
-    for n, row in enumerate(rows, start=1):
-        if n % 20_000 == 0:
-            progress(stage, n, None)
-        yield row
