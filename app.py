@@ -89,12 +89,9 @@ def ingest_kinesis(event: Any) -> None:
 
 
 def import_s3(event: Any) -> None:
-    from chalicelib.config import load_config  # noqa: PLC0415
-    from chalicelib.providers.personalize import imports  # noqa: PLC0415
-    from chalicelib.settings import Settings  # noqa: PLC0415
+    from chalicelib.handlers import imports  # noqa: PLC0415
 
-    settings = Settings()
-    imports.handle_s3(event.to_dict(), settings, load_config(settings.config))
+    imports.handle_s3(event.to_dict())
 
 
 def _named(variable: str) -> str:

@@ -149,12 +149,12 @@ def hung_personalize() -> float:
         }
     )
     from chalicelib import aws
-    from chalicelib.seam import runtime
+    from chalicelib.seam import fallback, runtime
 
-    provider = runtime.current().provider
+    serving = runtime.current().serving
     aws.client("personalize-runtime")  # client creation is a cold-start cost, measured above
     started = time.perf_counter()
-    recs = provider.recommend("u1", 10, None)
+    recs = fallback.recommend(serving, "u1", 10, None)
     elapsed = time.perf_counter() - started
     assert recs.source == "fallback"
     server.close()

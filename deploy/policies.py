@@ -97,14 +97,9 @@ def api_handler(names: StageResources) -> list[dict[str, Any]]:
         _statement(  # POST /events, /users, /items only queue
             "QueueEvents", ["sqs:GetQueueUrl", "sqs:SendMessage"], names.events_queue_arn
         ),
-        _statement(
+        _statement(  # decoration, the fallback list, POST /items
             "ItemCatalogue",
-            [
-                "dynamodb:BatchGetItem",
-                "dynamodb:GetItem",
-                "dynamodb:PutItem",
-                "dynamodb:DescribeTable",
-            ],
+            ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem"],
             names.items_table_arn,
         ),
         # RECS_API_KEYS_PARAMETER: an SSM SecureString parameter or a Secrets Manager secret.

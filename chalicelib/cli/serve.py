@@ -18,8 +18,11 @@ from typing import Any
 from chalicelib.cli.progress import progress_bar
 from chalicelib.seam import runtime
 from chalicelib.settings import PROJECT_ROOT
+from chalicelib.vocabulary import Dataset
 
 SAMPLE_DIR = PROJECT_ROOT / "data" / "online-retail-ii"
+# The bundled sample's datasets, in the order they are imported.
+DATASETS: tuple[Dataset, ...] = ("items", "users", "interactions")
 DEV_STAGE = "local"
 # The `local` stage's development key, as documented in the README and .chalice/config.json.
 DEV_KEY = "dev-local-key"
@@ -27,18 +30,18 @@ DEV_KEY = "dev-local-key"
 
 def bootstrap() -> None:
     """Load the bundled sample shop and train once, unless the store already has them."""
-    provider = runtime.current().provider
-    health = provider.health()
+    rt = runtime.current()
+    health = rt.serving.health()
     if not health.get("items"):
         with progress_bar() as report:
-            for dataset in ("items", "users", "interactions"):
+            for dataset in DATASETS:
                 path = SAMPLE_DIR / f"{dataset}.csv.gz"
-                result = provider.import_file(dataset, path, "full", report)  # type: ignore[arg-type]
+                result = rt.workflow.import_file(dataset, str(path), "full", report)
                 if result.status != "imported":
                     raise SystemExit(f"could not import {path}: {result.errors}")
     if not health.get("model_version"):
         with progress_bar() as report:
-            provider.train(None, report)
+            rt.workflow.train(None, report)
 
 
 def serving_keys() -> str | None:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from chalicelib.catalogue import Catalogue, field_name, normalise
+from chalicelib.catalogue import InMemoryCatalogue, field_name, normalise
 from chalicelib.filters import CurrentItemFilterError
 from chalicelib.filters.language import Condition, Expression, FilterExpression, parse
 from chalicelib.filters.values import parse_number, resolve
@@ -74,7 +74,7 @@ class ItemFields:
     def __init__(
         self,
         item_ids: Sequence[str] | np.ndarray,
-        catalogue: Catalogue,
+        catalogue: InMemoryCatalogue,
         index: Mapping[str, int] | None = None,
     ) -> None:
         self.item_ids = [str(i) for i in item_ids]

@@ -153,14 +153,19 @@ class SolutionModel:
     def rank(
         self, history: np.ndarray, item_ids: Sequence[str], weights: np.ndarray | None = None
     ) -> Ranked:
-        """`item_ids` by score, each with its score; items the model does not know go last, in
-        the given order, with no score (None)."""
-        scores = self.recipe.scores(history, weights)
-        known = [(i, self.item_index[i]) for i in item_ids if i in self.item_index]
+        """`item_ids` by score, best first, each with its score; for a user without history, by
+        popularity (as Personalize ranks for a cold user). Items the model does not know go
+        last, in the given order, with no score (None); equal scores keep the given order."""
+        if len(history):
+            values = self.recipe.scores(history, weights)
+        else:
+            values = self.popularity.astype(np.float64)
+        known = [i for i in item_ids if i in self.item_index]
         unknown = [i for i in item_ids if i not in self.item_index]
-        order = sorted(range(len(known)), key=lambda j: -float(scores[known[j][1]]))
-        values: list[float | None] = [*_rounded(scores[[known[j][1] for j in order]])]
-        return Ranked([known[j][0] for j in order] + unknown, values + [None] * len(unknown))
+        indices = np.fromiter((self.item_index[i] for i in known), np.int64, len(known))
+        order = indices[np.argsort(-values[indices], kind="stable")]
+        scores: list[float | None] = [*_rounded(values[order])]
+        return Ranked(self.item_ids[order].tolist() + unknown, scores + [None] * len(unknown))
 
     # -- persistence ------------------------------------------------------------------------
 

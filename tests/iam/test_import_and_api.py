@@ -14,6 +14,7 @@ import boto3
 import pytest
 
 from chalicelib.config import load_config
+from chalicelib.handlers import imports as s3_handler
 from chalicelib.providers.personalize import imports
 from tests import iam_support
 from tests.iam_support import (
@@ -65,7 +66,7 @@ def run_import(
         jobs = FakeJobs()
         for event in dropped:
             try:
-                results += imports.handle_s3(event, d.settings, config)
+                results += s3_handler.handle_s3(event, d.settings, config)
             except Exception:
                 results.append(None)
             jobs.complete()
@@ -197,8 +198,8 @@ def _events_body() -> dict[str, Any]:
 
 
 def _provider_bug(body: dict[str, Any]) -> Any:
-    """A ranking the provider fails on unexpectedly: the route falls back to the given items
-    the catalogue has, asking the catalogue's size."""
+    """A ranking the provider fails on unexpectedly: the fallback policy serves the given items
+    the item table has (BatchGetItem), most popular first."""
     raise RuntimeError("not a Personalize error")
 
 
