@@ -37,6 +37,9 @@ PREVALIDATED = frozenset({"personalize-events"})
 FAST_TIMEOUTS: dict[str, tuple[float, float, int]] = {
     "dynamodb": (0.2, 0.3, 1),
     "personalize": (0.5, 1.0, 1),  # `GET /health`'s DescribeCampaign: a probe must not hang
+    # The API keys' parameter (chalicelib.api.apikeys): a slow store must not eat Braze's 2 s.
+    "ssm": (0.5, 1.0, 2),
+    "secretsmanager": (0.5, 1.0, 2),
 }
 
 

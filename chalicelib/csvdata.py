@@ -16,7 +16,6 @@ import csv
 import gzip
 import io
 import math
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -391,16 +390,3 @@ def _check(v: str, column: str, conv: Converter, name: str) -> list[str]:
     if nullable:
         return [f"if {v}:", *(f"    {line}" for line in inline), f"else: {v} = None"]
     return [f"if not {v}: raise ValueError", *inline]
-
-
-def popular_items(path: Path, top: int, days: float | None = None) -> list[str]:
-    """The `top` most interacted-with items of an interactions file, most first; with `days`,
-    only its last days (relative to the file's newest event, so that old exports work too)."""
-    since = float("-inf")
-    if days:
-        newest = max((row[4] for row in read_rows(path, "interactions", Validation())), default=0)
-        since = newest - days * 86_400
-    counts: Counter[str] = Counter(
-        row[1] for row in read_rows(path, "interactions", Validation()) if row[4] >= since
-    )
-    return [item for item, _ in counts.most_common(top)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 from chalicelib.cli.output import print_json
 from chalicelib.cli.progress import progress_bar
+from chalicelib.csvdata import Validation, read_rows
 from chalicelib.seam import runtime
 from chalicelib.vocabulary import ProviderError
 
@@ -139,14 +141,25 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 def cmd_popular(args: argparse.Namespace) -> int:
     """The fallback list: the most interacted-with items of an interactions file (optionally
     only its last `--days`), kept where the provider serves it from (the item table on AWS)."""
-    from chalicelib.csvdata import popular_items  # noqa: PLC0415
-
     top = popular_items(Path(args.input), args.top, args.days)
     stored = runtime.current().workflow.store_popular(top)
     if stored:
         print(f"{len(top)} popular items stored in {stored}", file=sys.stderr)
     print_json(top)
     return 0
+
+
+def popular_items(path: Path, top: int, days: float | None = None) -> list[str]:
+    """The `top` most interacted-with items of an interactions file, most first; with `days`,
+    only its last days (relative to the file's newest event, so that old exports work too)."""
+    since = float("-inf")
+    if days:
+        newest = max((row[4] for row in read_rows(path, "interactions", Validation())), default=0)
+        since = newest - days * 86_400
+    counts: Counter[str] = Counter(
+        row[1] for row in read_rows(path, "interactions", Validation()) if row[4] >= since
+    )
+    return [item for item, _ in counts.most_common(top)]
 
 
 def cmd_catalogue(args: argparse.Namespace) -> int:

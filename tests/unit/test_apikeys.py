@@ -12,6 +12,7 @@ import pytest
 from chalice.test import Client
 from moto import mock_aws
 
+from chalicelib import aws
 from chalicelib.api import apikeys
 from chalicelib.api.apikeys import KeySource, is_ssm, parse_keys
 from chalicelib.seam import runtime
@@ -28,10 +29,10 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
                        "AWS_DEFAULT_REGION": REGION}.items():  # fmt: skip
         monkeypatch.setenv(key, value)
     with mock_aws():
-        apikeys._clients.clear()
+        aws.reset()
         apikeys.SOURCE.forget()
         yield
-    apikeys._clients.clear()
+    aws.reset()
     apikeys.SOURCE.forget()
 
 

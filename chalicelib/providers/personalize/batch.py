@@ -156,13 +156,13 @@ def run_batch(
         roleArn=settings.import_role_arn,
         **params,
     )["batchInferenceJobArn"]
-    _wait(personalize, arn, job, progress=progress, poll_seconds=poll_seconds, sleep=sleep)
+    wait_for_job(personalize, arn, job, progress=progress, poll_seconds=poll_seconds, sleep=sleep)
 
     s3.download_file(bucket, f"{prefix}/output/{input_path.name}.out", str(output_path))
     return _finish(output_path, bad, uploaded)
 
 
-def _wait(
+def wait_for_job(
     personalize: Any,
     arn: str,
     job: str,
