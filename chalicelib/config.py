@@ -89,7 +89,10 @@ class HyperParameterRanges(_Strict):
 
     @model_validator(mode="after")
     def _ranges_are_ordered(self) -> HyperParameterRanges:
-        ranges = [*self.integer_hyperparameter_ranges, *self.continuous_hyperparameter_ranges]
+        ranges: list[IntegerRange | ContinuousRange] = [
+            *self.integer_hyperparameter_ranges,
+            *self.continuous_hyperparameter_ranges,
+        ]
         for r in ranges:
             if r.min_value > r.max_value:
                 raise ValueError(f"range of {r.name!r}: min_value is above max_value")
@@ -155,7 +158,7 @@ class Campaign(_Strict):
 
 # Dataset schemas as field -> "TYPE [categorical|textual] [nullable]" (Avro types: string, long,
 # int, float, double, boolean), in column order; the bundled sample shop's layout by default.
-DEFAULT_SCHEMAS: dict[str, dict[str, str]] = {
+DEFAULT_SCHEMAS: dict[Dataset, dict[str, str]] = {
     "interactions": {
         "USER_ID": "string",
         "ITEM_ID": "string",

@@ -148,7 +148,7 @@ class SolutionModel:
         indices, _ = self.recipe.related(item)
         if allowed is not None:
             indices = indices[allowed[indices]]
-        return self.item_ids[indices[:n]].tolist()
+        return list(self.item_ids[indices[:n]].tolist())
 
     def rank(
         self, history: np.ndarray, item_ids: Sequence[str], weights: np.ndarray | None = None

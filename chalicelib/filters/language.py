@@ -290,7 +290,7 @@ class _ToAst(Transformer[Token, Any]):
         name = str(tok)[1:]
         if len(name) > MAX_PLACEHOLDER_NAME:
             raise _Refused(
-                tok.column, f"a placeholder name is at most {MAX_PLACEHOLDER_NAME} characters"
+                tok.column or 0, f"a placeholder name is at most {MAX_PLACEHOLDER_NAME} characters"
             )
         return Value("placeholder", name)
 
@@ -312,7 +312,7 @@ def _syntax_error(source: str, exc: UnexpectedInput) -> FilterError:
             column = exc.column
     elif isinstance(exc, UnexpectedCharacters):
         expected = _describe(exc.allowed or ())
-        found = repr(source[exc.pos_in_stream])
+        found = repr(source[exc.pos_in_stream or 0])
         column = exc.column
     else:  # pragma: no cover - lark raises only the three above
         return FilterError(f"syntax error: {exc}")
@@ -334,7 +334,7 @@ def _placeholder_uses(
             for value in cond.values:
                 if value.kind != "placeholder":
                     continue
-                kind = "list" if cond.is_list else "number"
+                kind: Literal["list", "number"] = "list" if cond.is_list else "number"
                 seen = uses.get(value.text)
                 if seen is not None and seen.kind != kind:
                     raise FilterError(

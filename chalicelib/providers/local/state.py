@@ -104,8 +104,8 @@ class ServingState:
         state = self._state
         now = time.monotonic()
         healthy = state is not None and not state.broken and self.store_fault is None
-        if healthy and now - self._asked < REVISION_SECONDS:
-            return state  # type: ignore[return-value]
+        if state is not None and healthy and now - self._asked < REVISION_SECONDS:
+            return state
         self._asked = now
         try:
             revisions = self.store.revisions()

@@ -249,7 +249,7 @@ class LocalStore(Database):
 
     @guarded
     def max_seq(self) -> int:
-        return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM interactions").fetchone()[0]
+        return int(self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM interactions").fetchone()[0])
 
     @guarded
     def counts(self) -> dict[str, int]:

@@ -109,8 +109,8 @@ class LocalWorkflow:
         report.add("configuration", str(self.settings.config), "checked")
         for sol in self.config.solutions:
             report.add("solution", sol.name, "checked", detail=sol.recipe)
-        for name, campaign in self.config.campaigns.items():
-            report.add("campaign", name, "checked", detail=f"serves {campaign.solution}")
+        for route, campaign in self.config.campaigns.items():
+            report.add("campaign", route, "checked", detail=f"serves {campaign.solution}")
         for name, expression in self.config.filters.items():
             report.add("filter", name, "checked", detail=expression)
         return report

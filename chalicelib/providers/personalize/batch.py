@@ -76,7 +76,7 @@ def solution_version_arn(settings: Settings, config: ProjectConfig, solution: st
             "no campaign gives a solution version to use: pass --solution SOLUTION_VERSION_ARN"
         )
     found = aws.client("personalize").describe_campaign(campaignArn=campaign)["campaign"]
-    return found["solutionVersionArn"]
+    return str(found["solutionVersionArn"])
 
 
 def _prepare(

@@ -84,7 +84,7 @@ def dataset_of(key: str) -> Dataset | None:
         return None
     if not (key.endswith(".csv") or key.endswith(".csv.gz")) or not parts[-1]:
         return None
-    return parts[1]  # type: ignore[return-value]
+    return next(d for d in DATASETS if d == parts[1])
 
 
 def mode_of(key: str, default: str) -> Literal["FULL", "INCREMENTAL"]:
@@ -132,7 +132,8 @@ def _read_report(bucket: str, report_key: str) -> dict[str, Any] | None:
         if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
             return None
         raise
-    return json.loads(body)
+    found: dict[str, Any] = json.loads(body)
+    return found
 
 
 def _write_report(bucket: str, result: ImportResult) -> None:
@@ -160,9 +161,10 @@ def import_object(
     params = {"Bucket": bucket, "Key": key} | ({"VersionId": version} if version else {})
     head = s3.head_object(**params)
     version = version or head.get("VersionId") or head["ETag"].strip('"')
-    result = ImportResult("rejected", key, dataset, version, report_key=f"reports/{key}.json")
+    report_key = f"reports/{key}.json"
+    result = ImportResult("rejected", key, dataset, version, report_key=report_key)
     result.mode = mode_of(key, mode or settings.import_mode)
-    previous = _read_report(bucket, result.report_key)
+    previous = _read_report(bucket, report_key)
     if previous and previous.get("version") == version and previous.get("status") != "error":
         return ImportResult(
             "duplicate",

@@ -116,7 +116,8 @@ class PersonalizeServing:
         while True:
             attempt += 1
             try:
-                return getattr(client, operation)(**params)
+                answer: dict[str, Any] = getattr(client, operation)(**params)
+                return answer
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "ClientError")
                 status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
@@ -314,7 +315,8 @@ class PersonalizeServing:
         stamp, cached = self._health
         now = self._clock()
         if now - stamp < 300:
-            return cached.get("model_version")  # type: ignore[return-value]
+            cached_version = cached.get("model_version")
+            return cached_version if isinstance(cached_version, str) else None
         version: str | None = None
         try:
             client = aws.client("personalize", fast=True)

@@ -19,13 +19,14 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from chalicelib import aws
 from chalicelib.config import Campaign, ProjectConfig, Solution
 from chalicelib.names import personalize_name
 from chalicelib.providers.personalize import arns
+from chalicelib.providers.personalize.control import describing, find, pages
 from chalicelib.providers.personalize.shapes import (
     ALGORITHM,
     EXPLORATION,
@@ -56,20 +57,6 @@ FAILED = (
     "DELETE IN_PROGRESS",
     "CREATE STOPPED",
 )
-
-
-def pages(method: Callable[..., dict[str, Any]], key: str, **params: Any) -> Iterator[dict]:
-    token: str | None = None
-    while True:
-        out = method(**params, **({"nextToken": token} if token else {}))
-        yield from out.get(key, [])
-        token = out.get("nextToken")
-        if not token:
-            return
-
-
-def find(items: Iterator[dict[str, Any]], name: str) -> dict[str, Any] | None:
-    return next((i for i in items if i.get("name") == name), None)
 
 
 class Setup:
@@ -251,7 +238,7 @@ class Setup:
                     self.report.add("filter", full, "changed", arn, detail)
                     continue
             self.wait(
-                "filter", full, lambda a=arn: self.client.describe_filter(filterArn=a)["filter"]
+                "filter", full, describing(self.client.describe_filter, "filter", filterArn=arn)
             )
 
     def solution(self, group_arn: str, solution: Solution) -> str:

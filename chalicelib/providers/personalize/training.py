@@ -10,7 +10,8 @@ from typing import Any
 from chalicelib import aws
 from chalicelib.config import ProjectConfig, Solution
 from chalicelib.names import personalize_name
-from chalicelib.providers.personalize.setup import ROUTE_RECIPES, Setup, find, pages
+from chalicelib.providers.personalize.control import describing, find, pages
+from chalicelib.providers.personalize.setup import ROUTE_RECIPES, Setup
 from chalicelib.providers.personalize.shapes import epoch, pinned_version
 from chalicelib.settings import Settings
 from chalicelib.vocabulary import Progress, SolutionVersionInfo
@@ -66,7 +67,7 @@ def versions(config: ProjectConfig, solution: str | None = None) -> list[Solutio
     """Every version of the configured solutions (or one), newest first, metrics included."""
     run = Setup(config)
     group_arn = run.find_group()
-    infos = []
+    infos: list[SolutionVersionInfo] = []
     for sol in [config.solution(solution)] if solution else config.solutions:
         solution_arn = run.find_solution(group_arn, sol)
         found = pages(
@@ -112,12 +113,11 @@ def train(
         version = run.client.create_solution_version(solutionArn=solution_arn, trainingMode="FULL")[
             "solutionVersionArn"
         ]
+        describe = run.client.describe_solution_version
         run.wait(
             "solution version",
             version.rsplit("/", 1)[-1],
-            lambda v=version: run.client.describe_solution_version(solutionVersionArn=v)[
-                "solutionVersion"
-            ],
+            describing(describe, "solutionVersion", solutionVersionArn=version),
         )
         infos.append(_info(run.client, version, sol))
         for route, campaign in config.campaigns.items():
@@ -130,12 +130,11 @@ def train(
                 run.client.update_campaign(
                     campaignArn=found["campaignArn"], solutionVersionArn=version
                 )
+                arn = found["campaignArn"]
                 run.wait(
                     "campaign",
                     name,
-                    lambda a=found["campaignArn"]: run.client.describe_campaign(campaignArn=a)[
-                        "campaign"
-                    ],
+                    describing(run.client.describe_campaign, "campaign", campaignArn=arn),
                 )
             elif sol.recipe in ROUTE_RECIPES[route]:
                 run.campaign(route, campaign, sol, solution_arn)

@@ -169,7 +169,7 @@ class Forwarder:
             elif isinstance(envelope, UsersEnvelope):
                 self.stats.users += len(envelope.users)
                 users.append(unit)
-            else:
+            elif isinstance(envelope, ItemsEnvelope):
                 self.stats.items += len(envelope.items)
                 items.append(unit)
         for (user_id, session_id), bins in sessions.items():
@@ -194,7 +194,7 @@ class Forwarder:
     def _events(self, user_id: str, session_id: str, group: list[Unit]) -> pe.CallResult:
         if not self.settings.tracking_id:
             return pe.CallResult("retry", "RECS_TRACKING_ID is not set")
-        entries = []
+        entries: list[dict[str, Any]] = []
         for unit in group:
             assert isinstance(unit.envelope, EventsEnvelope)
             source = self._record_ids[unit.record]
@@ -214,7 +214,12 @@ class Forwarder:
         if arn is None:
             return pe.CallResult("retry", "RECS_DATASET_GROUP_ARN is not set")
         self.stats.calls += 1
-        records = [u for unit in group for u in unit.envelope.users]  # type: ignore[union-attr]
+        records = [
+            u
+            for unit in group
+            if isinstance(unit.envelope, UsersEnvelope)
+            for u in unit.envelope.users
+        ]
         return pe.put_users(self.client, arn, records, self.names("users"))
 
     def _items(self, group: list[Unit]) -> pe.CallResult:
@@ -222,7 +227,12 @@ class Forwarder:
         if arn is None:
             return pe.CallResult("retry", "RECS_DATASET_GROUP_ARN is not set")
         self.stats.calls += 1
-        records = [i for unit in group for i in unit.envelope.items]  # type: ignore[union-attr]
+        records = [
+            i
+            for unit in group
+            if isinstance(unit.envelope, ItemsEnvelope)
+            for i in unit.envelope.items
+        ]
         result = pe.put_items(self.client, arn, records, self.names("items"))
         if result.verdict == "accepted" and self.settings.items_table:
             self._catalogue(records)

@@ -219,7 +219,8 @@ def settle(
     for failed in unsent:
         broken.add(requeue[failed][0])
     stats.dead_lettered += len(letters) - len(letters_failed)
-    done, retry = [], []
+    done: list[RecordOutcome] = []
+    retry: list[RecordOutcome] = []
     for n, outcome in enumerate(outcomes):
         unfinished = outcome.status == "retry" and not kinesis
         (retry if unfinished or n in broken else done).append(outcome)
