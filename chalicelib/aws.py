@@ -2,11 +2,11 @@
 
 Clients come from one botocore session (its loaded endpoint data, service models and credentials
 are shared); boto3, whose import comes on top of botocore's, is imported only for S3 (its managed
-transfers) and DynamoDB resources.
+transfers).
 
 Clients use botocore's `standard` retry mode and short timeouts, and honour the standard
 `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` variables (boto3 reads them itself), which is how
-emulators and tests point the app elsewhere. Tests replace a client with `override()`.
+emulators and tests point the app elsewhere.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any
 
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
-_resources: dict[str, Any] = {}
 _session: Any = None
 # Services whose boto3 client adds methods the app uses (S3's upload_file, download_file, ...).
 NEEDS_BOTO3 = frozenset({"s3"})
@@ -70,17 +69,6 @@ def client(service: str, fast: bool = False) -> Any:
         return _clients[key]
 
 
-def resource(service: str) -> Any:
-    """The shared boto3 resource of `service` (DynamoDB tables)."""
-    found = _resources.get(service)
-    if found is not None:
-        return found
-    with _lock:
-        if service not in _resources:
-            _resources[service] = _boto3_session().resource(service)
-        return _resources[service]
-
-
 def _botocore_session() -> Any:
     global _session  # noqa: PLW0603 - one per container, like the clients
     if _session is None:
@@ -96,16 +84,9 @@ def _boto3_session() -> Any:
     return boto3.session.Session(botocore_session=_botocore_session())
 
 
-def override(service: str, value: Any) -> None:
-    """Use `value` as the client of `service` (tests: a Stubber-wrapped or moto client)."""
-    with _lock:
-        _clients[service] = value
-
-
 def reset() -> None:
-    """Forget every client, resource and the session (tests do this between moto contexts)."""
+    """Forget every client and the session (tests do this between moto contexts)."""
     global _session  # noqa: PLW0603
     with _lock:
         _clients.clear()
-        _resources.clear()
         _session = None

@@ -132,14 +132,6 @@ class TableCatalogue:
                 break
         return "[" + ",".join(parts) + "]"
 
-    def __contains__(self, item_id: object) -> bool:
-        if not isinstance(item_id, str):
-            return False
-        if not self.prefetch([item_id]):
-            return True  # cannot tell: keep the item rather than lose it
-        entry = self._cache.get(item_id)
-        return entry is None or entry[1] is not None
-
     def __len__(self) -> int:
         """How many items the table holds: DynamoDB's own count (DescribeTable, which DynamoDB
         refreshes about every six hours), cached for the TTL; 0 when it cannot be read, as for
