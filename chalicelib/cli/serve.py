@@ -1,5 +1,5 @@
 """`python -m chalicelib serve`: the sample shop loaded on request, then the API on the production
-server (uvicorn over `serving`, `chalicelib.api.server`) or on `chalice local`.
+server (`chalicelib.api.server`: uvicorn over `chalicelib.api.routes`) or on `chalice local`.
 
 Which API keys it serves with: the environment's (`RECS_API_KEYS` or `RECS_API_KEYS_PARAMETER`)
 when set, else the `local` stage's development key. `chalice local` alone would let the stage's
