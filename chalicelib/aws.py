@@ -6,7 +6,7 @@ transfers).
 
 Clients use botocore's `standard` retry mode and short timeouts, and honour the standard
 `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` variables (boto3 reads them itself), which is how
-emulators and tests point the app elsewhere.
+emulators and tests point the app elsewhere. Tests replace a client with `override()`.
 """
 
 from __future__ import annotations
@@ -82,6 +82,12 @@ def _boto3_session() -> Any:
     import boto3  # noqa: PLC0415
 
     return boto3.session.Session(botocore_session=_botocore_session())
+
+
+def override(service: str, value: Any) -> None:
+    """Use `value` as the client of `service` (tests: a Stubber-wrapped or moto client)."""
+    with _lock:
+        _clients[service] = value
 
 
 def reset() -> None:
