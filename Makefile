@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench bench-ingest bench-imports bench-cold bench-load clean
+.PHONY: run test lint imports format bench bench-ingest bench-imports bench-cold bench-load clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python tools/imports.py --check
+
+## The import graph, layer by layer (app, edges, seam, providers, engine, shared), checked.
+imports: $(STAMP)
+	$(BIN)/python tools/imports.py
 
 format: $(STAMP)
 	$(BIN)/ruff format .

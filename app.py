@@ -1,5 +1,5 @@
 """Chalice wiring only: each route turns the current request into a `web.Request`, hands it to
-`chalicelib.serving.route`, and returns its reply.
+`chalicelib.api.routes.route`, and returns its reply.
 
 Every Lambda function of the app imports this file, so it imports Chalice and nothing else: each
 handler loads the part of `chalicelib` it uses on its first call (the SQS function never builds the
@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 from chalice import Chalice, Response
 
 if TYPE_CHECKING:
-    from chalicelib.web import Reply
+    from chalicelib.api.web import Reply
 
 app = Chalice(app_name="braze-personalize-recs")
 app.log.setLevel(logging.INFO)
 logging.getLogger("recs").setLevel(logging.INFO)
 
 # Every route takes every method and any content type, so that what Chalice would refuse itself
-# (415 before auth, 405, both as {"Code","Message"}) reaches `serving.route`, which answers in
+# (415 before auth, 405, both as {"Code","Message"}) reaches `routes.route`, which answers in
 # the app's envelope; `/{proxy+}` brings unknown paths there too (404 instead of API Gateway's
 # 403 "Missing Authentication Token").
 ANY_TYPE = ["*/*"]
@@ -68,7 +68,7 @@ def health() -> Response:
 # Chalice reads no view argument from a greedy `{proxy+}` (its parameter pattern is `{\w+}`).
 @app.route("/{proxy+}", methods=ALL_METHODS, content_types=ANY_TYPE)
 def unknown_route() -> Response:
-    return _call("/{proxy+}")  # never a route of the API: serving answers 404
+    return _call("/{proxy+}")  # never a route of the API: routes answers 404
 
 
 # Event sources. Chalice puts the stage's `environment_variables` (.chalice/config.json) into the
@@ -77,24 +77,21 @@ def unknown_route() -> Response:
 # infrastructure stack's outputs, the one source of these names. A name left empty (or a stream
 # set to "off") subscribes nothing: never a guessed resource of another stage.
 def ingest_sqs(event: Any) -> dict[str, Any]:
-    from chalicelib import ingest  # noqa: PLC0415 - the API function never loads boto3 for this
+    from chalicelib.handlers import ingest  # noqa: PLC0415 - the API function never loads boto3 for this
 
     return ingest.handle_sqs(event.to_dict())
 
 
 def ingest_kinesis(event: Any) -> None:
-    from chalicelib import ingest  # noqa: PLC0415
+    from chalicelib.handlers import ingest  # noqa: PLC0415
 
     ingest.handle_kinesis(event.to_dict())
 
 
 def import_s3(event: Any) -> None:
-    from chalicelib import imports  # noqa: PLC0415
-    from chalicelib.config import load_config  # noqa: PLC0415
-    from chalicelib.settings import Settings  # noqa: PLC0415
+    from chalicelib.handlers import imports  # noqa: PLC0415
 
-    settings = Settings()
-    imports.handle_s3(event.to_dict(), settings, load_config(settings.config))
+    imports.handle_s3(event.to_dict())
 
 
 def _named(variable: str) -> str:
@@ -126,7 +123,7 @@ if _named("RECS_IMPORT_BUCKET"):
 
 
 def _call(path: str) -> Response:
-    from chalicelib import serving, web  # noqa: PLC0415 - see the module docstring
+    from chalicelib.api import routes, web  # noqa: PLC0415 - see the module docstring
 
     req = app.current_request
     query = req.query_params
@@ -136,7 +133,7 @@ def _call(path: str) -> Response:
         query={k: query.getlist(k) for k in query} if query else {},
         body=req.raw_body or b"",
     )
-    return _reply(serving.route(path, request))
+    return _reply(routes.route(path, request))
 
 
 def _reply(reply: Reply) -> Response:

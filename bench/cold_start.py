@@ -148,12 +148,13 @@ def hung_personalize() -> float:
             "AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME": f"http://127.0.0.1:{server.getsockname()[1]}",
         }
     )
-    from chalicelib import aws, runtime
+    from chalicelib import aws
+    from chalicelib.seam import fallback, runtime
 
-    provider = runtime.current().provider
+    serving = runtime.current().serving
     aws.client("personalize-runtime")  # client creation is a cold-start cost, measured above
     started = time.perf_counter()
-    recs = provider.recommend("u1", 10, None)
+    recs = fallback.recommend(serving, "u1", 10, None)
     elapsed = time.perf_counter() - started
     assert recs.source == "fallback"
     server.close()

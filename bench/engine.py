@@ -11,7 +11,7 @@ Per dataset it prints NDCG@5/10/25, precision@10, MRR@25, coverage and fit secon
 excluded (the SPEC's figure), the ratio to the best tuned peer, the same with seen items allowed
 (peers keep the settings tuned with seen items excluded), the top-25 latency of one request
 (engine fold-in + ranking against implicit ALS's `recommend`, same catalogue, same run) and the
-time of a whole solution version (`chalicelib.engine.solution.train`). A summary table ends it.
+time of a whole solution version (`chalicelib.engine.training.train`). A summary table ends it.
 
     .venv/bin/python bench/engine.py                       # every dataset (~20 min, 2 cores)
     .venv/bin/python bench/engine.py --only shop [--only sparse] [--trials 10] [--hpo 12]
@@ -45,7 +45,7 @@ from chalicelib.config import HpoConfig  # noqa: E402
 from chalicelib.engine.data import Interactions  # noqa: E402
 from chalicelib.engine.evaluation import Split, evaluate, split  # noqa: E402
 from chalicelib.engine.selection import validation_split  # noqa: E402
-from chalicelib.engine.solution import train  # noqa: E402
+from chalicelib.engine.training import train  # noqa: E402
 
 LATENCY_USERS = 300
 OURS = "this engine (defaults)"
@@ -125,7 +125,7 @@ class Engine:
     """The engine as `train` builds it: knobs chosen on the validation split, then fitted."""
 
     def __init__(self, parts: Split, n_items: int, exclude: bool, hyper: dict[str, object]) -> None:
-        from chalicelib.engine.solution import choose_and_fit
+        from chalicelib.engine.training import choose_and_fit
 
         started = time.perf_counter()
         self.model, self.selection = choose_and_fit(

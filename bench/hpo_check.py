@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from engine import DATASETS, hpo_config  # noqa: E402
 
-from chalicelib.engine.solution import train  # noqa: E402
+from chalicelib.engine.training import train  # noqa: E402
 
 NDCG10 = "normalized_discounted_cumulative_gain_at_10"
 

@@ -36,9 +36,10 @@ for key, value in {
 
 from botocore.awsrequest import AWSResponse  # noqa: E402
 
-from chalicelib import aws, ingest  # noqa: E402
-from chalicelib.models import EventsEnvelope  # noqa: E402
-from chalicelib.providers.personalize import events as pe  # noqa: E402
+from chalicelib import aws  # noqa: E402
+from chalicelib.handlers import ingest  # noqa: E402
+from chalicelib.payloads import EventsEnvelope  # noqa: E402
+from chalicelib.providers.personalize.ingest import calls as pe  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
 
 

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # implicit warns (and slows down) when OpenBLAS runs its own thread pool; set before numpy loads.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -30,6 +31,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+if TYPE_CHECKING:
+    from chalicelib.providers.local.served import ServedVersion
 
 
 def percentiles(samples_ms: list[float]) -> str:
@@ -41,7 +45,8 @@ def prepare(data_dir: Path, items: int | None) -> None:
     """The bundled shop, or with `items` a generated catalogue of that size, imported through
     the CLI's code path and trained with every configured solution."""
     os.environ["RECS_DATA_DIR"] = str(data_dir)
-    from chalicelib import cli, runtime
+    from chalicelib import cli
+    from chalicelib.seam import runtime
 
     runtime.reset()
     if (data_dir / "store.sqlite3").exists():
@@ -54,11 +59,11 @@ def prepare(data_dir: Path, items: int | None) -> None:
 
     folder = data_dir / "generated"
     write(folder, generate(items, 400_000), items)
-    provider = runtime.current().provider
+    workflow = runtime.current().workflow
     for dataset in ("items", "users", "interactions"):
-        report = provider.import_file(dataset, folder / f"{dataset}.csv.gz", "full", None)
+        report = workflow.import_file(dataset, str(folder / f"{dataset}.csv.gz"), "full", None)
         assert report.status == "imported", report
-    for info in provider.train(None, None):
+    for info in workflow.train(None, None):
         print(f"  {info.version_id}: trained in {info.training_seconds:.1f} s")
 
 
@@ -100,13 +105,20 @@ def bench_handler(users: list[str], requests: int, query: str = "") -> list[floa
     return timings
 
 
+def served_recommendations() -> ServedVersion:
+    """The version the recommendations campaign serves (the local provider's public state)."""
+    from chalicelib.providers.local.serving import LocalServing
+    from chalicelib.seam import runtime
+
+    serving = runtime.current().serving
+    assert isinstance(serving, LocalServing)
+    return serving.state.current().campaigns["recommendations"]
+
+
 def bench_engine_vs_implicit(users: list[str], requests: int) -> tuple[list[float], list[float]]:
     from implicit.als import AlternatingLeastSquares
 
-    from chalicelib import runtime
-
-    provider = runtime.current().provider
-    served = provider._current().campaigns["recommendations"]
+    served = served_recommendations()
     model = served.model
     import scipy.sparse as sp
 
@@ -144,9 +156,8 @@ def main() -> int:
         started = time.perf_counter()
         prepare(data_dir, args.items)
         print(f"shop imported and trained in {time.perf_counter() - started:.1f} s")
-        from chalicelib import runtime
 
-        model = runtime.current().provider._current().campaigns["recommendations"].model
+        model = served_recommendations().model
         rng = np.random.default_rng(0)
         users = rng.choice(model.user_ids, size=min(500, len(model.user_ids)), replace=False)
         users = users.tolist()

@@ -1,4 +1,4 @@
-"""The time of a whole solution version (`chalicelib.engine.solution.train`: split, knob choice
+"""The time of a whole solution version (`chalicelib.engine.training.train`: split, knob choice
 on validation users, held-out evaluation, final fit) on the 400k-interaction sets, wall and CPU
 seconds, with the load average beside each run (SPEC §7: under 10 s on 2 cores).
 
@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from engine import DATASETS  # noqa: E402
 
-from chalicelib.engine.solution import train  # noqa: E402
+from chalicelib.engine.training import train  # noqa: E402
 
 
 def main() -> int:

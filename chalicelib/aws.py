@@ -2,7 +2,7 @@
 
 Clients come from one botocore session (its loaded endpoint data, service models and credentials
 are shared); boto3, whose import comes on top of botocore's, is imported only for S3 (its managed
-transfers) and DynamoDB resources.
+transfers).
 
 Clients use botocore's `standard` retry mode and short timeouts, and honour the standard
 `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` variables (boto3 reads them itself), which is how
@@ -16,7 +16,6 @@ from typing import Any
 
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
-_resources: dict[str, Any] = {}
 _session: Any = None
 # Services whose boto3 client adds methods the app uses (S3's upload_file, download_file, ...).
 NEEDS_BOTO3 = frozenset({"s3"})
@@ -29,7 +28,7 @@ TIMEOUTS: dict[str, tuple[float, float, int]] = {
     "personalize-events": (2.0, 5.0, 3),
 }
 DEFAULT_TIMEOUTS = (2.0, 10.0, 3)
-# Services whose every parameter is checked by `chalicelib.models` before a call is built (maxima
+# Services whose every parameter is checked by `chalicelib.payloads` before a call is built (maxima
 # included, which botocore never checks): botocore's second validation would cost about a third
 # of the CPU of each PutEvents call (bench/ingest.py).
 PREVALIDATED = frozenset({"personalize-events"})
@@ -37,6 +36,9 @@ PREVALIDATED = frozenset({"personalize-events"})
 FAST_TIMEOUTS: dict[str, tuple[float, float, int]] = {
     "dynamodb": (0.2, 0.3, 1),
     "personalize": (0.5, 1.0, 1),  # `GET /health`'s DescribeCampaign: a probe must not hang
+    # The API keys' parameter (chalicelib.api.apikeys): a slow store must not eat Braze's 2 s.
+    "ssm": (0.5, 1.0, 2),
+    "secretsmanager": (0.5, 1.0, 2),
 }
 
 
@@ -67,17 +69,6 @@ def client(service: str, fast: bool = False) -> Any:
         return _clients[key]
 
 
-def resource(service: str) -> Any:
-    """The shared boto3 resource of `service` (DynamoDB tables)."""
-    found = _resources.get(service)
-    if found is not None:
-        return found
-    with _lock:
-        if service not in _resources:
-            _resources[service] = _boto3_session().resource(service)
-        return _resources[service]
-
-
 def _botocore_session() -> Any:
     global _session  # noqa: PLW0603 - one per container, like the clients
     if _session is None:
@@ -100,9 +91,8 @@ def override(service: str, value: Any) -> None:
 
 
 def reset() -> None:
-    """Forget every client, resource and the session (tests do this between moto contexts)."""
+    """Forget every client and the session (tests do this between moto contexts)."""
     global _session  # noqa: PLW0603
     with _lock:
         _clients.clear()
-        _resources.clear()
         _session = None

@@ -102,7 +102,8 @@ def summarize(path: Path, catalogue_items: int | None = None, keep_errors: int =
                 summary.first_errors.append(f"line {number}: {record.get('error')}")
             continue
         summary.answered += 1
-        given = record.get("input") if isinstance(record.get("input"), dict) else {}
+        asked = record.get("input")
+        given: dict[str, Any] = asked if isinstance(asked, dict) else {}
         if isinstance(given.get("userId"), str):
             users.add(given["userId"])
         elif isinstance(given.get("itemId"), str):

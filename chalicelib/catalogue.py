@@ -15,7 +15,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -110,8 +110,26 @@ def decorate(
     return {"id": item_id, "url": url, "name": name, "price": price, "image": image, **extra}
 
 
-class Catalogue:
-    """Item id → rendered item. Immutable: a change to the items builds a new catalogue."""
+class Catalogue(Protocol):
+    """What serving needs of a provider's catalogue: items rendered for a response, and which
+    of some ids it has. The local provider's is `InMemoryCatalogue`; the personalize
+    provider's reads the DynamoDB item table on demand (`providers.personalize.catalogue`)."""
+
+    def render(self, item_ids: Iterable[str], limit: int | None = None) -> str:
+        """The JSON array of the items `item_ids`, in order, at most `limit` long."""
+        ...
+
+    def known(self, item_ids: Sequence[str]) -> list[str]:
+        """`item_ids` less those the catalogue does not have (all of them when it cannot tell,
+        as when it is empty), in order."""
+        ...
+
+    def __len__(self) -> int: ...
+
+
+class InMemoryCatalogue:
+    """Item id → rendered item, all in memory. Immutable: a change to the items builds a new
+    catalogue."""
 
     def __init__(
         self,
@@ -139,6 +157,11 @@ class Catalogue:
     def ids(self) -> Iterable[str]:
         return self._json.keys()
 
+    def known(self, item_ids: Sequence[str]) -> list[str]:
+        if not self._json:
+            return list(item_ids)
+        return [i for i in item_ids if i in self._json]
+
     def render(self, item_ids: Iterable[str], limit: int | None = None) -> str:
         """The JSON array of `item_ids`, in order, at most `limit` long."""
         parts: list[str] = []
@@ -164,7 +187,3 @@ class Catalogue:
     def fields_of(self, item_id: str) -> dict[str, Any] | None:
         """The item's normalised fields (what filters test), or None for an unknown item."""
         return self._fields.get(item_id)
-
-    def item(self, item_id: str) -> dict[str, Any] | None:
-        fragment = self._json.get(item_id)
-        return None if fragment is None else json.loads(fragment)

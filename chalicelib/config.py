@@ -18,12 +18,8 @@ from pydantic import (
 )
 
 from chalicelib.names import personalize_name
+from chalicelib.vocabulary import CampaignName, Dataset, RecipeName
 
-Recipe = Literal[
-    "user-personalization", "personalized-ranking", "similar-items", "popularity-count"
-]
-CampaignName = Literal["recommendations", "related-items", "rankings"]
-DatasetName = Literal["interactions", "users", "items"]
 NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9\-_]{0,62}$"  # Personalize's resource-name rule
 
 
@@ -41,6 +37,26 @@ class EventParameters(_Strict):
     event_type: str = Field(min_length=1)
     event_value_threshold: float | None = None
     weight: float = Field(default=1.0, ge=0.0, le=1.0)
+
+
+class EventOptions(_Strict):
+    """A solution's event settings, in Personalize's names: what the engine trains on and how
+    much each posted event weighs (saved with every local model)."""
+
+    event_type: str | None = None
+    event_value_threshold: float | None = None
+    events: tuple[EventParameters, ...] = Field(default=(), max_length=10)
+
+    def weight_of(self, event_type: str) -> float:
+        """The fold-in weight of a posted event of this type (thresholds need the value)."""
+        if self.event_type is not None and event_type.lower() != self.event_type.lower():
+            return 0.0
+        if not self.events:
+            return 1.0
+        for param in self.events:
+            if param.event_type.lower() == event_type.lower():
+                return param.weight
+        return 0.0
 
 
 class IntegerRange(_Strict):
@@ -73,7 +89,10 @@ class HyperParameterRanges(_Strict):
 
     @model_validator(mode="after")
     def _ranges_are_ordered(self) -> HyperParameterRanges:
-        ranges = [*self.integer_hyperparameter_ranges, *self.continuous_hyperparameter_ranges]
+        ranges: list[IntegerRange | ContinuousRange] = [
+            *self.integer_hyperparameter_ranges,
+            *self.continuous_hyperparameter_ranges,
+        ]
         for r in ranges:
             if r.min_value > r.max_value:
                 raise ValueError(f"range of {r.name!r}: min_value is above max_value")
@@ -100,7 +119,7 @@ class HpoConfig(_Strict):
 
 class Solution(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
-    recipe: Recipe
+    recipe: RecipeName
     hyperparameters: dict[str, str | int | float | bool] = Field(default_factory=dict)
     # Which events train it (Personalize's CreateSolution.eventType, solutionConfig's
     # eventValueThreshold and eventsConfig); by default every event weighs the same.
@@ -119,8 +138,12 @@ class Solution(_Strict):
             raise ValueError(f"solution {self.name!r}: performHPO needs an hpo_config with ranges")
         return self
 
-    def event_options(self) -> dict[str, object]:
-        return self.model_dump(include={"event_type", "event_value_threshold", "events"})
+    def event_options(self) -> EventOptions:
+        return EventOptions(
+            event_type=self.event_type,
+            event_value_threshold=self.event_value_threshold,
+            events=tuple(self.events),
+        )
 
 
 class Campaign(_Strict):
@@ -135,7 +158,7 @@ class Campaign(_Strict):
 
 # Dataset schemas as field -> "TYPE [categorical|textual] [nullable]" (Avro types: string, long,
 # int, float, double, boolean), in column order; the bundled sample shop's layout by default.
-DEFAULT_SCHEMAS: dict[str, dict[str, str]] = {
+DEFAULT_SCHEMAS: dict[Dataset, dict[str, str]] = {
     "interactions": {
         "USER_ID": "string",
         "ITEM_ID": "string",
@@ -157,7 +180,7 @@ _FIELD_FLAGS = {"categorical", "textual", "nullable"}
 
 class ProjectConfig(_Strict):
     dataset_group: DatasetGroup = DatasetGroup()
-    schemas: dict[DatasetName, dict[str, str]] = Field(
+    schemas: dict[Dataset, dict[str, str]] = Field(
         default_factory=lambda: {k: dict(v) for k, v in DEFAULT_SCHEMAS.items()}
     )
     # The event tracker (`PutEvents`' tracking id) of the dataset group; one per group.

@@ -19,11 +19,11 @@ import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any
 
-from chalicelib.models import MAX_EPOCH_SECONDS, MAX_ID
+from chalicelib.payloads import MAX_EPOCH_SECONDS, MAX_ID
+from chalicelib.vocabulary import Dataset
 
-Dataset = Literal["interactions", "users", "items"]
 KEYS: dict[str, str] = {"users": "USER_ID", "items": "ITEM_ID"}
 REQUIRED: dict[str, tuple[str, ...]] = {
     "interactions": ("USER_ID", "ITEM_ID", "EVENT_TYPE", "TIMESTAMP"),

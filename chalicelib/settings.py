@@ -33,7 +33,7 @@ class Settings(BaseModel):
     api_keys: str = Field(default="", repr=False)
     # Instead of api_keys: an SSM SecureString parameter (a name starting with `/`, or its ARN)
     # or a Secrets Manager secret (any other name, or its ARN) holding the keys, read once per
-    # process and again after api_keys_ttl seconds (chalicelib/apikeys.py).
+    # process and again after api_keys_ttl seconds (chalicelib/api/apikeys.py).
     api_keys_parameter: str = ""
     api_keys_ttl: int = Field(default=300, ge=0, le=86_400)
     data_dir: Path = PROJECT_ROOT / ".data"
@@ -82,7 +82,7 @@ class Settings(BaseModel):
 
     cache_max_age: int = Field(default=300, ge=0, le=86_400)
     # Byte budget of an item-list response: Braze caches nothing over 1 MB, and a Liquid template
-    # parses the whole body per recipient (chalicelib/budget.py says how items are fitted).
+    # parses the whole body per recipient (chalicelib/api/budget.py says how items are fitted).
     max_response_bytes: int = Field(default=100_000, ge=1024, le=1_000_000)
     # API Gateway accepts 10 MB; nothing this API takes needs more than a few hundred KB.
     max_body_bytes: int = Field(default=512 * 1024, ge=1024)

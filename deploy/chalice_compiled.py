@@ -97,9 +97,9 @@ def install() -> None:
         packager.LayerDeploymentPackager,
     ):
         create = cls.create_deployment_package
-        if not getattr(create, "_adds_bytecode", False):
+        if not getattr(create, "adds_bytecode", False):
             wrapped = _with_bytecode(create)
-            wrapped._adds_bytecode = True  # type: ignore[attr-defined]
+            wrapped.adds_bytecode = True  # type: ignore[attr-defined]
             cls.create_deployment_package = wrapped  # type: ignore[method-assign]
 
 

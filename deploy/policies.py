@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.imports import job_prefix
+from chalicelib.providers.personalize.imports import job_prefix
 
 APP_NAME = "braze-personalize-recs"
 FUNCTIONS = ("api_handler", "ingest_sqs", "ingest_kinesis", "import_s3")
@@ -97,14 +97,9 @@ def api_handler(names: StageResources) -> list[dict[str, Any]]:
         _statement(  # POST /events, /users, /items only queue
             "QueueEvents", ["sqs:GetQueueUrl", "sqs:SendMessage"], names.events_queue_arn
         ),
-        _statement(
+        _statement(  # decoration, the fallback list, POST /items
             "ItemCatalogue",
-            [
-                "dynamodb:BatchGetItem",
-                "dynamodb:GetItem",
-                "dynamodb:PutItem",
-                "dynamodb:DescribeTable",
-            ],
+            ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem"],
             names.items_table_arn,
         ),
         # RECS_API_KEYS_PARAMETER: an SSM SecureString parameter or a Secrets Manager secret.

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from chalice.test import Client
 
-from chalicelib import runtime
+from chalicelib.seam import runtime
 from chalicelib.settings import PROJECT_ROOT
 
 # Fixtures of the `personalize` provider's tests (fake AWS, moto item table, runtime replies).
@@ -75,11 +75,11 @@ def trained_store(shop_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     from chalicelib.settings import Settings
 
     data_dir = tmp_path_factory.mktemp("trained")
-    provider = LocalProvider(Settings(data_dir=data_dir), load_config(Settings().config))
+    workflow = LocalProvider(Settings(data_dir=data_dir), load_config(Settings().config)).workflow
     for dataset in ("items", "users", "interactions"):
-        report = provider.import_file(dataset, shop_csv / f"{dataset}.csv.gz", "full", None)
+        report = workflow.import_file(dataset, str(shop_csv / f"{dataset}.csv.gz"), "full", None)
         assert report.status == "imported", report
-    provider.train(None, None)
+    workflow.train(None, None)
     return data_dir
 
 

@@ -26,7 +26,8 @@ from moto import mock_aws
 from moto.core.authorization import enable_iam_authentication
 from moto.iam.access_control import IAMPolicy, IAMRequestBase, PermissionResult, S3IAMRequest
 
-from chalicelib import aws, requeue
+from chalicelib import aws
+from chalicelib.providers.personalize.ingest import requeue
 from chalicelib.settings import Settings
 from deploy import offline
 from deploy.policies import StageResources, policies
@@ -148,7 +149,8 @@ def acting_as(policy: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterat
     monkeypatch.setattr(
         SecretsManagerResponse, "_determine_resource", _guarded(_secretsmanager), raising=False
     )
-    monkeypatch.setattr(SQSResponse, "_determine_resource", _sqs(SQSResponse._determine_resource))
+    original = SQSResponse._determine_resource  # noqa: SLF001 - moto's hook, wrapped
+    monkeypatch.setattr(SQSResponse, "_determine_resource", _sqs(original))
     check = IAMRequestBase.check_action_permitted
 
     def check_action_permitted(self: Any, resource: str) -> None:
@@ -190,7 +192,7 @@ def _missing_key_needs_list_bucket(
     except Exception:
         found = None
     if found is None and not caller.authorize("s3:ListBucket", f"arn:aws:s3:::{bucket}"):
-        request._raise_access_denied()
+        request._raise_access_denied()  # noqa: SLF001 - moto's own denial, as IAM answers
 
 
 # -- a stage's stack in moto and its functions' policies (the IAM tests' fixture) -------------

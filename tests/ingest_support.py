@@ -17,9 +17,10 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
-from chalicelib import aws, requeue
+from chalicelib import aws
 from chalicelib.config import DEFAULT_SCHEMAS
-from chalicelib.providers.personalize import events as pe
+from chalicelib.providers.personalize.ingest import calls as pe
+from chalicelib.providers.personalize.ingest import requeue
 from chalicelib.settings import Settings
 from tests import iam_support
 from tests.personalize_fakes import reply

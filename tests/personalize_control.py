@@ -45,7 +45,12 @@ class FakePersonalize:
         self.resources: dict[str, dict[str, dict[str, Any]]] = {}  # kind -> arn -> record
         self._ids = itertools.count(1)
         self._clock = itertools.count(1_700_000_000, 60)
+        self.refusals: dict[str, ServiceError] = {}  # operation -> the error it answers with
         self.client.meta.events.register_first("before-send.personalize", self._send)
+
+    def refuse(self, operation: str, code: str, message: str) -> None:
+        """Make every later call of `operation` fail with the service's error `code`."""
+        self.refusals[operation] = ServiceError(code, message)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -58,8 +63,10 @@ class FakePersonalize:
             self.violations += problems
             return reply(400, {"message": "; ".join(problems)}, "ValidationException")
         try:
+            if operation in self.refusals:
+                raise self.refusals[operation]
             out = getattr(self, f"_{operation}")(body)
-        except _Error as exc:
+        except ServiceError as exc:
             return reply(400, {"message": exc.message}, exc.code)
         self._check(operation, out)
         return reply(200, json.loads(json.dumps(out, default=_epoch)))
@@ -74,7 +81,7 @@ class FakePersonalize:
 
     def _new(self, kind: str, arn: str, record: dict[str, Any]) -> dict[str, Any]:
         if arn in self.resources.setdefault(kind, {}):
-            raise _Error("ResourceAlreadyExistsException", f"{arn} already exists")
+            raise ServiceError("ResourceAlreadyExistsException", f"{arn} already exists")
         now = datetime.fromtimestamp(next(self._clock), UTC)
         record = {**record, "status": "CREATE PENDING", "creationDateTime": now}
         self.resources[kind][arn] = record
@@ -83,7 +90,7 @@ class FakePersonalize:
     def _get(self, kind: str, arn: str) -> dict[str, Any]:
         record = self.resources.get(kind, {}).get(arn)
         if record is None:
-            raise _Error("ResourceNotFoundException", f"{arn} not found")
+            raise ServiceError("ResourceNotFoundException", f"{arn} not found")
         return record
 
     def _describe(self, kind: str, arn: str) -> dict[str, Any]:
@@ -144,7 +151,9 @@ class FakePersonalize:
 
     def _CreateEventTracker(self, b: dict[str, Any]) -> dict[str, Any]:
         if self._list("tracker", ("name",), datasetGroupArn=b["datasetGroupArn"]):
-            raise _Error("ResourceAlreadyExistsException", "one event tracker per dataset group")
+            raise ServiceError(
+                "ResourceAlreadyExistsException", "one event tracker per dataset group"
+            )
         arn = f"{PREFIX}:event-tracker/{next(self._ids):08d}"
         record = {**b, "eventTrackerArn": arn, "trackingId": f"tracking-{next(self._ids)}"}
         self._new("tracker", arn, record)
@@ -240,7 +249,7 @@ class FakePersonalize:
         return {"campaignArn": b["campaignArn"]}
 
 
-class _Error(Exception):
+class ServiceError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code, self.message = code, message

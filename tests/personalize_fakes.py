@@ -13,8 +13,9 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.validate import ParamValidator
 
-from chalicelib import aws, runtime
+from chalicelib import aws
 from chalicelib.providers.personalize import items_table
+from chalicelib.seam import runtime
 from tests.service_model import check
 
 REGION = "us-east-1"

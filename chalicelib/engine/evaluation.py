@@ -48,9 +48,11 @@ def split(data: Interactions, holdout: float = 0.1, seed: int = 42) -> Split:
     return Split(train, inputs, truths)
 
 
-def evaluate(
-    recommend: Callable[[np.ndarray, int], Sequence[int]], data: Split, n_items: int
-) -> dict[str, float]:
+# What is evaluated: the top `n` item indices for a history (a model's `recommend_indices`).
+Recommender = Callable[[np.ndarray, int], Sequence[int] | np.ndarray]
+
+
+def evaluate(recommend: Recommender, data: Split, n_items: int) -> dict[str, float]:
     """Metrics under Personalize's names; `recommend(history, k)` returns item indices."""
     k_max = max(CUTOFFS)
     lists: list[list[int]] = [list(recommend(hist, k_max)) for hist in data.inputs]
@@ -77,9 +79,7 @@ PER_USER = {
 }
 
 
-def per_user(
-    recommend: Callable[[np.ndarray, int], Sequence[int]], data: Split, metric: str
-) -> np.ndarray:
+def per_user(recommend: Recommender, data: Split, metric: str) -> np.ndarray:
     """`metric` (a Personalize name, e.g. normalized_discounted_cumulative_gain_at_10) for each
     held-out user, NaN where undefined; empty for a metric of the whole list (coverage)."""
     name, _, k = metric.rpartition("_at_")

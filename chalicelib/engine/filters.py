@@ -1,6 +1,6 @@
-"""Evaluating Personalize filter expressions (parsed by `filter_expression`) to a boolean mask
-over an array of item ids: against item metadata, the user's interactions and the user's own
-metadata, with Personalize's semantics.
+"""Evaluating Personalize filter expressions (parsed by `chalicelib.filters.language`) to a
+boolean mask over an array of item ids: against item metadata, the user's interactions and the
+user's own metadata, with Personalize's semantics.
 
 - `INCLUDE A | INCLUDE B` keeps the union, `EXCLUDE A | EXCLUDE B` drops the union, and
   `INCLUDE A | EXCLUDE B` keeps A minus B (order does not matter).
@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from chalicelib.catalogue import Catalogue, field_name, normalise
-from chalicelib.engine.filter_expression import Condition, Expression, FilterExpression, parse
-from chalicelib.filter_values import parse_number, resolve
-from chalicelib.providers.base import CurrentItemFilterError
+from chalicelib.catalogue import InMemoryCatalogue, field_name, normalise
+from chalicelib.filters import CurrentItemFilterError
+from chalicelib.filters.language import Condition, Expression, FilterExpression, parse
+from chalicelib.filters.values import parse_number, resolve
 
 MAX_EVENTS_PER_TYPE = 100  # Personalize's filters see the 100 most recent events per type
 _CONDITION_CACHE = 256
@@ -74,7 +74,7 @@ class ItemFields:
     def __init__(
         self,
         item_ids: Sequence[str] | np.ndarray,
-        catalogue: Catalogue,
+        catalogue: InMemoryCatalogue,
         index: Mapping[str, int] | None = None,
     ) -> None:
         self.item_ids = [str(i) for i in item_ids]

@@ -14,38 +14,9 @@ to the interactions before any recipe sees them.
 from __future__ import annotations
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
+from chalicelib.config import EventOptions
 from chalicelib.engine.data import Interactions
-
-
-class EventParameters(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    event_type: str = Field(min_length=1)
-    event_value_threshold: float | None = None
-    weight: float = Field(default=1.0, ge=0.0, le=1.0)
-
-
-class EventOptions(BaseModel):
-    """A solution's event settings, in Personalize's names."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    event_type: str | None = None
-    event_value_threshold: float | None = None
-    events: tuple[EventParameters, ...] = Field(default=(), max_length=10)
-
-    def weight_of(self, event_type: str) -> float:
-        """The fold-in weight of a posted event of this type (thresholds need the value)."""
-        if self.event_type is not None and event_type.lower() != self.event_type.lower():
-            return 0.0
-        if not self.events:
-            return 1.0
-        for param in self.events:
-            if param.event_type.lower() == event_type.lower():
-                return param.weight
-        return 0.0
 
 
 def apply_events(data: Interactions, options: EventOptions) -> Interactions:

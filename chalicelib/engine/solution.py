@@ -1,42 +1,29 @@
 """A solution version: a fitted recipe with the data it needs to serve, saved as plain arrays.
 
 Artifacts are `.npz` files loaded with `allow_pickle=False`: loading a model never runs code.
+Each file describes itself in a JSON `meta` entry (recipe, hyperparameters, event settings and
+the trainer's metadata), so it loads without the store that listed it.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from chalicelib.config import EventOptions
 from chalicelib.engine.data import Interactions
-from chalicelib.engine.evaluation import evaluate, split
-from chalicelib.engine.preparation import (
-    EventOptions,
-    apply_events,
-    apply_history_percentiles,
-)
+from chalicelib.engine.preparation import apply_history_percentiles
 from chalicelib.engine.recipes import RECIPES, Recipe, top_k
 from chalicelib.engine.recipes.base import RecipeParams
 from chalicelib.engine.recipes.popularity import popularity
-from chalicelib.engine.recipes.user_personalization import (
-    PersonalizedRankingParams,
-    UserPersonalizationParams,
-)
-from chalicelib.engine.selection import Selection, choose
-from chalicelib.engine.tuning import TuningResult, tune
 
-# Up to this many items, the held-out model and the served one (EASE: items² floats each, 400 MB
-# at 10k items) are fitted side by side.
-PARALLEL_DENSE_ITEMS = 10_000
-
-Progress = Callable[[str, int, int | None], None]
+FORMAT = 1  # of the `meta` entry; a model of another format is refused, never misread
 
 
 class Ranked(NamedTuple):
@@ -63,6 +50,8 @@ class SolutionModel:
     popularity: np.ndarray
     hist_weights: np.ndarray | None = None  # event-type weight per history entry; None: all 1
     events: EventOptions = field(default_factory=EventOptions)
+    # What the trainer recorded with the model (its version id, solution, ...): saved in the file.
+    metadata: dict[str, Any] = field(default_factory=dict)
     item_index: dict[str, int] = field(init=False)
     user_index: dict[str, int] = field(init=False)
     popular_order: np.ndarray = field(init=False)
@@ -159,52 +148,81 @@ class SolutionModel:
         indices, _ = self.recipe.related(item)
         if allowed is not None:
             indices = indices[allowed[indices]]
-        return self.item_ids[indices[:n]].tolist()
+        return list(self.item_ids[indices[:n]].tolist())
 
     def rank(
         self, history: np.ndarray, item_ids: Sequence[str], weights: np.ndarray | None = None
     ) -> Ranked:
-        """`item_ids` by score, each with its score; items the model does not know go last, in
-        the given order, with no score (None)."""
-        scores = self.recipe.scores(history, weights)
-        known = [(i, self.item_index[i]) for i in item_ids if i in self.item_index]
+        """`item_ids` by score, best first, each with its score; for a user without history, by
+        popularity (as Personalize ranks for a cold user). Items the model does not know go
+        last, in the given order, with no score (None); equal scores keep the given order."""
+        if len(history):
+            values = self.recipe.scores(history, weights)
+        else:
+            values = self.popularity.astype(np.float64)
+        known = [i for i in item_ids if i in self.item_index]
         unknown = [i for i in item_ids if i not in self.item_index]
-        order = sorted(range(len(known)), key=lambda j: -float(scores[known[j][1]]))
-        values: list[float | None] = [*_rounded(scores[[known[j][1] for j in order]])]
-        return Ranked([known[j][0] for j in order] + unknown, values + [None] * len(unknown))
+        indices = np.fromiter((self.item_index[i] for i in known), np.int64, len(known))
+        order = indices[np.argsort(-values[indices], kind="stable")]
+        scores: list[float | None] = [*_rounded(values[order])]
+        return Ranked(self.item_ids[order].tolist() + unknown, scores + [None] * len(unknown))
 
     # -- persistence ------------------------------------------------------------------------
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, metadata: Mapping[str, Any] | None = None) -> None:
+        """Arrays, plus a JSON `meta` entry describing the model (format, recipe, its
+        hyperparameters, event settings and the caller's `metadata`), so that the file loads
+        alone. Written to a temporary name first: a crash never leaves half a model behind."""
+        meta = {
+            "format": FORMAT,
+            "recipe": self.recipe_name,
+            "params": self.params.model_dump(mode="json"),
+            "events": self.events.model_dump(mode="json"),
+            "metadata": dict(metadata or {}),
+        }
         arrays = {
+            "meta": np.asarray(json.dumps(meta, ensure_ascii=False, allow_nan=False)),
             "item_ids": self.item_ids,
             "user_ids": self.user_ids,
             "hist_indptr": self.hist_indptr,
             "hist_indices": self.hist_indices,
             "popularity": self.popularity,
-            "events": np.asarray(self.events.model_dump_json()),
         }
         if self.hist_weights is not None:
             arrays["hist_weights"] = self.hist_weights
         arrays.update({f"recipe_{k}": v for k, v in self.recipe.arrays().items()})
         tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, **arrays)
+        np.savez(tmp, allow_pickle=False, **arrays)
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: Path, recipe_name: str, hyperparameters: dict[str, Any]) -> SolutionModel:
-        recipe_cls = RECIPES[recipe_name]
-        known = recipe_cls.Params.model_fields
-        params = recipe_cls.Params.model_validate(
-            {k: v for k, v in hyperparameters.items() if k in known}
-        )
+    def load(cls, path: Path, described_as: Mapping[str, Any] | None = None) -> SolutionModel:
+        """The model saved at `path`, from the file alone (`allow_pickle=False`: loading never
+        runs code). `described_as` ({"recipe", "params"}, a stored version's row) serves only
+        for files written before models described themselves."""
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
+        if "meta" in arrays:
+            meta = json.loads(str(arrays.pop("meta")))
+            if meta.get("format") != FORMAT:
+                raise ValueError(f"model format {meta.get('format')!r}, not {FORMAT}")
+            events = EventOptions.model_validate(meta["events"])
+        elif described_as is not None:
+            meta = {"recipe": described_as["recipe"], "params": described_as["params"]}
+            legacy = arrays.pop("events", None)
+            events = EventOptions.model_validate_json(str(legacy)) if legacy else EventOptions()
+        else:
+            raise ValueError(f"{path.name} does not describe its model: train it again")
+        recipe_cls = RECIPES[meta["recipe"]]
+        known = recipe_cls.Params.model_fields
+        params = recipe_cls.Params.model_validate(
+            {k: v for k, v in meta["params"].items() if k in known}
+        )
         recipe_arrays = {
             k.removeprefix("recipe_"): v for k, v in arrays.items() if k[:7] == "recipe_"
         }
         return cls(
-            recipe_name=recipe_name,
+            recipe_name=meta["recipe"],
             params=params,
             recipe=recipe_cls.from_arrays(params, recipe_arrays),
             item_ids=arrays["item_ids"],
@@ -213,9 +231,8 @@ class SolutionModel:
             hist_indices=arrays["hist_indices"],
             popularity=arrays["popularity"],
             hist_weights=arrays.get("hist_weights"),
-            events=EventOptions.model_validate_json(str(arrays["events"]))
-            if "events" in arrays
-            else EventOptions(),
+            events=events,
+            metadata=meta.get("metadata", {}),
         )
 
 
@@ -244,101 +261,3 @@ def fit(
         hist_weights=None if data.weights is None else weights,
         events=events or EventOptions(),
     )
-
-
-def choose_knobs(
-    recipe_name: str, hyperparameters: dict[str, Any], train_users: Interactions
-) -> Selection:
-    """The knobs `hyperparameters` leaves unset, chosen on a validation split of `train_users`
-    (nothing for a recipe without automatic defaults, or with `auto_tune = false`)."""
-    params = RECIPES[recipe_name].Params.model_validate(hyperparameters)
-    if not isinstance(params, UserPersonalizationParams) or not params.auto_tune:
-        return Selection()
-    given = dict(hyperparameters)
-    if isinstance(params, PersonalizedRankingParams):
-        given.setdefault("exclude_seen", params.exclude_seen)  # a ranking never drops items
-    return choose(given, params, train_users)
-
-
-def choose_and_fit(
-    recipe_name: str, hyperparameters: dict[str, Any], train_users: Interactions
-) -> tuple[SolutionModel, Selection]:
-    """What `train` builds for its held-out evaluation: knobs chosen, then fitted."""
-    selection = choose_knobs(recipe_name, hyperparameters, train_users)
-    params = RECIPES[recipe_name].Params.model_validate(
-        {**hyperparameters, **selection.values_for(train_users)}
-    )
-    return fit(recipe_name, params, train_users), selection
-
-
-@dataclass(frozen=True)
-class TrainingResult:
-    model: SolutionModel
-    metrics: dict[str, float]
-    counts: dict[str, int]
-    seconds: float
-    tuning: TuningResult | None = None
-    # What `auto_tune` chose and its validation figures (None: nothing was chosen).
-    choice: dict[str, Any] | None = None
-
-
-def train(
-    recipe_name: str,
-    hyperparameters: dict[str, Any],
-    data: Interactions,
-    progress: Progress | None = None,
-    *,
-    events: EventOptions | None = None,
-    hpo: dict[str, Any] | None = None,
-) -> TrainingResult:
-    """Evaluate on Personalize's split, then fit the served model on all the data. With `hpo`
-    (a `config.HpoConfig` as a dict), tune on the split's training users first."""
-    started = time.perf_counter()
-    report = progress or (lambda stage, done, total: None)
-    if recipe_name not in RECIPES:
-        raise ValueError(f"unknown recipe {recipe_name!r}; known: {', '.join(sorted(RECIPES))}")
-    params = RECIPES[recipe_name].Params.model_validate(hyperparameters)
-    events = events or EventOptions()
-    total = len(data)
-    data = apply_events(data, events)
-    data.check_trainable()  # Personalize counts after event type and value filtering
-    parts = split(data)
-    tuning = None
-    held_params = params
-    choice = None
-    report("choosing knobs on validation users", 0, None)
-    selection = choose_knobs(recipe_name, hyperparameters, parts.train)
-    validate = RECIPES[recipe_name].Params.model_validate
-    base = {**hyperparameters, **selection.values_for(parts.train)}
-    tuned: dict[str, Any] = {}
-    if hpo is not None:  # the chosen knobs are HPO's defaults, its first trial
-        tuning = tune(recipe_name, base, parts.train, hpo, progress)
-        tuned = tuning.best
-    if selection.chosen or tuned:
-        held_params = validate({**base, **tuned})
-        params = validate({**hyperparameters, **selection.values_for(data), **tuned})
-        choice = selection.summary(data) if selection.chosen else None
-    report("evaluating on held-out users", 0, 2)
-    # The served model does not depend on the evaluation: on 2 cores it is fitted beside it (BLAS,
-    # scipy and numpy's kernels release the GIL). Two models in memory at once are held only
-    # while each is small; a dense items² EASE matrix above PARALLEL_DENSE_ITEMS is fitted alone.
-    dense_limit = getattr(params, "dense_item_limit", 0)
-    side_by_side = (os.cpu_count() or 1) > 1 and (
-        data.n_items <= PARALLEL_DENSE_ITEMS or data.n_items > dense_limit
-    )
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        final = pool.submit(fit, recipe_name, params, data, events) if side_by_side else None
-        held_out = fit(recipe_name, held_params, parts.train, events)
-        metrics = evaluate(held_out.recommend_indices, parts, data.n_items)
-        del held_out
-        report("fitting the solution version", 1, 2)
-        model = final.result() if final else fit(recipe_name, params, data, events)
-    report("done", 2, 2)
-    counts = {
-        "interactions": total,
-        "training_interactions": len(data),
-        "users": data.n_users,
-        "items": data.n_items,
-    }
-    seconds = time.perf_counter() - started
-    return TrainingResult(model, metrics, counts, seconds, tuning, choice)

@@ -18,17 +18,20 @@ allows (≤ 40 training jobs) and handles mixed integer, continuous and categori
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from chalicelib.config import HpoConfig, HyperParameterRanges
 from chalicelib.engine.data import Interactions
 from chalicelib.engine.evaluation import evaluate, per_user
+from chalicelib.engine.recipes import RECIPES
 from chalicelib.engine.selection import validation_split
+from chalicelib.engine.solution import fit
+from chalicelib.vocabulary import Progress
 
-Progress = Callable[[str, int, int | None], None]
 REPEATS = 2
 MARGIN = 1.0
 
@@ -53,8 +56,20 @@ class TuningResult:
         }
 
 
-def _ranges(params_cls: Any, ranges: Mapping[str, Any]) -> list[str]:
-    names = [r["name"] for kind in ranges.values() for r in kind]
+def _names(ranges: HyperParameterRanges) -> list[str]:
+    return [
+        r.name
+        for kind in (
+            ranges.integer_hyperparameter_ranges,
+            ranges.continuous_hyperparameter_ranges,
+            ranges.categorical_hyperparameter_ranges,
+        )
+        for r in kind
+    ]
+
+
+def _ranges(params_cls: Any, ranges: HyperParameterRanges) -> list[str]:
+    names = _names(ranges)
     unknown = sorted(set(names) - set(params_cls.model_fields))
     if unknown:
         raise ValueError(
@@ -66,49 +81,48 @@ def _ranges(params_cls: Any, ranges: Mapping[str, Any]) -> list[str]:
     return names
 
 
-def _defaults(base: Mapping[str, Any], params_cls: Any, ranges: Mapping[str, Any]) -> dict:
+def _defaults(
+    base: Mapping[str, Any], params_cls: Any, ranges: HyperParameterRanges
+) -> dict[str, Any]:
     """The ranged knobs' values in `base` (else the recipe's defaults), as they are: the
     defaults stay a candidate even where the given ranges leave them out."""
     defaults = params_cls.model_validate(dict(base)).model_dump()
-    return {r["name"]: defaults.get(r["name"]) for kind in ranges.values() for r in kind}
+    return {name: defaults.get(name) for name in _names(ranges)}
 
 
 def tune(
     recipe_name: str,
     base: Mapping[str, Any],
     train_users: Interactions,
-    hpo: Mapping[str, Any],
+    hpo: HpoConfig,
     progress: Progress | None = None,
     *,
     seed: int = 0,
 ) -> TuningResult:
-    """Search `hpo["algorithm_hyperparameter_ranges"]` for `recipe_name`, starting from the
-    fixed hyperparameters `base`; `hpo` is a `config.HpoConfig` dumped to a dict."""
+    """Search `hpo.algorithm_hyperparameter_ranges` for `recipe_name`, starting from the fixed
+    hyperparameters `base`."""
     import optuna  # noqa: PLC0415 - only a solution that asks for HPO pays for the import
 
-    from chalicelib.engine.recipes import RECIPES  # noqa: PLC0415
-    from chalicelib.engine.solution import fit  # noqa: PLC0415 - solution imports this module
-
     params_cls = RECIPES[recipe_name].Params
-    ranges = hpo["algorithm_hyperparameter_ranges"]
+    ranges = hpo.algorithm_hyperparameter_ranges
     _ranges(params_cls, ranges)
-    objective = hpo["hpo_objective"]["metric_name"]
-    maximize = hpo["hpo_objective"]["type"] == "Maximize"
-    n_trials = int(hpo["hpo_resource_config"]["max_number_of_training_jobs"])
+    objective = hpo.hpo_objective.metric_name
+    maximize = hpo.hpo_objective.type == "Maximize"
+    n_trials = hpo.hpo_resource_config.max_number_of_training_jobs
     splits = [validation_split(train_users, repeat) for repeat in range(REPEATS)]
     report = progress or (lambda stage, done, total: None)
 
     def suggest(trial: optuna.Trial) -> dict[str, Any]:
         chosen: dict[str, Any] = {}
-        for r in ranges["integer_hyperparameter_ranges"]:
-            chosen[r["name"]] = trial.suggest_int(r["name"], r["min_value"], r["max_value"])
-        for r in ranges["continuous_hyperparameter_ranges"]:
-            low, high = r["min_value"], r["max_value"]
+        for r in ranges.integer_hyperparameter_ranges:
+            chosen[r.name] = trial.suggest_int(r.name, r.min_value, r.max_value)
+        for c in ranges.continuous_hyperparameter_ranges:
+            low, high = c.min_value, c.max_value
             # A range spanning orders of magnitude (a regularisation) is searched in log scale.
             log = low > 0 and high / low >= 100
-            chosen[r["name"]] = trial.suggest_float(r["name"], low, high, log=log)
-        for r in ranges["categorical_hyperparameter_ranges"]:
-            chosen[r["name"]] = trial.suggest_categorical(r["name"], r["values"])
+            chosen[c.name] = trial.suggest_float(c.name, low, high, log=log)
+        for k in ranges.categorical_hyperparameter_ranges:
+            chosen[k.name] = trial.suggest_categorical(k.name, k.values)
         return chosen
 
     trials: list[dict[str, Any]] = []

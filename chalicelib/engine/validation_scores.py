@@ -204,7 +204,8 @@ class ValidationScores:
                 (score.ravel()[valid], (rows[valid], idx.ravel()[valid])),
                 shape=(self.n_items, self.n_items),
             )
-            return (self.weights(h) @ matrix).toarray()
+            scores: np.ndarray = (self.weights(h) @ matrix).toarray()
+            return scores
 
         return make
 
@@ -261,7 +262,8 @@ class ValidationScores:
             assert self.pool is not None and self.fitted.factors is not None
             vectors, scale = self.fitted.factors[0][:, :rank], self.fitted.factors[1]
             users = np.asarray((self.weights(h) @ sp.diags(scale)) @ vectors, dtype=np.float32)
-            return np.einsum("ur,upr->up", users, vectors[self.pool])
+            pooled_scores: np.ndarray = np.einsum("ur,upr->up", users, vectors[self.pool])
+            return pooled_scores
 
         return self._get(("factor", rank, h), self._factor_maker(rank, h), pooled)
 

@@ -1,25 +1,3 @@
-"""The seam between the HTTP/queue edges and a recommendation backend (`local` or `personalize`)."""
-
-from chalicelib.providers.base import (
-    BatchReport,
-    FilterError,
-    FilterRequest,
-    ImportReport,
-    Provider,
-    ProviderError,
-    Recommendations,
-    SolutionVersionInfo,
-    UnknownFilterError,
-)
-
-__all__ = [
-    "BatchReport",
-    "FilterError",
-    "FilterRequest",
-    "ImportReport",
-    "Provider",
-    "ProviderError",
-    "Recommendations",
-    "SolutionVersionInfo",
-    "UnknownFilterError",
-]
+"""The two providers: `local` (the embedded engine on a SQLite store) and `personalize` (Amazon
+Personalize through boto3). Each fills the roles of `chalicelib.seam.roles`; only
+`chalicelib.seam.runtime` chooses between them."""

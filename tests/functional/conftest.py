@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from chalice.test import Client, HTTPResponse, TestHTTPClient
 
-from chalicelib import runtime
+from chalicelib.seam import runtime
 from chalicelib.settings import PROJECT_ROOT
 
 WRITES = ("/events", "/users", "/items")

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib import cli, runtime
+from chalicelib import cli
 from chalicelib.providers.local.store import LocalStore
+from chalicelib.seam import runtime
 from chalicelib.settings import PROJECT_ROOT
 from tests.functional.support import category
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib import braze, cli, runtime
+from chalicelib import braze, cli
+from chalicelib.seam import runtime
 
 KEY = "braze-secret-key-0123456789"
 

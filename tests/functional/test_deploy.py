@@ -75,7 +75,7 @@ def stage(
     (project / ".chalice").mkdir()
     shutil.copy2(PROJECT_ROOT / ".chalice" / "config.json", project / ".chalice" / "config.json")
     monkeypatch.setattr(packager.DependencyBuilder, "build_site_packages", offline.copy_installed)
-    client = TypedAWSClient._client
+    client = TypedAWSClient._client  # noqa: SLF001 - Chalice's one client factory, bridged
 
     def bridged(self: Any, service: str) -> Any:
         made = client(self, service)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import runtime
 from chalicelib.providers.local.database import Database
+from chalicelib.seam import runtime
 from tests.functional.support import get, ids_of, post
 
 RECS = "/recommendations?user_id=u1&num_results=5"

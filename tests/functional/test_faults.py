@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import runtime
 from chalicelib.engine.solution import SolutionModel
+from chalicelib.seam import runtime
 from tests.functional.support import assert_error, get, ids_of, post, purchases, source_of
 
 RECS = "/recommendations?user_id=u1&num_results=5"
@@ -207,7 +207,7 @@ def test_with_every_model_broken_the_fallback_does_not_wait_for_a_popularity_cou
     assert elapsed < 0.5
     assert len(ids_of(response)) == 5
     assert response.headers["X-Fallback-Reason"] == "model_unavailable"
-    counted = original(runtime.current().provider.store, 5)  # type: ignore[attr-defined]
+    counted = original(LocalStore(data_dir), 5)
     deadline = time.monotonic() + 5
     while ids_of(get(client, RECS)) != counted:
         assert time.monotonic() < deadline, "the counted popular list never arrived"

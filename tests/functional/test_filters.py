@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from chalice.test import Client
 
-from chalicelib import runtime
+from chalicelib.seam import runtime
 from chalicelib.settings import PROJECT_ROOT
 from tests.functional.support import (
     assert_error,

@@ -223,7 +223,7 @@ def test_the_compiled_package_holds_bytecode_for_every_module(dev: dict[str, Pat
         for n in modules
     }
     assert names == plain | expected
-    header = compiled.read(f"chalicelib/__pycache__/serving.{tag}.pyc")[4:8]
+    header = compiled.read(f"chalicelib/api/__pycache__/routes.{tag}.pyc")[4:8]
     assert int.from_bytes(header, "little") == 0b11  # hash-based, checked against the source
 
     task = dev["compiled"] / "task"
@@ -235,7 +235,10 @@ def test_the_compiled_package_holds_bytecode_for_every_module(dev: dict[str, Pat
         "RECS_PROVIDER": "personalize",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-    code = "import app\nfrom chalicelib import serving, runtime\nruntime.current()"
+    code = (
+        "import app\nfrom chalicelib.api import routes\nfrom chalicelib.seam import runtime\n"
+        "runtime.current()"
+    )
     out = subprocess.run(
         [sys.executable, "-v", "-c", code],
         cwd=task,

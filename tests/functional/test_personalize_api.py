@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from chalice.test import Client
 
-from chalicelib import runtime
+from chalicelib.seam import runtime
 from chalicelib.settings import PROJECT_ROOT
 from tests.functional.support import get, ids_of, items_of, post, source_of
 from tests.personalize_fakes import (

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from chalicelib.providers.local import LocalProvider
+from chalicelib.providers.local.serving import LocalServing
 from tests.conftest import AUTH
 from tests.functional.support import (
     assert_error,
@@ -148,7 +148,7 @@ def test_recommendations_provider_failure_serves_fallback_not_5xx(client, monkey
     def broken(*_args, **_kwargs):
         raise RuntimeError("backend down")
 
-    monkeypatch.setattr(LocalProvider, "recommend", broken)
+    monkeypatch.setattr(LocalServing, "recommend", broken)
     response = get(client, recs_path("u1", num_results=4))
     assert response.status_code == 200
     assert source_of(response) == "fallback"

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib import server
+from chalicelib.api import server
 from tests.conftest import DEV_KEY
 
 ROUTES = [

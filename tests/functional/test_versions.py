@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import cli, runtime
+from chalicelib import cli
+from chalicelib.seam import runtime
 from chalicelib.settings import PROJECT_ROOT
 
 METRICS = {
@@ -31,7 +32,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def served(campaign: str = "recommendations") -> str:
-    return runtime.current().provider.health()["campaigns"][campaign]  # type: ignore[index]
+    return runtime.current().serving.health()["campaigns"][campaign]  # type: ignore[index]
 
 
 def test_metrics_json_uses_personalize_names(data_dir: Path, capsys) -> None:

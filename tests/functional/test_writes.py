@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from chalicelib import runtime
 from chalicelib.providers.local.store import LocalStore
+from chalicelib.seam import runtime
 from tests.functional.support import (
     assert_error,
     get,

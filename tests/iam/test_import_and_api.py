@@ -13,8 +13,9 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib import imports
 from chalicelib.config import load_config
+from chalicelib.handlers import imports as s3_handler
+from chalicelib.providers.personalize import imports
 from tests import iam_support
 from tests.iam_support import (
     BY_LAMBDA,
@@ -65,7 +66,7 @@ def run_import(
         jobs = FakeJobs()
         for event in dropped:
             try:
-                results += imports.handle_s3(event, d.settings, config)
+                results += s3_handler.handle_s3(event, d.settings, config)
             except Exception:
                 results.append(None)
             jobs.complete()
@@ -123,8 +124,9 @@ def run_api(
     from chalice.test import Client
 
     from app import app
-    from chalicelib import aws, runtime
+    from chalicelib import aws
     from chalicelib.providers.personalize import items_table
+    from chalicelib.seam import runtime
     from tests.personalize_fakes import FakeRuntime, items_reply, throttled
 
     prefix = d.names.personalize
@@ -196,8 +198,8 @@ def _events_body() -> dict[str, Any]:
 
 
 def _provider_bug(body: dict[str, Any]) -> Any:
-    """A ranking the provider fails on unexpectedly: the route falls back to the given items
-    the catalogue has, asking the catalogue's size."""
+    """A ranking the provider fails on unexpectedly: the fallback policy serves the given items
+    the item table has (BatchGetItem), most popular first."""
     raise RuntimeError("not a Personalize error")
 
 

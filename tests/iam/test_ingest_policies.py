@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib import ingest
+from chalicelib.handlers import ingest
 from tests import iam_support
 from tests.iam_support import (
     BY_LAMBDA,

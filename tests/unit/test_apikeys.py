@@ -12,8 +12,10 @@ import pytest
 from chalice.test import Client
 from moto import mock_aws
 
-from chalicelib import apikeys, runtime
-from chalicelib.apikeys import KeySource, is_ssm, parse_keys
+from chalicelib import aws
+from chalicelib.api import apikeys
+from chalicelib.api.apikeys import KeySource, is_ssm, parse_keys
+from chalicelib.seam import runtime
 from chalicelib.settings import PROJECT_ROOT, Settings
 
 REGION = "us-east-1"
@@ -27,10 +29,10 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
                        "AWS_DEFAULT_REGION": REGION}.items():  # fmt: skip
         monkeypatch.setenv(key, value)
     with mock_aws():
-        apikeys._clients.clear()
+        aws.reset()
         apikeys.SOURCE.forget()
         yield
-    apikeys._clients.clear()
+    aws.reset()
     apikeys.SOURCE.forget()
 
 

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from chalicelib.auth import is_authorized, supplied_key
+from chalicelib.api.auth import is_authorized, supplied_key
 
 
 def basic(user: str, password: str) -> dict[str, str]:

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.budget import MAX_NAME, fit
+from chalicelib.api.budget import MAX_NAME, fit
 from chalicelib.catalogue import CORE_FIELDS
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from chalicelib.catalogue import Catalogue, decorate, field_name
+from chalicelib.catalogue import InMemoryCatalogue, decorate, field_name
 
 
 def test_field_names_from_csv_camel_and_snake_case_agree() -> None:
@@ -42,7 +42,7 @@ def test_templates_are_not_format_strings() -> None:
 
 
 def test_render_keeps_order_and_limit_and_is_valid_json() -> None:
-    catalogue = Catalogue(
+    catalogue = InMemoryCatalogue(
         [("a", {"name": 'Ä "quoted"'}), ("b", {"name": "B"}), ("c", {"name": "C"})],
         url_template="https://s/{id}",
     )
@@ -52,14 +52,14 @@ def test_render_keeps_order_and_limit_and_is_valid_json() -> None:
 
 
 def test_unknown_ids_render_from_templates_only() -> None:
-    catalogue = Catalogue([], url_template="https://s/{id}")
+    catalogue = InMemoryCatalogue([], url_template="https://s/{id}")
     assert json.loads(catalogue.render(["zz"])) == [
         {"id": "zz", "url": "https://s/zz", "name": None, "price": None, "image": None}
     ]
 
 
 def test_column_gives_normalised_field_values_for_filters() -> None:
-    catalogue = Catalogue([("a", {"CATEGORY": "toys"}), ("b", {"price": 3})])
+    catalogue = InMemoryCatalogue([("a", {"CATEGORY": "toys"}), ("b", {"price": 3})])
     assert catalogue.column("category") == {"a": "toys"}
     assert catalogue.column("price") == {"b": 3}
     assert "a" in catalogue and "zz" not in catalogue and len(catalogue) == 2

@@ -15,6 +15,7 @@ from botocore.stub import Stubber
 from chalicelib import aws
 from chalicelib.config import load_config
 from chalicelib.providers.personalize import setup as aws_setup
+from chalicelib.providers.personalize import training as aws_training
 from chalicelib.settings import PROJECT_ROOT, Settings
 from deploy import offline
 from deploy import stage as deploy_stage
@@ -77,7 +78,7 @@ def test_sync_writes_the_stack_and_the_dataset_group_into_the_stage(
 ) -> None:
     config = load_config(Settings().config)
     aws_setup.setup(config, poll_seconds=0)
-    aws_setup.train(Settings(), config, poll_seconds=0)  # the campaigns too
+    aws_training.train(Settings(), config, poll_seconds=0)  # the campaigns too
     assert deploy_stage.check_stage(project, "prod")  # nothing filled yet
     written = deploy_stage.sync("prod", "braze-recs-prod", project, Session(outputs))
     assert deploy_stage.check_stage(project, "prod") == []

@@ -6,15 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from chalicelib.config import EventOptions, EventParameters
 from chalicelib.engine.data import Interactions, NotEnoughDataError
-from chalicelib.engine.preparation import (
-    EventOptions,
-    EventParameters,
-    apply_events,
-    apply_history_percentiles,
-)
+from chalicelib.engine.preparation import apply_events, apply_history_percentiles
 from chalicelib.engine.recipes import RECIPES
-from chalicelib.engine.solution import fit, train
+from chalicelib.engine.solution import fit
+from chalicelib.engine.training import train
 
 DAY = 86_400.0
 ALL_USERS = {"max_user_history_length_percentile": 1.0}
@@ -215,7 +212,7 @@ def test_a_factor_model_survives_saving_and_loading(tmp_path) -> None:  # type: 
     model = fit("user-personalization", params(hidden_dimension=8, **ALL_USERS), data)
     path = tmp_path / "model.npz"
     model.save(path)
-    loaded = SolutionModel.load(path, "user-personalization", model.params.model_dump())
+    loaded = SolutionModel.load(path)
     history = np.asarray([1, 5, 9])
     assert np.allclose(loaded.recipe.scores(history), model.recipe.scores(history))
 

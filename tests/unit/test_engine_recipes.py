@@ -13,7 +13,8 @@ from chalicelib.engine.data import Interactions, NotEnoughDataError
 from chalicelib.engine.recipes import top_k
 from chalicelib.engine.recipes.item_item import cooccurrence_neighbours, ease_weights
 from chalicelib.engine.recipes.popularity import popularity
-from chalicelib.engine.solution import SolutionModel, fit, train
+from chalicelib.engine.solution import SolutionModel, fit
+from chalicelib.engine.training import train
 
 X = sp.csr_matrix(
     np.array(
@@ -115,8 +116,10 @@ def test_user_personalization_folds_in_new_events(dense_item_limit: int) -> None
 def test_solution_model_round_trips_through_npz(tmp_path: Path) -> None:
     model = fit("user-personalization", _params(), shop())
     path = tmp_path / "v1.npz"
-    model.save(path)
-    loaded = SolutionModel.load(path, "user-personalization", model.params.model_dump())
+    model.save(path, {"version_id": "v1"})
+    loaded = SolutionModel.load(path)  # the file alone: recipe, knobs and events are inside
+    assert (loaded.recipe_name, loaded.params) == (model.recipe_name, model.params)
+    assert loaded.metadata == {"version_id": "v1"}
     history = model.history("u3")
     assert loaded.recommend(history, 10, None) == model.recommend(history, 10, None)
     assert loaded.rank(history, ["b1", "zzz", "a1"]) == model.rank(history, ["b1", "zzz", "a1"])

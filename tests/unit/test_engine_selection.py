@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chalicelib.engine import solution
+from chalicelib.engine import training
 from chalicelib.engine.data import Interactions
 from chalicelib.engine.evaluation import split
 from chalicelib.engine.recipes import RECIPES
@@ -59,14 +59,14 @@ def test_train_chooses_on_training_users_and_stores_what_it_chose(
 ) -> None:
     data = walks()
     seen: list[set[str]] = []
-    real = solution.choose
+    real = training.choose
 
     def spy(given, params, train_users):  # type: ignore[no-untyped-def]
         seen.append(set(train_users.user_ids[np.unique(train_users.users)].tolist()))
         return real(given, params, train_users)
 
-    monkeypatch.setattr(solution, "choose", spy)
-    result = solution.train("user-personalization", {}, data)
+    monkeypatch.setattr(training, "choose", spy)
+    result = training.train("user-personalization", {}, data)
     test_users = set(data.user_ids.tolist()) - set(
         data.user_ids[np.unique(split(data).train.users)].tolist()
     )
@@ -83,17 +83,17 @@ def test_train_chooses_on_training_users_and_stores_what_it_chose(
 
 def test_knobs_set_in_the_configuration_are_kept_as_given() -> None:
     given = {"regularization": 123.0, "recency_half_life": 3.0, "ease_blend": 0.4}
-    result = solution.train("user-personalization", given, walks())
+    result = training.train("user-personalization", given, walks())
     params = result.model.params
     assert (params.regularization, params.recency_half_life, params.ease_blend) == (123.0, 3.0, 0.4)
     assert result.choice is not None and not set(given) & set(result.choice["chosen"])
-    off = solution.train("user-personalization", {"auto_tune": False}, walks())
+    off = training.train("user-personalization", {"auto_tune": False}, walks())
     assert off.choice is None and off.model.params.regularization == 2000.0
 
 
 def test_order_in_time_decides_the_recency_half_life() -> None:
-    ordered = solution.train("user-personalization", {}, walks(ordered=True))
-    shuffled = solution.train("user-personalization", {}, walks(ordered=False))
+    ordered = training.train("user-personalization", {}, walks(ordered=True))
+    shuffled = training.train("user-personalization", {}, walks(ordered=False))
     assert ordered.choice is not None and shuffled.choice is not None
     short = ordered.choice["chosen"]["recency_half_life"]
     long = shuffled.choice["chosen"]["recency_half_life"]

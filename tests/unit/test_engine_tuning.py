@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from chalicelib.config import HpoConfig, Solution
-from chalicelib.engine import solution
+from chalicelib.engine import training
 from chalicelib.engine.data import Interactions
 from chalicelib.engine.evaluation import split
 
@@ -23,13 +23,13 @@ def shop() -> Interactions:
     return Interactions.from_rows(rows)
 
 
-def hpo(**ranges: object) -> dict[str, object]:
+def hpo(**ranges: object) -> HpoConfig:
     return HpoConfig.model_validate(
         {
             "hpo_resource_config": {"max_number_of_training_jobs": 4},
             "algorithm_hyperparameter_ranges": ranges,
         }
-    ).model_dump()
+    )
 
 
 def test_hpo_tunes_on_training_users_only_and_trains_the_best(
@@ -37,13 +37,13 @@ def test_hpo_tunes_on_training_users_only_and_trains_the_best(
 ) -> None:
     data = shop()
     seen_by_tuner: list[set[str]] = []
-    real_tune = solution.tune
+    real_tune = training.tune
 
     def spy(recipe, base, train_users, config, progress=None):  # type: ignore[no-untyped-def]
         seen_by_tuner.append(set(train_users.user_ids[np.unique(train_users.users)].tolist()))
         return real_tune(recipe, base, train_users, config, progress)
 
-    monkeypatch.setattr(solution, "tune", spy)
+    monkeypatch.setattr(training, "tune", spy)
     stages: list[tuple[str, int, int | None]] = []
     config = hpo(
         continuous_hyperparameter_ranges=[
@@ -51,7 +51,7 @@ def test_hpo_tunes_on_training_users_only_and_trains_the_best(
         ],
         integer_hyperparameter_ranges=[{"name": "max_history", "min_value": 1, "max_value": 50}],
     )
-    result = solution.train(
+    result = training.train(
         "user-personalization", {}, data, lambda *a: stages.append(a), hpo=config
     )
 
@@ -80,7 +80,7 @@ def test_hpo_keeps_the_defaults_unless_a_trial_is_clearly_better() -> None:
     config = hpo(
         integer_hyperparameter_ranges=[{"name": "max_history", "min_value": 1, "max_value": 1}]
     )
-    result = solution.train("user-personalization", {}, shop(), hpo=config)
+    result = training.train("user-personalization", {}, shop(), hpo=config)
     assert result.tuning is not None and result.tuning.kept_defaults
     assert result.model.params.max_history == 200
 
@@ -88,7 +88,7 @@ def test_hpo_keeps_the_defaults_unless_a_trial_is_clearly_better() -> None:
 def test_unknown_hyperparameter_names_are_refused() -> None:
     config = hpo(integer_hyperparameter_ranges=[{"name": "bptt", "min_value": 2, "max_value": 32}])
     with pytest.raises(ValueError, match="no hyperparameter 'bptt'"):
-        solution.train("user-personalization", {}, shop(), hpo=config)
+        training.train("user-personalization", {}, shop(), hpo=config)
 
 
 def test_configuration_checks_hpo_settings() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.engine.filter_expression import check_all, parse
-from chalicelib.providers.base import FilterError
+from chalicelib.filters import FilterError
+from chalicelib.filters.language import check_all, parse
 
 VALID = [
     'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("purchase")',
@@ -160,7 +160,8 @@ def test_configuration_check_names_the_bad_filter_and_limits_fields_across_filte
 def test_aws_setup_refuses_a_bad_expression_before_calling_personalize(
     tmp_path, capsys, monkeypatch
 ) -> None:
-    from chalicelib import cli, runtime
+    from chalicelib import cli
+    from chalicelib.seam import runtime
     from chalicelib.settings import PROJECT_ROOT
 
     def no_aws(*_args, **_kwargs):  # pragma: no cover - reaching it is the failure

@@ -8,10 +8,10 @@ import numpy as np
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from chalicelib.catalogue import Catalogue
+from chalicelib.catalogue import InMemoryCatalogue
 from chalicelib.engine.filters import ItemFields, UserData, compile_filter
-from chalicelib.filter_values import scan_placeholders
-from chalicelib.providers.base import FilterError
+from chalicelib.filters import FilterError
+from chalicelib.filters.values import scan_placeholders
 
 CATALOGUE = {
     f"i{n}": {
@@ -21,7 +21,7 @@ CATALOGUE = {
     }
     for n in range(30)
 }
-FIELDS = ItemFields(list(CATALOGUE), Catalogue(CATALOGUE.items()))
+FIELDS = ItemFields(list(CATALOGUE), InMemoryCatalogue(CATALOGUE.items()))
 EVENT_TYPES = ["View", "Purchase", "AddToCart", "purchase"]
 text = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=12)
 safe_text = text.filter(lambda t: '"' not in t and "\\" not in t)

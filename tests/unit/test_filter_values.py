@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from chalicelib.filter_values import encode_filter_values, uses_current_item, values_from_query
-from chalicelib.providers.base import FilterError, MissingFilterValueError
+from chalicelib.filters import FilterError, MissingFilterValueError
+from chalicelib.filters.values import encode_filter_values, uses_current_item, values_from_query
 from chalicelib.settings import PROJECT_ROOT
 
 MIXED = (
@@ -65,7 +65,7 @@ def test_query_values_split_commas_and_repeats_and_skip_reserved_names() -> None
 
 def test_the_module_imports_neither_lark_nor_numpy() -> None:
     code = (
-        "import sys, chalicelib.filter_values; "
+        "import sys, chalicelib.filters.values; "
         "print(sorted(m for m in ('lark', 'numpy') if m in sys.modules))"
     )
     out = subprocess.run(

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.catalogue import Catalogue
+from chalicelib.catalogue import InMemoryCatalogue
 from chalicelib.engine.filters import ItemFields, UserData, compile_filter, recent_events
-from chalicelib.providers.base import CurrentItemFilterError, FilterError, MissingFilterValueError
+from chalicelib.filters import CurrentItemFilterError, FilterError, MissingFilterValueError
 
 ITEMS = {
     "bp1": {
@@ -63,7 +63,7 @@ EVENTS = {
 
 @pytest.fixture(scope="module")
 def fields() -> ItemFields:
-    return ItemFields(list(ITEMS), Catalogue(ITEMS.items()))
+    return ItemFields(list(ITEMS), InMemoryCatalogue(ITEMS.items()))
 
 
 def run(fields: ItemFields, expression: str, user: str = "adult", **values: object) -> set[str]:

@@ -10,7 +10,9 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from chalicelib import cli, imports, runtime
+from chalicelib import cli
+from chalicelib.handlers import imports as s3_handler
+from chalicelib.seam import runtime
 from tests.unit.test_imports import (
     BUCKET,
     GROUP,
@@ -70,7 +72,7 @@ def test_a_local_file_on_personalize_is_uploaded_validated_and_imported_once(
     # The bucket's own notification for that upload starts nothing more.
     notification = {"s3": {"bucket": {"name": BUCKET}, "object": {"key": quote_plus(key)}}}
     notification["s3"]["object"]["versionId"] = version
-    [again] = imports.handle_s3({"Records": [notification]}, settings(), config())
+    [again] = s3_handler.handle_s3({"Records": [notification]}, settings(), config())
     assert again.status == "duplicate"
     assert len(jobs.jobs) == 1
     runtime.reset()
@@ -99,10 +101,10 @@ def test_an_s3_uri_on_local_streams_into_the_local_store(
     assert cli.main(["import", "items", f"s3://{BUCKET}/drops/items.csv.gz"]) == 0
     printed = _printed(capsys)
     assert printed["status"] == "imported" and printed["imported"] == 2
-    assert runtime.current().provider.health()["items"] == 2
+    assert runtime.current().serving.health()["items"] == 2
     assert not jobs.jobs  # nothing reaches Personalize from the local provider
 
     s3.put_object(Bucket=BUCKET, Key="drops/bad.csv", Body=b"ITEM_ID,PRICE\ni3,cheap\n")
     assert cli.main(["import", "items", f"s3://{BUCKET}/drops/bad.csv"]) == 1
     assert "PRICE 'cheap' is not a number" in json.dumps(_printed(capsys)["errors"])
-    assert runtime.current().provider.health()["items"] == 2
+    assert runtime.current().serving.health()["items"] == 2

@@ -13,9 +13,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib import aws, imports
+from chalicelib import aws
 from chalicelib.config import ProjectConfig, load_config
 from chalicelib.csvdata import CsvError, Validation, read_text
+from chalicelib.handlers import imports as s3_handler
+from chalicelib.providers.personalize import imports
 from chalicelib.settings import PROJECT_ROOT, Settings
 from tests.personalize_control import FakeJobs
 
@@ -98,7 +100,7 @@ def report(s3: Any, key: str) -> dict[str, Any]:
 
 
 def run(event: dict[str, Any]) -> imports.ImportResult:
-    [result] = imports.handle_s3(event, settings(), config())
+    [result] = s3_handler.handle_s3(event, settings(), config())
     return result
 
 
@@ -132,7 +134,7 @@ def test_a_file_arriving_while_the_first_import_runs_is_a_counted_failure(
     s3, jobs = env
     run(drop(s3, "imports/interactions/first.csv", interactions(1_200)))
     event = drop(s3, "imports/interactions/second.csv", interactions(1_200))
-    with pytest.raises(imports.ImportFailedError, match="1 import"):
+    with pytest.raises(s3_handler.ImportFailedError, match="1 import"):
         run(event)
     written = report(s3, "imports/interactions/second.csv")
     assert written["status"] == "error"
@@ -150,7 +152,7 @@ def test_a_refusal_by_personalize_is_reported_counted_and_raised(env: Any) -> No
     s3, jobs = env
     jobs.refuse = "LimitExceededException"
     event = drop(s3, "imports/users/u.csv", "USER_ID,COUNTRY\nu1,FR\n")
-    with pytest.raises(imports.ImportFailedError):
+    with pytest.raises(s3_handler.ImportFailedError):
         run(event)
     written = report(s3, "imports/users/u.csv")
     assert written["status"] == "error"
@@ -164,7 +166,7 @@ def test_an_s3_failure_is_reported_and_raised(env: Any) -> None:
     event = drop(s3, "imports/users/gone.csv", "USER_ID,COUNTRY\nu1,FR\n")
     s3.delete_object(Bucket=BUCKET, Key="imports/users/gone.csv")
     event["Records"][0]["s3"]["object"].pop("versionId")
-    with pytest.raises(imports.ImportFailedError):
+    with pytest.raises(s3_handler.ImportFailedError):
         run(event)
     assert report(s3, "imports/users/gone.csv")["status"] == "error"
 
@@ -321,7 +323,8 @@ def test_invalid_utf8_is_a_clear_error() -> None:
 def test_the_cli_imports_a_local_file_on_aws_like_the_s3_trigger(
     env: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from chalicelib import cli, runtime
+    from chalicelib import cli
+    from chalicelib.seam import runtime
 
     _, jobs = env
     for key, value in {
@@ -338,10 +341,10 @@ def test_the_cli_imports_a_local_file_on_aws_like_the_s3_trigger(
     try:
         assert cli.main(["import", "users", str(path), "--mode", "full"]) == 0
         out = json.loads(capsys.readouterr().out)
-        assert (out["status"], out["mode"], out["key"]) == (
+        assert (out["status"], out["mode"], out["source"]) == (
             "started",
             "FULL",
-            "imports/users/users.csv",
+            f"s3://{BUCKET}/imports/users/users.csv",
         )
         [job] = jobs.jobs.values()
         assert job["dataSource"]["dataLocation"] == f"s3://{BUCKET}/imports/users/users.csv"
@@ -353,7 +356,8 @@ def test_the_cli_imports_a_local_file_on_aws_like_the_s3_trigger(
 def test_the_cli_refuses_a_missing_or_misnamed_local_file_before_uploading(
     env: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chalicelib import cli, runtime
+    from chalicelib import cli
+    from chalicelib.seam import runtime
 
     s3, jobs = env
     monkeypatch.setenv("RECS_PROVIDER", "personalize")
@@ -374,10 +378,10 @@ def test_the_aws_provider_imports_a_local_file_as_import_s3_does(env: Any, tmp_p
     from chalicelib.providers.personalize import PersonalizeProvider
 
     _, jobs = env
-    provider = PersonalizeProvider(settings())
+    workflow = PersonalizeProvider(settings()).workflow
     good = tmp_path / "history.csv"
     good.write_text(interactions(1_200))
-    report_ = provider.import_file("interactions", good, "full", None)
+    report_ = workflow.import_file("interactions", str(good), "full", None)
     assert (report_.status, report_.rows, report_.imported, report_.errors) == (
         "started", 1_200, 1_200, [],
     )  # fmt: skip
@@ -387,7 +391,7 @@ def test_the_aws_provider_imports_a_local_file_as_import_s3_does(env: Any, tmp_p
 
     bad = tmp_path / "bad.csv"
     bad.write_text(interactions(1_200, bad_row=7))
-    refused = provider.import_file("interactions", bad, "incremental", None)
+    refused = workflow.import_file("interactions", str(bad), "incremental", None)
     assert refused.status == "rejected" and refused.imported == 0
     assert refused.errors[0] == "1 row(s) are invalid"
     assert refused.errors[1].startswith("row 7, TIMESTAMP:")

@@ -12,7 +12,9 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib import aws, ingest, requeue
+from chalicelib import aws
+from chalicelib.handlers import ingest
+from chalicelib.providers.personalize.ingest import requeue
 from tests.ingest_support import (
     REGION,
     FakeEvents,

@@ -6,7 +6,8 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from chalicelib import aws, ingest
+from chalicelib import aws
+from chalicelib.handlers import ingest
 from chalicelib.providers.personalize import items_table
 from tests.ingest_support import REGION, FakeEvents, Queues, settings
 

@@ -8,9 +8,9 @@ import math
 
 import pytest
 
-from chalicelib.catalogue import Catalogue, decorate, safe_url
-from chalicelib.models import Item
-from chalicelib.web import ApiError, Request, body, non_finite_at
+from chalicelib.api.web import ApiError, Request, body, non_finite_at
+from chalicelib.catalogue import InMemoryCatalogue, decorate, safe_url
+from chalicelib.payloads import Item
 
 URL, IMAGE = "https://shop.example/p/{id}", "https://shop.example/i/{id}.jpg"
 
@@ -50,7 +50,8 @@ def test_a_non_finite_price_string_is_refused_at_the_input(price: str) -> None:
 
 
 def test_non_finite_numbers_already_stored_render_as_null() -> None:
-    catalogue = Catalogue([("i1", {"price": "NaN", "weight": math.inf, "dims": [1.0, math.nan]})])
+    fields = {"price": "NaN", "weight": math.inf, "dims": [1.0, math.nan]}
+    catalogue = InMemoryCatalogue([("i1", fields)])
     rendered = json.loads(catalogue.render(["i1"]), parse_constant=pytest.fail)
     assert rendered == [{"id": "i1", "url": None, "name": None, "price": None, "image": None,
                          "weight": None, "dims": [1.0, None]}]  # fmt: skip

@@ -52,8 +52,8 @@ def test_the_personalize_provider_path_loads_no_engine_library():
     """`import app` plus building the personalize runtime, as the first request does."""
     code = (
         "import sys, app\n"
-        "from chalicelib import runtime\n"
-        "assert runtime.current().provider.name == 'personalize'\n"
+        "from chalicelib.seam import runtime\n"
+        "assert runtime.current().serving.name == 'personalize'\n"
         f"print(','.join(m for m in {ENGINE_MODULES!r} if m in sys.modules))"
     )
     assert _cold(code, PERSONALIZE_ENV) == ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from chalicelib.models import (
+from chalicelib.payloads import (
     EventBatch,
     RankingRequest,
     RecommendationsQuery,

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import imports, ingest
 from chalicelib.csvdata import MAX_ERRORS, MAX_LINE_BYTES, CsvError, Validation, read_rows
+from chalicelib.handlers import imports as s3_handler
+from chalicelib.handlers import ingest
 from tests.ingest_support import FakeEvents, Queues, events, settings
 from tests.unit.test_imports import BUCKET, drop, env  # noqa: F401 - env is a fixture
 from tests.unit.test_imports import config as import_config
@@ -111,7 +112,7 @@ def test_an_s3_import_with_a_huge_line_is_rejected_with_a_report(env) -> None:  
     s3, jobs = env
     body = gzip.compress(HEADER + b"u1,i1,view,1700000000\n" + b"u" * 60_000_000, 9)
     key = "imports/interactions/huge.csv.gz"
-    (result,) = imports.handle_s3(drop(s3, key, body), import_settings(), import_config())
+    (result,) = s3_handler.handle_s3(drop(s3, key, body), import_settings(), import_config())
     assert result.status == "rejected"
     assert "is longer than" in (result.reason or "")
     assert not jobs.jobs
@@ -124,7 +125,7 @@ def test_an_s3_import_of_bad_rows_stops_once_the_report_is_full(env) -> None:  #
     key = "imports/interactions/bad.csv"
     assert not jobs.jobs
     body = HEADER + b"u1,i1,view,never\n" * 200_000
-    (result,) = imports.handle_s3(drop(s3, key, body), import_settings(), import_config())
+    (result,) = s3_handler.handle_s3(drop(s3, key, body), import_settings(), import_config())
     assert result.status == "rejected"
     assert result.rows == MAX_ERRORS + 1
     assert len(result.errors) == MAX_ERRORS

@@ -13,11 +13,13 @@ import pytest
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
-from chalicelib import aws, runtime
+from chalicelib import aws
 from chalicelib.config import load_config
-from chalicelib.providers.base import FilterError, FilterRequest, ProviderError
+from chalicelib.filters import FilterError, FilterRequest
 from chalicelib.providers.personalize import batch
+from chalicelib.seam import runtime
 from chalicelib.settings import Settings
+from chalicelib.vocabulary import ProviderError
 from tests.personalize_fakes import CAMPAIGN_ARN, GROUP_ARN, REGION
 
 BUCKET = "recs-imports"
@@ -175,7 +177,7 @@ def test_a_job_that_never_ends_is_left_running_with_its_arn(aws_batch):
         )
     clock = iter([0.0, 30.0, 100_000.0])
     with pytest.raises(ProviderError, match="still CREATE IN_PROGRESS") as info:
-        batch._wait(
+        batch.wait_for_job(
             stub.client, JOB_ARN, "j1", progress=None, poll_seconds=0, sleep=lambda _: None,
             max_wait=3600, clock=lambda: next(clock),
         )  # fmt: skip

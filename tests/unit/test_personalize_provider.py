@@ -11,9 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from chalicelib import aws, runtime
-from chalicelib.providers.base import FilterError, FilterRequest
-from chalicelib.providers.personalize import PersonalizeProvider
+from chalicelib import aws
+from chalicelib.filters import FilterError, FilterRequest
+from chalicelib.providers.personalize.serving import PersonalizeServing
+from chalicelib.seam import fallback, runtime
 from tests.personalize_fakes import (
     CAMPAIGN_ARN,
     POPULAR,
@@ -29,9 +30,11 @@ from tests.personalize_fakes import (
 BRAZE_SECONDS = 2.0  # Connected Content's wait for an answer
 
 
-def provider() -> PersonalizeProvider:
-    p = runtime.current().provider
-    assert isinstance(p, PersonalizeProvider)
+def provider() -> PersonalizeServing:
+    """The serving role of the runtime's provider (called through the fallback policy, as the
+    routes call it)."""
+    p = runtime.current().serving
+    assert isinstance(p, PersonalizeServing)
     return p
 
 
@@ -43,7 +46,7 @@ def test_recommendations_come_back_decorated_in_personalize_order(
     item_table: str, personalize_runtime: FakeRuntime
 ) -> None:
     personalize_runtime.on("GetRecommendations", items_reply("i3", "i1", "i2"))
-    recs = provider().recommend("u1", 3, None)
+    recs = fallback.recommend(provider(), "u1", 3, None)
     assert recs.source == "personalized"
     assert recs.recommendation_id == "RID-1"
     assert personalize_runtime.calls == [
@@ -67,7 +70,7 @@ def test_items_missing_from_the_catalogue_are_left_out_and_order_kept(
     item_table: str, personalize_runtime: FakeRuntime
 ) -> None:
     personalize_runtime.on("GetRecommendations", items_reply("gone", "i2", "also-gone", "i4"))
-    recs = provider().recommend("u1", 4, None)
+    recs = fallback.recommend(provider(), "u1", 4, None)
     assert [i["id"] for i in rendered(recs.item_ids, 4)] == ["i2", "i4"]
 
 
@@ -75,7 +78,7 @@ def test_catalogue_is_cached_in_the_container(
     item_table: str, personalize_runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     personalize_runtime.on("GetRecommendations", items_reply("i1", "i2"))
-    rendered(provider().recommend("u1", 2, None).item_ids)
+    rendered(fallback.recommend(provider(), "u1", 2, None).item_ids)
     calls: list[object] = []
     dynamo = aws.client("dynamodb", fast=True)
     monkeypatch.setattr(dynamo, "batch_get_item", lambda **kw: calls.append(kw))
@@ -91,7 +94,7 @@ def test_an_unreadable_item_table_renders_bare_items_instead_of_nothing(
     runtime.reset()
     personalize_runtime = FakeRuntime()
     personalize_runtime.on("GetRecommendations", items_reply("i1", "i2"))
-    items = rendered(provider().recommend("u1", 2, None).item_ids)
+    items = rendered(fallback.recommend(provider(), "u1", 2, None).item_ids)
     assert [(i["id"], i["url"], i["name"]) for i in items] == [
         ("i1", "https://shop.example/p/i1", None),
         ("i2", "https://shop.example/p/i2", None),
@@ -104,7 +107,7 @@ def test_a_recommender_arn_is_called_as_a_recommender(
     arn = f"arn:aws:personalize:{REGION}:123456789012:recommender/top-picks"
     monkeypatch.setenv("RECS_CAMPAIGN_ARN", arn)
     personalize_runtime.on("GetRecommendations", items_reply("i1"))
-    assert provider().recommend("u1", 5, None).source == "personalized"
+    assert fallback.recommend(provider(), "u1", 5, None).source == "personalized"
     assert personalize_runtime.calls[0][1] == {
         "recommenderArn": arn,
         "userId": "u1",
@@ -126,7 +129,7 @@ def test_filters_are_called_by_arn_with_encoded_values(
     monkeypatch.setenv("RECS_CONFIG", str(config))
     personalize_runtime.on("GetRecommendations", items_reply("i1"))
     flt = FilterRequest("by-category", {"CATEGORY": ["garden", "garden tools"]})
-    provider().recommend("u1", 5, flt)
+    fallback.recommend(provider(), "u1", 5, flt)
     assert personalize_runtime.calls[0][1] == {
         "campaignArn": CAMPAIGN_ARN,
         "userId": "u1",
@@ -135,15 +138,15 @@ def test_filters_are_called_by_arn_with_encoded_values(
         "filterValues": {"CATEGORY": '"garden","garden tools"'},
     }
     with pytest.raises(FilterError, match=r"\$MAX"):
-        provider().recommend("u1", 5, FilterRequest("cheaper", {}))
+        fallback.recommend(provider(), "u1", 5, FilterRequest("cheaper", {}))
     with pytest.raises(FilterError, match="number"):
-        provider().recommend("u1", 5, FilterRequest("cheaper", {"MAX": ["cheap"]}))
+        fallback.recommend(provider(), "u1", 5, FilterRequest("cheaper", {"MAX": ["cheap"]}))
     # CurrentItem filters: related items only; elsewhere the caller's 400, Personalize not called
     calls = len(personalize_runtime.calls)
     with pytest.raises(FilterError, match="related-items"):
-        provider().recommend("u1", 5, FilterRequest("alike"))
+        fallback.recommend(provider(), "u1", 5, FilterRequest("alike"))
     assert len(personalize_runtime.calls) == calls
-    provider().related_items("i1", 5, None, FilterRequest("alike", current_item="i1"))
+    fallback.related_items(provider(), "i1", 5, None, FilterRequest("alike", current_item="i1"))
     assert personalize_runtime.calls[-1][1]["filterArn"].endswith("filter/braze-shop-alike")
 
 
@@ -154,7 +157,7 @@ def test_metadata_decoration_asks_personalize_for_columns_and_needs_no_table(
     monkeypatch.setenv("RECS_ITEMS_TABLE", "")
     metadata = {"i9": {"NAME": "Lamp", "PRICE": "30.5", "IMAGE": "https://img.example/9.png"}}
     personalize_runtime.on("GetRecommendations", items_reply("i9", metadata=metadata))
-    recs = provider().recommend("u1", 10, None)
+    recs = fallback.recommend(provider(), "u1", 10, None)
     assert personalize_runtime.calls[0][1]["metadataColumns"] == {
         "ITEMS": ["NAME", "PRICE", "URL", "IMAGE"]
     }
@@ -169,7 +172,7 @@ def test_metadata_decoration_asks_personalize_for_columns_and_needs_no_table(
     ]
     # Personalize returns metadata for at most 50 items: longer lists are decorated otherwise.
     personalize_runtime.on("GetRecommendations", items_reply("i9"))
-    provider().recommend("u1", 60, None)
+    fallback.recommend(provider(), "u1", 60, None)
     assert "metadataColumns" not in personalize_runtime.calls[1][1]
 
 
@@ -177,7 +180,7 @@ def test_throttling_is_retried_within_the_budget(
     item_table: str, personalize_runtime: FakeRuntime
 ) -> None:
     personalize_runtime.on("GetRecommendations", throttled(), items_reply("i1", "i2"))
-    recs = provider().recommend("u1", 2, None)
+    recs = fallback.recommend(provider(), "u1", 2, None)
     assert (recs.source, list(recs.item_ids)) == ("personalized", ["i1", "i2"])
     assert len(personalize_runtime.calls) == 2
 
@@ -187,7 +190,7 @@ def test_persistent_throttling_gives_the_popular_list_within_budget_and_is_count
 ) -> None:
     personalize_runtime.on("GetRecommendations", throttled())
     started = time.perf_counter()
-    recs = provider().recommend("u1", 3, None)
+    recs = fallback.recommend(provider(), "u1", 3, None)
     elapsed = time.perf_counter() - started
     assert (recs.source, list(recs.item_ids)) == ("fallback", POPULAR[:3])
     # Braze waits about 2 s: the fallback must be served well inside that, even on a busy
@@ -201,7 +204,7 @@ def test_persistent_throttling_gives_the_popular_list_within_budget_and_is_count
     assert metrics[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [
         {"Name": "Fallbacks", "Unit": "Count"}
     ]
-    assert provider().health()["fallbacks"] == 1
+    assert provider().misses == {"recommendations:ThrottlingException": 1}
 
 
 def test_an_unknown_campaign_is_not_retried_and_falls_back(
@@ -211,7 +214,7 @@ def test_an_unknown_campaign_is_not_retried_and_falls_back(
         "GetRecommendations",
         reply(404, {"message": "no such campaign"}, "ResourceNotFoundException"),
     )
-    recs = provider().recommend("u1", 2, None)
+    recs = fallback.recommend(provider(), "u1", 2, None)
     assert (recs.source, list(recs.item_ids)) == ("fallback", POPULAR[:2])
     assert len(personalize_runtime.calls) == 1
 
@@ -253,7 +256,7 @@ def test_a_hung_personalize_gives_the_fallback_within_the_budget(
     aws.client("personalize-runtime")
     provider().popular(1, None)
     started = time.perf_counter()
-    recs = provider().recommend("u1", 2, None)
+    recs = fallback.recommend(provider(), "u1", 2, None)
     elapsed = time.perf_counter() - started
     assert (recs.source, list(recs.item_ids)) == ("fallback", POPULAR[:2])
     _connect, read, _ = aws.TIMEOUTS["personalize-runtime"]
@@ -264,7 +267,7 @@ def test_related_items_use_the_sims_campaign_and_never_return_the_item(
     item_table: str, personalize_runtime: FakeRuntime
 ) -> None:
     personalize_runtime.on("GetRecommendations", items_reply("i1", "i4", "i2"))
-    recs = provider().related_items("i1", 2, "u7", None)
+    recs = fallback.related_items(provider(), "i1", 2, "u7", None)
     assert personalize_runtime.calls[0][1] == {
         "campaignArn": SIMS_ARN,
         "itemId": "i1",
@@ -278,7 +281,7 @@ def test_related_items_fallback_leaves_out_the_item(
     item_table: str, personalize_runtime: FakeRuntime
 ) -> None:
     personalize_runtime.on("GetRecommendations", throttled())
-    recs = provider().related_items("i2", 3, None, None)
+    recs = fallback.related_items(provider(), "i2", 3, None, None)
     assert (recs.source, list(recs.item_ids)) == ("fallback", ["i4", "i1", "i3"])
 
 
@@ -295,7 +298,7 @@ def test_ranking_calls_get_personalized_ranking(
             },
         ),
     )
-    recs = provider().rank("u1", ["i1", "i2", "i3"], None)
+    recs = fallback.rank(provider(), "u1", ["i1", "i2", "i3"], None)
     assert personalize_runtime.calls[0] == (
         "GetPersonalizedRanking",
         {"campaignArn": RANKING_ARN, "userId": "u1", "inputList": ["i1", "i2", "i3"]},
@@ -303,19 +306,20 @@ def test_ranking_calls_get_personalized_ranking(
     assert (recs.source, list(recs.item_ids)) == ("personalized", ["i3", "i1", "i2"])
 
 
-def test_ranking_fallback_orders_the_given_items_by_popularity(
+def test_ranking_fallback_orders_the_given_items_the_table_has_by_popularity(
     item_table: str, personalize_runtime: FakeRuntime
 ) -> None:
     personalize_runtime.on("GetPersonalizedRanking", throttled())
-    recs = provider().rank("u1", ["new", "i3", "i1", "i2"], None)
-    assert (recs.source, list(recs.item_ids)) == ("fallback", ["i2", "i1", "i3", "new"])
+    recs = fallback.rank(provider(), "u1", ["new", "i3", "i1", "i2"], None)
+    # "new" is not in the item table: left out, as every response leaves such items out.
+    assert (recs.source, list(recs.item_ids)) == ("fallback", ["i2", "i1", "i3"])
 
 
 def test_nothing_configured_still_answers_with_the_popular_list(
     item_table: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RECS_CAMPAIGN_ARN", "")
-    recs = provider().recommend("u1", 10, None)
+    recs = fallback.recommend(provider(), "u1", 10, None)
     assert (recs.source, list(recs.item_ids)) == ("fallback", POPULAR)
 
 
@@ -323,10 +327,10 @@ def test_a_filter_without_a_dataset_group_falls_back_instead_of_failing(
     item_table: str, personalize_runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RECS_DATASET_GROUP_ARN", "")
-    recs = provider().recommend("u1", 2, FilterRequest("exclude-purchased", {}))
+    recs = fallback.recommend(provider(), "u1", 2, FilterRequest("exclude-purchased", {}))
     assert (recs.source, list(recs.item_ids)) == ("fallback", POPULAR[:2])
     assert personalize_runtime.calls == []
-    assert provider().fallbacks == {"recommendations:FilterNotConfigured": 1}
+    assert provider().misses == {"recommendations:FilterNotConfigured": 1}
 
 
 def test_health_reports_the_served_solution_version_and_caches_it(item_table: str) -> None:
@@ -365,15 +369,15 @@ def test_missing_credentials_give_the_counted_fallback(
         raise NoCredentialsError()
 
     monkeypatch.setattr(aws.client("personalize-runtime"), "get_recommendations", no_credentials)
-    recs = provider().recommend("u1", 2, None)
+    recs = fallback.recommend(provider(), "u1", 2, None)
     assert (recs.source, list(recs.item_ids)) == ("fallback", POPULAR[:2])
-    assert provider().fallbacks == {"recommendations:NoCredentialsError": 1}
+    assert provider().misses == {"recommendations:NoCredentialsError": 1}
 
 
 def test_a_list_of_items_the_catalogue_lacks_becomes_the_fallback(
     item_table: str, personalize_runtime: FakeRuntime
 ) -> None:
     personalize_runtime.on("GetRecommendations", items_reply("gone-1", "gone-2"))
-    recs = provider().recommend("u1", 2, None)
+    recs = fallback.recommend(provider(), "u1", 2, None)
     assert (recs.source, list(recs.item_ids)) == ("fallback", POPULAR[:2])
-    assert provider().fallbacks == {"recommendations:NotInCatalogue": 1}
+    assert provider().misses == {"recommendations:NotInCatalogue": 1}

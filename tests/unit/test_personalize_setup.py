@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import cli, runtime
+from chalicelib import cli
 from chalicelib.config import ConfigError, ProjectConfig, load_config
-from chalicelib.providers.base import ProviderError
 from chalicelib.providers.personalize import setup as aws_setup
+from chalicelib.providers.personalize import training as aws_training
+from chalicelib.providers.personalize.shapes import RECIPE_ARNS
+from chalicelib.seam import runtime
 from chalicelib.settings import Settings
+from chalicelib.vocabulary import ProviderError, SetupReport
 from tests.personalize_control import METRICS, PREFIX, FakePersonalize
 
 CONFIG = """
@@ -73,11 +76,11 @@ def control(aws_env: None) -> Iterator[FakePersonalize]:
     assert fake.violations == [], fake.violations
 
 
-def run(cfg: ProjectConfig) -> aws_setup.Report:
+def run(cfg: ProjectConfig) -> SetupReport:
     return aws_setup.setup(cfg, poll_seconds=0)
 
 
-def actions(report: aws_setup.Report) -> dict[tuple[str, str], str]:
+def actions(report: SetupReport) -> dict[tuple[str, str], str]:
     return {(s.kind, s.name): s.action for s in report.steps}
 
 
@@ -180,7 +183,7 @@ def test_a_changed_schema_becomes_a_new_schema_and_updates_the_dataset(
 def test_train_then_setup_creates_campaigns_with_min_tps(control: FakePersonalize) -> None:
     cfg = config()
     run(cfg)
-    infos = aws_setup.train(Settings(), cfg, None, None, poll_seconds=0)
+    infos = aws_training.train(Settings(), cfg, None, None, poll_seconds=0)
     assert [i.solution for i in infos] == ["up", "sims"]
     assert dict(infos[0].metrics) == METRICS
     assert infos[0].training_seconds == 1800.0
@@ -202,8 +205,8 @@ def test_train_then_setup_creates_campaigns_with_min_tps(control: FakePersonaliz
 def test_retraining_moves_the_campaign_to_the_new_version(control: FakePersonalize) -> None:
     cfg = config()
     run(cfg)
-    first = aws_setup.train(Settings(), cfg, "up", None, poll_seconds=0)[0]
-    second = aws_setup.train(Settings(), cfg, "up", None, poll_seconds=0)[0]
+    first = aws_training.train(Settings(), cfg, "up", None, poll_seconds=0)[0]
+    second = aws_training.train(Settings(), cfg, "up", None, poll_seconds=0)[0]
     recs = control.resources["campaign"][f"{PREFIX}:campaign/shop-recommendations"]
     assert first.version_id != second.version_id
     assert recs["solutionVersionArn"] == second.version_id
@@ -219,9 +222,9 @@ def test_metrics_and_versions_through_the_provider(
     monkeypatch.setenv("RECS_CAMPAIGN_ARN", "")
     cfg = load_config(path)
     run(cfg)
-    provider = runtime.current().provider
+    provider = runtime.current().workflow
     assert provider.metrics("up") is None  # nothing trained yet
-    trained = aws_setup.train(Settings(), cfg, "up", None, poll_seconds=0)[0]
+    trained = aws_training.train(Settings(), cfg, "up", None, poll_seconds=0)[0]
     info = provider.metrics("up")
     assert info is not None and info.version_id == trained.version_id
     assert dict(info.metrics) == METRICS
@@ -232,7 +235,7 @@ def test_metrics_and_versions_through_the_provider(
 
 def test_train_without_setup_says_what_to_run(control: FakePersonalize) -> None:
     with pytest.raises(ProviderError, match="python -m chalicelib setup"):
-        aws_setup.train(Settings(), config(), None, None, poll_seconds=0)
+        aws_training.train(Settings(), config(), None, None, poll_seconds=0)
 
 
 def test_cli_setup_prints_the_stage_settings(
@@ -249,12 +252,7 @@ def test_cli_setup_prints_the_stage_settings(
 def test_a_bad_filter_expression_stops_setup_with_personalizes_message(
     control: FakePersonalize, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def refuse(body: dict) -> dict:
-        from tests.personalize_control import _Error
-
-        raise _Error("InvalidInputException", "Expression is invalid near 'WHER'")
-
-    control._CreateFilter = refuse  # type: ignore[method-assign]
+    control.refuse("CreateFilter", "InvalidInputException", "Expression is invalid near 'WHER'")
     path = tmp_path / "recs.toml"
     path.write_text(CONFIG)
     assert cli.main(["setup", "--config", str(path), "--poll-seconds", "0"]) == 2
@@ -271,7 +269,8 @@ def test_local_setup_checks_the_same_file(
     path = tmp_path / "recs.toml"
     path.write_text(CONFIG)
     assert cli.main(["setup", "--config", str(path)]) == 0
-    assert "filters:   exclude-purchased" in capsys.readouterr().out
+    checked = [line.split()[:3] for line in capsys.readouterr().out.splitlines()]
+    assert ["checked", "filter", "exclude-purchased"] in checked
     broken = tmp_path / "broken.toml"
     broken.write_text(CONFIG.replace('IN ("purchase")', 'IN ("purchase"'))
     assert cli.main(["setup", "--config", str(broken)]) == 2
@@ -286,8 +285,8 @@ def test_a_pinned_version_is_deployed_and_a_local_pin_ignored(control: FakePerso
     )
     cfg = config(local_pin)
     run(cfg)
-    first = aws_setup.train(Settings(), cfg, "up", None, poll_seconds=0)[0]
-    second = aws_setup.train(Settings(), cfg, "up", None, poll_seconds=0)[0]
+    first = aws_training.train(Settings(), cfg, "up", None, poll_seconds=0)[0]
+    second = aws_training.train(Settings(), cfg, "up", None, poll_seconds=0)[0]
     recs = control.resources["campaign"][f"{PREFIX}:campaign/shop-recommendations"]
     assert recs["solutionVersionArn"] == second.version_id  # the local pin means "newest" here
     pinned = config(local_pin.replace("up-local-1", first.version_id))
@@ -304,7 +303,7 @@ def test_a_dry_run_reports_and_changes_nothing(control: FakePersonalize) -> None
     assert actions(plan)[("campaign", "shop-recommendations")] == "pending"
     cfg = config()
     run(cfg)
-    aws_setup.train(Settings(), cfg, "up", None, poll_seconds=0)
+    aws_training.train(Settings(), cfg, "up", None, poll_seconds=0)
     calls = dict(control.calls)
     changed = CONFIG.replace("min_tps = 2", "min_tps = 3").replace('("purchase")', '("return")')
     plan = aws_setup.setup(config(changed), poll_seconds=0, dry_run=True)
@@ -339,7 +338,7 @@ def test_the_default_configuration_gives_every_route_its_campaign(
     personalized-ranking solution (GetPersonalizedRanking needs that recipe), not a skip."""
     cfg = load_config(Settings().config)
     aws_setup.setup(cfg, poll_seconds=0)
-    aws_setup.train(Settings(), cfg, poll_seconds=0)
+    aws_training.train(Settings(), cfg, poll_seconds=0)
     report = run(cfg)
     campaigns = {s.name: s.action for s in report.steps if s.kind == "campaign"}
     assert campaigns == {
@@ -350,7 +349,7 @@ def test_the_default_configuration_gives_every_route_its_campaign(
     assert report.settings["RECS_RANKING_CAMPAIGN_ARN"] == f"{PREFIX}:campaign/braze-shop-rankings"
     ranking = control.resources["campaign"][report.settings["RECS_RANKING_CAMPAIGN_ARN"]]
     solution = control.resources["solution"][ranking["solutionArn"]]
-    assert solution["recipeArn"] == aws_setup.RECIPES["personalized-ranking"]
+    assert solution["recipeArn"] == RECIPE_ARNS["personalized-ranking"]
 
 
 EXCLUDE_PURCHASED = "exclude-purchased = 'EXCLUDE"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.serve import DEV_KEY, serving_keys
+from chalicelib.cli.serve import DEV_KEY, serving_keys
 
 
 @pytest.fixture(autouse=True)

@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import Any
 
 from chalicelib.batchfile import MAX_ITEM_LIST, decode_filter_values, read_lines
-from chalicelib.engine.recipes.base import top_k
-from chalicelib.engine.solution import SolutionModel
-from chalicelib.providers.base import BatchReport, FilterError, FilterRequest, Progress
-from chalicelib.providers.local.state import Served
-
-if TYPE_CHECKING:
-    from chalicelib.providers.local.provider import LocalProvider
+from chalicelib.config import ProjectConfig
+from chalicelib.filters import FilterError, FilterRequest
+from chalicelib.providers.local.filtering import LocalFilters
+from chalicelib.providers.local.served import ServedVersion
+from chalicelib.providers.local.state import ServingState
+from chalicelib.providers.local.store import LocalStore
+from chalicelib.vocabulary import BatchReport, Progress
 
 # Which recipes answer which kind of line (Personalize's recipe types).
 KINDS: dict[str, tuple[str, ...]] = {
@@ -42,24 +40,171 @@ class LineError(ValueError):
     """This line cannot be answered; the message goes into its `error` field."""
 
 
-@dataclass
-class _Job:
-    provider: LocalProvider
-    num_results: int
-    flt: FilterRequest | None
-    solution: Served | None  # fixed by --solution; else chosen per line from the campaigns
+class BatchJob:
+    """One batch inference run: `num_results` per line, the job's filter, and the solution
+    version that answers (fixed by `use_solution`, else per line the campaign's)."""
 
-    def served(self, kind: str) -> Served:
+    def __init__(
+        self,
+        config: ProjectConfig,
+        store: LocalStore,
+        state: ServingState,
+        filters: LocalFilters,
+        *,
+        num_results: int,
+        flt: FilterRequest | None,
+    ) -> None:
+        if not 1 <= num_results <= 500:  # Personalize's numResults range
+            raise ValueError("the number of results must be between 1 and 500")
+        if flt is not None and flt.name not in config.filters:
+            raise ValueError(f"no filter {flt.name!r} in the configuration")
+        self.config, self.store, self.state, self.filters = config, store, state, filters
+        self.num_results, self.flt = num_results, flt
+        self.solution: ServedVersion | None = None
+
+    def use_solution(self, name: str) -> None:
+        """Answer every line with solution `name`: the version a campaign serves, else its
+        newest stored version."""
+        known = [s.name for s in self.config.solutions]
+        if name not in known:
+            raise ValueError(
+                f"no solution {name!r} in the configuration (known: {', '.join(known)})"
+            )
+        for served in self.state.current().campaigns.values():
+            if served.solution == name:
+                self.solution = served
+                return
+        version = self.store.latest_version(name)
+        if version is None:
+            raise ValueError(
+                f"solution {name!r} has no trained version: run `train --solution {name}`"
+            )
+        self.solution = self.state.load(version)
+
+    def served(self, kind: str) -> ServedVersion:
         if self.solution is not None:
-            recipe = self.solution.version["recipe"]
+            recipe = self.solution.recipe
             if kind not in KINDS.get(recipe, ()):
-                raise LineError(f"solution {self.solution.version['solution']!r} ({recipe}) "
+                raise LineError(f"solution {self.solution.solution!r} ({recipe}) "
                                 f"does not answer {_shape(kind)} lines")  # fmt: skip
             return self.solution
-        served = self.provider._current().campaigns.get(CAMPAIGN_OF_KIND[kind])
+        served = self.state.current().campaigns.get(CAMPAIGN_OF_KIND[kind])
         if served is None:
             raise LineError(f"no trained solution serves {_shape(kind)} lines: run `train`")
         return served
+
+    def answer(self, line: Mapping[str, Any]) -> dict[str, Any]:
+        kind = _kind(line)
+        served = self.served(kind)
+        flt = self._filter(line)
+        if kind == "recommend":
+            return self._recommend(served, line["userId"], flt)
+        if kind == "related":
+            return self._related(served, line["itemId"], flt)
+        return self._rank(served, line, flt)
+
+    def run(
+        self, input_path: Path, output_path: Path, progress: Progress | None = None
+    ) -> BatchReport:
+        lines = written = 0
+        errors: list[str] = []
+        tmp = output_path.with_name(output_path.name + ".part")
+        with tmp.open("w", encoding="utf-8") as out:
+            for number, raw in read_lines(input_path):
+                lines += 1
+                given: Any = raw.strip()
+                record: dict[str, Any]
+                try:
+                    given = json.loads(raw)
+                    if not isinstance(given, dict):
+                        raise LineError("a line must be a JSON object")
+                    record = {"input": given, "output": self.answer(given), "error": None}
+                    written += 1
+                except (json.JSONDecodeError, LineError, FilterError) as exc:
+                    bad_json = isinstance(exc, json.JSONDecodeError)
+                    message = f"bad JSON: {exc}" if bad_json else str(exc)
+                    if len(errors) < KEEP_ERRORS:
+                        errors.append(f"line {number}: {message}")
+                    record = {"input": given, "output": None, "error": message}
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                if progress and lines % 1000 == 0:
+                    progress("batch", lines, None)
+        tmp.replace(output_path)  # a crash never leaves a half-written output behind its name
+        if progress:
+            progress("batch", lines, lines)
+        return BatchReport(lines, written, errors)
+
+    # -- lines -------------------------------------------------------------------------------
+
+    def _filter(self, line: Mapping[str, Any]) -> FilterRequest | None:
+        if self.flt is None:
+            if "filterValues" in line:
+                raise LineError('"filterValues" given but the job has no filter (--filter)')
+            return None
+        own = line.get("filterValues")
+        if own is None:
+            return self.flt
+        if not isinstance(own, dict):
+            raise LineError('"filterValues" must be an object')
+        try:
+            values = decode_filter_values(own)
+        except ValueError as exc:
+            raise LineError(str(exc)) from None
+        return FilterRequest(self.flt.name, {**self.flt.values, **values})
+
+    def _known_user(self, served: ServedVersion, user_id: str) -> bool:
+        store = self.store
+        return (
+            user_id in served.model.user_index
+            or store.user(user_id) is not None
+            or store.has_events(user_id)
+        )
+
+    def _recommend(
+        self, served: ServedVersion, user_id: str, flt: FilterRequest | None
+    ) -> dict[str, Any]:
+        if not self._known_user(served, user_id):
+            raise LineError(f"unknown userId {user_id!r}")
+        history = served.history(self.store, user_id)
+        mask = self.filters.mask(served, user_id, flt)
+        if len(history.items) == 0 or served.recipe == "popularity-count":
+            # What Personalize gives a user with no history: popular items, without scores.
+            return {"recommendedItems": served.popular(self.num_results, mask)}
+        best = served.recommend(history, self.num_results, mask)
+        return {"recommendedItems": best.item_ids, "scores": best.scores}
+
+    def _related(
+        self, served: ServedVersion, item_id: str, flt: FilterRequest | None
+    ) -> dict[str, Any]:
+        if not served.knows_item(item_id) and item_id not in served.catalogue:
+            raise LineError(f"unknown itemId {item_id!r}")
+        if flt is not None:
+            flt = replace(flt, current_item=item_id)
+        mask = self.filters.mask(served, None, flt)
+        items = served.related(item_id, self.num_results, mask)
+        if items is None:  # in the catalogue, never interacted with: popular items
+            popular = served.popular(self.num_results + 1, mask)
+            items = [i for i in popular if i != item_id]
+        return {"recommendedItems": items[: self.num_results]}
+
+    def _rank(
+        self, served: ServedVersion, line: Mapping[str, Any], flt: FilterRequest | None
+    ) -> dict[str, Any]:
+        user_id, given = line["userId"], list(dict.fromkeys(line["itemList"]))
+        if not self._known_user(served, user_id):
+            raise LineError(f"unknown userId {user_id!r}")
+        unknown = [i for i in given if not served.knows_item(i)]
+        if unknown:
+            raise LineError(f"unknown itemId(s) in itemList: {', '.join(unknown[:5])}")
+        history = served.history(self.store, user_id)
+        if flt is not None:
+            mask = self.filters.mask(served, user_id, flt)
+            if mask is not None:
+                index = served.model.item_index
+                given = [i for i in given if mask[index[i]]]
+        # A user without history: popularity order, as Personalize ranks for a cold user.
+        ranked = served.rank(history, given)
+        return {"recommendedItems": ranked.item_ids, "scores": ranked.scores}
 
 
 def _shape(kind: str) -> str:
@@ -87,167 +232,3 @@ def _kind(line: Mapping[str, Any]) -> str:
             raise LineError('"itemId" must be a non-empty string')
         return "related"
     raise LineError('a line needs "userId", "itemId", or "userId" with "itemList"')
-
-
-def _filter(job: _Job, line: Mapping[str, Any]) -> FilterRequest | None:
-    if job.flt is None:
-        if "filterValues" in line:
-            raise LineError('"filterValues" given but the job has no filter (--filter)')
-        return None
-    own = line.get("filterValues")
-    if own is None:
-        return job.flt
-    if not isinstance(own, dict):
-        raise LineError('"filterValues" must be an object')
-    try:
-        values = decode_filter_values(own)
-    except ValueError as exc:
-        raise LineError(str(exc)) from None
-    return FilterRequest(job.flt.name, {**job.flt.values, **values})
-
-
-def _known_user(job: _Job, model: SolutionModel, user_id: str) -> bool:
-    store = job.provider.store
-    return (
-        user_id in model.user_index or store.user(user_id) is not None or store.has_events(user_id)
-    )
-
-
-def _scores(values: np.ndarray, indices: np.ndarray) -> list[float]:
-    return [round(float(s), 6) for s in values[indices]]
-
-
-def _recommend(job: _Job, served: Served, user_id: str, flt: FilterRequest | None) -> dict:
-    model = served.model
-    if not _known_user(job, model, user_id):
-        raise LineError(f"unknown userId {user_id!r}")
-    recent = job.provider.store.user_events(user_id, served.version["max_seq"])
-    history, weights = model.fold_in(user_id, [(i, t) for i, t, _ in recent])
-    allowed = job.provider._mask(served, user_id, flt)
-    if len(history) == 0 or served.version["recipe"] == "popularity-count":
-        # What Personalize gives a user with no history: popular items, without scores.
-        order = model.popular_order
-        if allowed is not None:
-            order = order[allowed[order]]
-        return {"recommendedItems": model.item_ids[order[: job.num_results]].tolist()}
-    scores = model.recipe.scores(history, weights)
-    if model.exclude_seen:
-        allowed = np.ones(model.n_items, dtype=bool) if allowed is None else allowed.copy()
-        allowed[history] = False
-    best = top_k(scores, job.num_results, allowed)
-    return {"recommendedItems": model.item_ids[best].tolist(), "scores": _scores(scores, best)}
-
-
-def _related(job: _Job, served: Served, item_id: str, flt: FilterRequest | None) -> dict:
-    model = served.model
-    if item_id not in model.item_index and item_id not in job.provider.catalogue():
-        raise LineError(f"unknown itemId {item_id!r}")
-    if flt is not None:
-        flt = replace(flt, current_item=item_id)
-    allowed = job.provider._mask(served, None, flt)
-    items = model.related(item_id, job.num_results, allowed)
-    if items is None:  # in the catalogue, never interacted with: popular items
-        order = (
-            model.popular_order
-            if allowed is None
-            else model.popular_order[allowed[model.popular_order]]
-        )
-        items = [i for i in model.item_ids[order[: job.num_results + 1]].tolist() if i != item_id]
-    return {"recommendedItems": items[: job.num_results]}
-
-
-def _rank(job: _Job, served: Served, line: Mapping[str, Any], flt: FilterRequest | None) -> dict:
-    user_id, given = line["userId"], list(dict.fromkeys(line["itemList"]))
-    model = served.model
-    if not _known_user(job, model, user_id):
-        raise LineError(f"unknown userId {user_id!r}")
-    unknown = [i for i in given if i not in model.item_index]
-    if unknown:
-        raise LineError(f"unknown itemId(s) in itemList: {', '.join(unknown[:5])}")
-    recent = job.provider.store.user_events(user_id, served.version["max_seq"])
-    history, weights = model.fold_in(user_id, [(i, t) for i, t, _ in recent])
-    indices = np.asarray([model.item_index[i] for i in given], dtype=np.int64)
-    if flt is not None:
-        mask = job.provider._mask(served, user_id, flt)
-        if mask is not None:
-            indices = indices[mask[indices]]
-    if len(history) == 0:  # no history: popularity order, as Personalize does for a cold user
-        values = model.popularity.astype(np.float64)
-    else:
-        values = model.recipe.scores(history, weights)
-    order = indices[np.argsort(-values[indices], kind="stable")]
-    return {"recommendedItems": model.item_ids[order].tolist(), "scores": _scores(values, order)}
-
-
-def _answer(job: _Job, line: Mapping[str, Any]) -> dict[str, Any]:
-    kind = _kind(line)
-    served = job.served(kind)
-    flt = _filter(job, line)
-    if kind == "recommend":
-        return _recommend(job, served, line["userId"], flt)
-    if kind == "related":
-        return _related(job, served, line["itemId"], flt)
-    return _rank(job, served, line, flt)
-
-
-def _solution(provider: LocalProvider, name: str) -> Served:
-    """The version a campaign serves for solution `name`, else its newest stored version."""
-    known = [s.name for s in provider.config.solutions]
-    if name not in known:
-        raise ValueError(f"no solution {name!r} in the configuration (known: {', '.join(known)})")
-    for served in provider._current().campaigns.values():
-        if served.version["solution"] == name:
-            return served
-    version = provider.store.latest_version(name)
-    if version is None:
-        raise ValueError(f"solution {name!r} has no trained version: run `train --solution {name}`")
-    model = SolutionModel.load(
-        provider._artifact(version["version_id"]), version["recipe"], version["params"]
-    )
-    catalogue = provider.catalogue()
-    allowed = None
-    if len(catalogue):
-        allowed = np.fromiter((i in catalogue for i in model.item_ids.tolist()), bool)
-    return Served(version, model, allowed, catalogue)
-
-
-def run_batch(
-    provider: LocalProvider,
-    input_path: Path,
-    output_path: Path,
-    num_results: int,
-    *,
-    solution: str | None = None,
-    flt: FilterRequest | None = None,
-    progress: Progress | None = None,
-) -> BatchReport:
-    if not 1 <= num_results <= 500:  # Personalize's numResults range
-        raise ValueError("the number of results must be between 1 and 500")
-    if flt is not None and flt.name not in provider.config.filters:
-        raise ValueError(f"no filter {flt.name!r} in the configuration")
-    job = _Job(provider, num_results, flt, _solution(provider, solution) if solution else None)
-    lines = written = 0
-    errors: list[str] = []
-    tmp = output_path.with_name(output_path.name + ".part")
-    with tmp.open("w", encoding="utf-8") as out:
-        for number, raw in read_lines(input_path):
-            lines += 1
-            given: Any = raw.strip()
-            try:
-                given = json.loads(raw)
-                if not isinstance(given, dict):
-                    raise LineError("a line must be a JSON object")
-                record = {"input": given, "output": _answer(job, given), "error": None}
-                written += 1
-            except (json.JSONDecodeError, LineError, FilterError) as exc:
-                message = f"bad JSON: {exc}" if isinstance(exc, json.JSONDecodeError) else str(exc)
-                if len(errors) < KEEP_ERRORS:
-                    errors.append(f"line {number}: {message}")
-                record = {"input": given, "output": None, "error": message}
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
-            if progress and lines % 1000 == 0:
-                progress("batch", lines, None)
-    tmp.replace(output_path)  # a crash never leaves a half-written output behind its name
-    if progress:
-        progress("batch", lines, lines)
-    return BatchReport(lines, written, errors)

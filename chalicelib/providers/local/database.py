@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 from urllib.parse import quote
 
-from chalicelib.providers.base import UnavailableError
+from chalicelib.vocabulary import UnavailableError
 
 P = ParamSpec("P")
 R = TypeVar("R")

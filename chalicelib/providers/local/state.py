@@ -21,13 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from chalicelib.catalogue import Catalogue
+from chalicelib.catalogue import InMemoryCatalogue
 from chalicelib.config import ProjectConfig
-from chalicelib.engine.filters import ItemFields
 from chalicelib.engine.solution import SolutionModel
 from chalicelib.providers.local.database import StoreUnavailable
+from chalicelib.providers.local.served import ServedVersion
 from chalicelib.providers.local.store import LocalStore
 from chalicelib.settings import Settings
 
@@ -38,15 +36,6 @@ RECHECK_SECONDS = 1.0
 # (the items, then their decoration) and every write by this process resets it, so only a change
 # made by another process (a CLI `train`, another server worker) waits this long to be seen.
 REVISION_SECONDS = 0.05
-
-
-@dataclass
-class Served:
-    version: dict[str, Any]
-    model: SolutionModel
-    allowed: np.ndarray | None  # items the catalogue can render
-    catalogue: Catalogue  # of the state this was loaded in
-    fields: ItemFields | None = None  # the model's items indexed for filters, built on first use
 
 
 @dataclass(frozen=True)
@@ -60,8 +49,8 @@ class BrokenModel:
 @dataclass
 class State:
     revisions: dict[str, int]
-    catalogue: Catalogue
-    campaigns: dict[str, Served]
+    catalogue: InMemoryCatalogue
+    campaigns: dict[str, ServedVersion]
     broken: dict[str, BrokenModel] = field(default_factory=dict)
     checked: float = 0.0  # monotonic time broken files were last looked at
 
@@ -71,7 +60,7 @@ class State:
 
     def version_id(self, campaign: str) -> str | None:
         served = self.campaigns.get(campaign)
-        return served.version["version_id"] if served else None
+        return served.version_id if served else None
 
 
 def _signature(path: Path) -> tuple[int, int, int] | None:
@@ -103,20 +92,26 @@ class ServingState:
         self._asked = -1.0
 
     def artifact(self, version_id: str) -> Path:
+        """Where the model file of a solution version lives."""
         return self.store.models_dir / f"{version_id}.npz"
+
+    def load(self, version: dict[str, Any]) -> ServedVersion:
+        """A stored version that no campaign serves, loaded against the current catalogue."""
+        path = self.artifact(version["version_id"])
+        return ServedVersion.load(version, path, self.current().catalogue)
 
     def current(self) -> State:
         state = self._state
         now = time.monotonic()
         healthy = state is not None and not state.broken and self.store_fault is None
-        if healthy and now - self._asked < REVISION_SECONDS:
-            return state  # type: ignore[return-value]
+        if state is not None and healthy and now - self._asked < REVISION_SECONDS:
+            return state
         self._asked = now
         try:
             revisions = self.store.revisions()
         except StoreUnavailable as exc:
             self._store_failed(exc)
-            return state or State({}, Catalogue([]), {})
+            return state or State({}, InMemoryCatalogue([]), {})
         if state is not None and _same(state.revisions, revisions) and not self._stale(state):
             self._store_ok()
             return state
@@ -127,7 +122,7 @@ class ServingState:
                 state = self._load(revisions, state)
             except StoreUnavailable as exc:  # the store failed half-way: keep what serves
                 self._store_failed(exc)
-                return state or State({}, Catalogue([]), {})
+                return state or State({}, InMemoryCatalogue([]), {})
             self._state = state
         self._store_ok()
         return state
@@ -148,14 +143,14 @@ class ServingState:
         catalogue = (
             old.catalogue
             if old and old.revisions.get("items_rev") == revisions.get("items_rev")
-            else Catalogue(
+            else InMemoryCatalogue(
                 self.store.items(),
                 self.settings.item_url_template,
                 self.settings.item_image_template,
                 revision=revisions.get("items_rev"),
             )
         )
-        campaigns: dict[str, Served] = {}
+        campaigns: dict[str, ServedVersion] = {}
         broken: dict[str, BrokenModel] = {}
         deployed = self.store.campaigns()
         for name, conf in self.config.campaigns.items():
@@ -173,11 +168,8 @@ class ServingState:
                 path = self.artifact(version_id)
                 broken[campaign] = BrokenModel(campaign, version_id, model, _signature(path))
                 continue
-            allowed = None
-            if len(catalogue):
-                allowed = np.fromiter((i in catalogue for i in model.item_ids.tolist()), bool)
-            campaigns[campaign] = Served(version, model, allowed, catalogue)
-        live = {served.version["version_id"] for served in campaigns.values()}
+            campaigns[campaign] = ServedVersion.of(version, model, catalogue)
+        live = {served.version_id for served in campaigns.values()}
         self._models = {k: v for k, v in self._models.items() if k in live}
         self._log_changes(old.broken if old else {}, broken)
         return State(revisions, catalogue, campaigns, broken, time.monotonic())
@@ -197,7 +189,7 @@ class ServingState:
             reason = "model file missing"
         else:
             try:
-                model = SolutionModel.load(path, version["recipe"], version["params"])
+                model = SolutionModel.load(path, version)
                 _check(model)
             except Exception as exc:  # truncated, garbage, or arrays that do not fit together
                 log.debug("model %s unreadable", version_id, exc_info=True)

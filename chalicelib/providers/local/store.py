@@ -67,8 +67,6 @@ WITH RECURSIVE kinds(kind) AS (
 SELECT kind FROM kinds WHERE kind IS NOT NULL
 """
 
-InteractionRow = tuple[str, str, str, float | None, float, str | None, str | None]
-
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -133,22 +131,6 @@ class LocalStore(Database):
         )
 
     # -- writes ------------------------------------------------------------------------------
-
-    @guarded
-    def add_interactions(self, rows: Iterable[InteractionRow]) -> int:
-        """Append (user, item, type, value, ts, session, event_id) rows; repeated event ids are
-        ignored, as Personalize ignores them. Returns how many were stored."""
-        with self.transaction() as db:
-            before = db.total_changes
-            db.executemany(
-                "INSERT OR IGNORE INTO interactions "
-                "(user_id, item_id, event_type, event_value, ts, session_id, event_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            stored = db.total_changes - before
-            self._bump(db, "interactions_rev")
-        return stored
 
     @guarded
     def add_events(self, rows: Sequence[dict[str, Any]]) -> int:
@@ -249,7 +231,7 @@ class LocalStore(Database):
 
     @guarded
     def max_seq(self) -> int:
-        return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM interactions").fetchone()[0]
+        return int(self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM interactions").fetchone()[0])
 
     @guarded
     def counts(self) -> dict[str, int]:

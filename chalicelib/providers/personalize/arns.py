@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from chalicelib.names import personalize_name
-
-DatasetType = Literal["interactions", "users", "items"]
+from chalicelib.vocabulary import Dataset
 
 
 class MissingSettingError(ValueError):
     """A setting the `personalize` provider needs is empty; the message names it."""
 
 
-def dataset_arn(dataset_group_arn: str, dataset: DatasetType) -> str:
+def dataset_arn(dataset_group_arn: str, dataset: Dataset) -> str:
     """`…:dataset-group/NAME` becomes `…:dataset/NAME/ITEMS` (or USERS, INTERACTIONS)."""
     if not dataset_group_arn:
         raise MissingSettingError("RECS_DATASET_GROUP_ARN is not set")

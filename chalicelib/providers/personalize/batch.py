@@ -23,17 +23,12 @@ from typing import Any
 from chalicelib import aws
 from chalicelib.batchfile import read_lines
 from chalicelib.config import ProjectConfig
-from chalicelib.filter_values import PlaceholderUse, encode, scan_placeholders
+from chalicelib.filters import FilterError, FilterRequest
+from chalicelib.filters.values import PlaceholderUse, encode, scan_placeholders
 from chalicelib.names import personalize_name
-from chalicelib.providers.base import (
-    BatchReport,
-    FilterError,
-    FilterRequest,
-    Progress,
-    ProviderError,
-)
 from chalicelib.providers.personalize import arns
 from chalicelib.settings import Settings
+from chalicelib.vocabulary import BatchReport, Progress, ProviderError
 
 DONE, FAILED = "ACTIVE", "CREATE FAILED"
 KEEP_ERRORS = 100
@@ -81,7 +76,7 @@ def solution_version_arn(settings: Settings, config: ProjectConfig, solution: st
             "no campaign gives a solution version to use: pass --solution SOLUTION_VERSION_ARN"
         )
     found = aws.client("personalize").describe_campaign(campaignArn=campaign)["campaign"]
-    return found["solutionVersionArn"]
+    return str(found["solutionVersionArn"])
 
 
 def _prepare(
@@ -161,13 +156,13 @@ def run_batch(
         roleArn=settings.import_role_arn,
         **params,
     )["batchInferenceJobArn"]
-    _wait(personalize, arn, job, progress=progress, poll_seconds=poll_seconds, sleep=sleep)
+    wait_for_job(personalize, arn, job, progress=progress, poll_seconds=poll_seconds, sleep=sleep)
 
     s3.download_file(bucket, f"{prefix}/output/{input_path.name}.out", str(output_path))
     return _finish(output_path, bad, uploaded)
 
 
-def _wait(
+def wait_for_job(
     personalize: Any,
     arn: str,
     job: str,

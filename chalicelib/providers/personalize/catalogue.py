@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from chalicelib.catalogue import Catalogue, decorate
+from chalicelib.catalogue import decorate
 from chalicelib.providers.personalize import items_table
 
 log = logging.getLogger("recs.personalize.catalogue")
@@ -26,8 +26,8 @@ log = logging.getLogger("recs.personalize.catalogue")
 MISSING_TTL_FRACTION = 0.2
 
 
-class TableCatalogue(Catalogue):
-    """A lazily filled view of the item table, with the same `render` contract as `Catalogue`."""
+class TableCatalogue:
+    """A lazily filled view of the item table: a `chalicelib.catalogue.Catalogue`."""
 
     def __init__(
         self,
@@ -39,8 +39,8 @@ class TableCatalogue(Catalogue):
         clock: Callable[[], float] = time.monotonic,
         read_seconds: float = 0.5,
     ) -> None:
-        super().__init__([], url_template, image_template)
         self.table = table
+        self._url_template, self._image_template = url_template, image_template
         self._ttl = ttl
         self._clock = clock
         self._read_seconds = read_seconds
@@ -108,7 +108,7 @@ class TableCatalogue(Catalogue):
             return list(item_ids)
         return [i for i in item_ids if (e := self._cache.get(i)) is None or e[1] is not None]
 
-    # -- the Catalogue contract --------------------------------------------------------------
+    # -- the Catalogue Protocol --------------------------------------------------------------
 
     def render(self, item_ids: Iterable[str], limit: int | None = None) -> str:
         ids = list(item_ids)
@@ -132,20 +132,12 @@ class TableCatalogue(Catalogue):
                 break
         return "[" + ",".join(parts) + "]"
 
-    def __contains__(self, item_id: object) -> bool:
-        if not isinstance(item_id, str):
-            return False
-        if not self.prefetch([item_id]):
-            return True  # cannot tell: keep the item rather than lose it
-        entry = self._cache.get(item_id)
-        return entry is None or entry[1] is not None
-
     def __len__(self) -> int:
         """How many items the table holds: DynamoDB's own count (DescribeTable, which DynamoDB
         refreshes about every six hours), cached for the TTL; 0 when it cannot be read, as for
         an empty catalogue. Without a table, the items cached from Personalize's metadata."""
         if not self.table:
-            return len(self.ids())  # type: ignore[arg-type]
+            return sum(1 for _, fragment in self._cache.values() if fragment is not None)
         expiry, size = self._size
         now = self._clock()
         if expiry > now:
@@ -157,22 +149,3 @@ class TableCatalogue(Catalogue):
             size = 0
         self._size = (now + self._ttl, size)
         return size
-
-    def ids(self) -> Iterable[str]:
-        return [i for i, (_, fragment) in self._cache.items() if fragment is not None]
-
-    def item(self, item_id: str) -> dict[str, Any] | None:
-        self.prefetch([item_id])
-        entry = self._cache.get(item_id)
-        if entry is None:
-            return None if self.table else json.loads(self._bare(item_id))
-        return None if entry[1] is None else json.loads(entry[1])
-
-    def column(self, field: str) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for item_id, (_, fragment) in self._cache.items():
-            if fragment is not None:
-                value = json.loads(fragment).get(field)
-                if value is not None:
-                    out[item_id] = value
-        return out

@@ -1,5 +1,5 @@
 """`python -m chalicelib setup` on AWS: the declarative configuration (`recs.toml`) applied to
-Amazon Personalize idempotently, plus training and metrics through the control plane.
+Amazon Personalize idempotently (the request shapes are `shapes`', training is `training`'s).
 
 Every resource is looked up by its name first and reused when it matches; a difference that
 Personalize can apply in place (a dataset's schema, a campaign's TPS or config) is applied and
@@ -19,38 +19,27 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any
 
 from chalicelib import aws
 from chalicelib.config import Campaign, ProjectConfig, Solution
 from chalicelib.names import personalize_name
-from chalicelib.providers.base import Progress, ProviderError, SolutionVersionInfo
 from chalicelib.providers.personalize import arns
-from chalicelib.settings import Settings
+from chalicelib.providers.personalize.control import describing, find, pages
+from chalicelib.providers.personalize.shapes import (
+    ALGORITHM,
+    EXPLORATION,
+    FEATURIZATION,
+    avro_schema,
+    campaign_config,
+    epoch,
+    pinned_version,
+    solution_differences,
+    solution_request,
+)
+from chalicelib.vocabulary import Progress, ProviderError, SetupReport
 
-Action = Literal[
-    "created", "exists", "updated", "changed", "pending", "skipped", "would create", "would update"
-]
-RECIPES = {
-    "user-personalization": "arn:aws:personalize:::recipe/aws-user-personalization",
-    "similar-items": "arn:aws:personalize:::recipe/aws-sims",
-    "personalized-ranking": "arn:aws:personalize:::recipe/aws-personalized-ranking",
-    "popularity-count": "arn:aws:personalize:::recipe/aws-popularity-count",
-}
-# Which of a solution's `hyperparameters` Personalize knows, and where each goes; the others
-# are the local engine's own knobs and stay local.
-ALGORITHM = {
-    "user-personalization": {"hidden_dimension", "bptt", "recency_mask"},
-    "personalized-ranking": {"hidden_dimension", "bptt", "recency_mask"},
-    "similar-items": {"popularity_discount_factor", "min_cointeraction_count"},
-    "popularity-count": set(),
-}
-FEATURIZATION = {"min_user_history_length_percentile", "max_user_history_length_percentile"}
-EXPLORATION = {"exploration_weight": "explorationWeight"}
-EXPLORATION["exploration_item_age_cut_off"] = "explorationItemAgeCutOff"
 ROUTE_RECIPES = {
     "recommendations": {"user-personalization", "popularity-count"},
     "related-items": {"similar-items"},
@@ -68,183 +57,6 @@ FAILED = (
     "DELETE IN_PROGRESS",
     "CREATE STOPPED",
 )
-
-
-@dataclass
-class Step:
-    kind: str
-    name: str
-    action: Action
-    arn: str | None = None
-    detail: str = ""
-
-
-@dataclass
-class Report:
-    steps: list[Step] = field(default_factory=list)
-    settings: dict[str, str] = field(default_factory=dict)
-
-    def add(
-        self, kind: str, name: str, action: Action, arn: str | None = None, detail: str = ""
-    ) -> Step:
-        step = Step(kind, name, action, arn, detail)
-        self.steps.append(step)
-        return step
-
-    def count(self, action: Action) -> int:
-        return sum(1 for s in self.steps if s.action == action)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"steps": [asdict(s) for s in self.steps], "settings": self.settings}
-
-
-def _pages(method: Callable[..., dict[str, Any]], key: str, **params: Any) -> Iterator[dict]:
-    token: str | None = None
-    while True:
-        out = method(**params, **({"nextToken": token} if token else {}))
-        yield from out.get(key, [])
-        token = out.get("nextToken")
-        if not token:
-            return
-
-
-def _find(items: Iterator[dict[str, Any]], name: str) -> dict[str, Any] | None:
-    return next((i for i in items if i.get("name") == name), None)
-
-
-def avro_schema(dataset: str, fields: dict[str, str]) -> dict[str, Any]:
-    """Personalize's Avro schema of a dataset from the configuration's field specs."""
-    avro_fields = []
-    for name, spec in fields.items():
-        kind, *flags = spec.split()
-        entry: dict[str, Any] = {
-            "name": name,
-            "type": ["null", kind] if "nullable" in flags else kind,
-        }
-        if "categorical" in flags:
-            entry["categorical"] = True
-        if "textual" in flags:
-            entry["textual"] = True
-        avro_fields.append(entry)
-    return {
-        "type": "record",
-        "name": dataset.capitalize(),
-        "namespace": "com.amazonaws.personalize.schema",
-        "fields": avro_fields,
-        "version": "1.0",
-    }
-
-
-def _str(value: object) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def solution_request(group_arn: str, group: str, solution: Solution) -> dict[str, Any]:
-    """CreateSolution's parameters for `solution` (its Personalize-known knobs only)."""
-    params = dict(solution.hyperparameters)
-    config: dict[str, Any] = {}
-    algorithm = {k: _str(v) for k, v in params.items() if k in ALGORITHM[solution.recipe]}
-    featurization = {k: _str(v) for k, v in params.items() if k in FEATURIZATION}
-    if algorithm:
-        config["algorithmHyperParameters"] = algorithm
-    if featurization:
-        config["featureTransformationParameters"] = featurization
-    if solution.event_value_threshold is not None:
-        config["eventValueThreshold"] = _str(solution.event_value_threshold)
-    if solution.events:
-        config["eventsConfig"] = {
-            "eventParametersList": [
-                {
-                    "eventType": e.event_type,
-                    "weight": e.weight,
-                    **(
-                        {"eventValueThreshold": e.event_value_threshold}
-                        if e.event_value_threshold is not None
-                        else {}
-                    ),
-                }
-                for e in solution.events
-            ]
-        }
-    if solution.perform_hpo and solution.hpo_config is not None:
-        config["hpoConfig"] = hpo_config(solution)
-    request: dict[str, Any] = {
-        "name": personalize_name(group, solution.name),
-        "datasetGroupArn": group_arn,
-        "recipeArn": RECIPES[solution.recipe],
-        "performHPO": solution.perform_hpo,
-        "performAutoTraining": solution.perform_auto_training,
-    }
-    if solution.event_type:
-        request["eventType"] = solution.event_type
-    if config:
-        request["solutionConfig"] = config
-    return request
-
-
-def hpo_config(solution: Solution) -> dict[str, Any]:
-    """The configuration's snake-case `hpo_config` in Personalize's shape. The objective is left
-    out: Personalize does not let it be configured (it optimises its own default)."""
-    assert solution.hpo_config is not None
-    hpo, ranges = solution.hpo_config, solution.hpo_config.algorithm_hyperparameter_ranges
-    out: dict[str, Any] = {
-        "hpoResourceConfig": {
-            "maxNumberOfTrainingJobs": str(hpo.hpo_resource_config.max_number_of_training_jobs),
-            "maxParallelTrainingJobs": str(hpo.hpo_resource_config.max_parallel_training_jobs),
-        }
-    }
-    personalize_ranges: dict[str, list[dict[str, Any]]] = {}
-    for key, items in (
-        ("integerHyperParameterRanges", ranges.integer_hyperparameter_ranges),
-        ("continuousHyperParameterRanges", ranges.continuous_hyperparameter_ranges),
-    ):
-        if items:
-            personalize_ranges[key] = [
-                {"name": r.name, "minValue": r.min_value, "maxValue": r.max_value} for r in items
-            ]
-    if ranges.categorical_hyperparameter_ranges:
-        personalize_ranges["categoricalHyperParameterRanges"] = [
-            {"name": r.name, "values": list(r.values)}
-            for r in ranges.categorical_hyperparameter_ranges
-        ]
-    if personalize_ranges:
-        out["algorithmHyperParameterRanges"] = personalize_ranges
-    return out
-
-
-def _solution_differences(want: dict[str, Any], have: dict[str, Any]) -> list[str]:
-    """What differs between a CreateSolution request and DescribeSolution's answer."""
-    diffs = []
-    for key in ("recipeArn", "performHPO", "eventType"):
-        if want.get(key) != have.get(key) and not (
-            key == "performHPO" and not want[key] and have.get(key) is None
-        ):
-            diffs.append(f"{key}: {have.get(key)!r} -> {want.get(key)!r}")
-    want_config, have_config = want.get("solutionConfig", {}), have.get("solutionConfig", {})
-    for key in ("algorithmHyperParameters", "featureTransformationParameters"):
-        wanted = want_config.get(key, {})
-        # DescribeSolution shows every hyperparameter, defaults too, some with a prefix
-        # (`training.bptt`): compare only what we set, by its bare name.
-        had = {k.rsplit(".", 1)[-1]: v for k, v in have_config.get(key, {}).items()}
-        for name, value in wanted.items():
-            if had.get(name) != value:
-                diffs.append(f"{name}: {had.get(name)!r} -> {value!r}")
-    for key in ("eventValueThreshold", "eventsConfig", "hpoConfig"):
-        if want_config.get(key) != have_config.get(key) and want_config.get(key) is not None:
-            diffs.append(f"{key} differs")
-    return diffs
-
-
-def campaign_config(solution: Solution, campaign: Campaign) -> dict[str, Any]:
-    config: dict[str, Any] = {}
-    exploration = {
-        EXPLORATION[k]: _str(v) for k, v in solution.hyperparameters.items() if k in EXPLORATION
-    }
-    if exploration and solution.recipe == "user-personalization":
-        config["itemExplorationConfig"] = exploration
-    if campaign.enable_metadata:
-        config["enableMetadataWithRecommendations"] = True
-    return config
 
 
 class Setup:
@@ -266,7 +78,7 @@ class Setup:
         self.client = aws.client("personalize")
         self.progress = progress
         self.poll_seconds, self.timeout_seconds, self.sleep = poll_seconds, timeout_seconds, sleep
-        self.report = Report()
+        self.report = SetupReport()
         self.group = config.dataset_group.name
 
     # -- waiting -----------------------------------------------------------------------------
@@ -300,7 +112,7 @@ class Setup:
     # -- resources ---------------------------------------------------------------------------
 
     def dataset_group(self) -> str:
-        found = _find(_pages(self.client.list_dataset_groups, "datasetGroups"), self.group)
+        found = find(pages(self.client.list_dataset_groups, "datasetGroups"), self.group)
         if found:
             arn = found["datasetGroupArn"]
             self.report.add("dataset group", self.group, "exists", arn)
@@ -322,7 +134,7 @@ class Setup:
         schema = avro_schema(dataset, fields)
         text = json.dumps(schema, separators=(",", ":"), sort_keys=True)
         name = personalize_name(self.group, dataset, hashlib.sha256(text.encode()).hexdigest()[:8])
-        found = _find(_pages(self.client.list_schemas, "schemas"), name)
+        found = find(pages(self.client.list_schemas, "schemas"), name)
         if found:
             self.report.add("schema", name, "exists", found["schemaArn"])
             return str(found["schemaArn"])
@@ -336,7 +148,7 @@ class Setup:
     def dataset(self, group_arn: str, dataset: str, schema_arn: str) -> str:
         kind = dataset.upper()
         datasets = (
-            _pages(self.client.list_datasets, "datasets", datasetGroupArn=group_arn)
+            pages(self.client.list_datasets, "datasets", datasetGroupArn=group_arn)
             if group_arn
             else iter(())
         )
@@ -368,7 +180,7 @@ class Setup:
     def event_tracker(self, group_arn: str) -> None:
         name = personalize_name(self.group, self.config.event_tracker)
         trackers = (
-            _pages(self.client.list_event_trackers, "eventTrackers", datasetGroupArn=group_arn)
+            pages(self.client.list_event_trackers, "eventTrackers", datasetGroupArn=group_arn)
             if group_arn
             else iter(())
         )
@@ -397,7 +209,7 @@ class Setup:
         existing = (
             {
                 f["name"]: f
-                for f in _pages(self.client.list_filters, "Filters", datasetGroupArn=group_arn)
+                for f in pages(self.client.list_filters, "Filters", datasetGroupArn=group_arn)
             }
             if group_arn
             else {}
@@ -426,18 +238,18 @@ class Setup:
                     self.report.add("filter", full, "changed", arn, detail)
                     continue
             self.wait(
-                "filter", full, lambda a=arn: self.client.describe_filter(filterArn=a)["filter"]
+                "filter", full, describing(self.client.describe_filter, "filter", filterArn=arn)
             )
 
     def solution(self, group_arn: str, solution: Solution) -> str:
         request = solution_request(group_arn, self.group, solution)
         name = request["name"]
         solutions = (
-            _pages(self.client.list_solutions, "solutions", datasetGroupArn=group_arn)
+            pages(self.client.list_solutions, "solutions", datasetGroupArn=group_arn)
             if group_arn
             else iter(())
         )
-        found = _find(solutions, name)
+        found = find(solutions, name)
         if found is None and self.dry_run:
             arn = ""
             self.report.add("solution", name, "would create", None, request["recipeArn"])
@@ -447,7 +259,7 @@ class Setup:
         else:
             arn = found["solutionArn"]
             have = self.client.describe_solution(solutionArn=arn)["solution"]
-            diffs = _solution_differences(request, have)
+            diffs = solution_differences(request, have)
             if diffs:
                 detail = "; ".join(diffs) + (
                     "; a solution's recipe and hyperparameters cannot be updated: give the "
@@ -469,11 +281,11 @@ class Setup:
         return str(arn)
 
     def latest_version(self, solution_arn: str) -> str | None:
-        versions = _pages(
+        versions = pages(
             self.client.list_solution_versions, "solutionVersions", solutionArn=solution_arn
         )
         active = [v for v in versions if v.get("status") == "ACTIVE"]
-        active.sort(key=lambda v: _epoch(v.get("creationDateTime")))
+        active.sort(key=lambda v: epoch(v.get("creationDateTime")))
         return str(active[-1]["solutionVersionArn"]) if active else None
 
     def campaign(
@@ -489,11 +301,11 @@ class Setup:
             return
         config = campaign_config(solution, campaign)
         found = (
-            _find(_pages(self.client.list_campaigns, "campaigns", solutionArn=solution_arn), name)
+            find(pages(self.client.list_campaigns, "campaigns", solutionArn=solution_arn), name)
             if solution_arn
             else None
         )
-        pinned = _pinned(campaign)
+        pinned = pinned_version(campaign)
         version = pinned or (self.latest_version(solution_arn) if solution_arn else None)
         if found is None:
             if version is None:
@@ -537,7 +349,7 @@ class Setup:
 
     # -- whole runs --------------------------------------------------------------------------
 
-    def apply(self) -> Report:
+    def apply(self) -> SetupReport:
         group_arn = self.dataset_group()
         for dataset, fields in self.config.schemas.items():
             self.dataset(group_arn, dataset, self.schema(dataset, fields))
@@ -550,7 +362,7 @@ class Setup:
         return self.report
 
     def find_group(self) -> str:
-        found = _find(_pages(self.client.list_dataset_groups, "datasetGroups"), self.group)
+        found = find(pages(self.client.list_dataset_groups, "datasetGroups"), self.group)
         if found is None:
             raise ProviderError(
                 f"no dataset group {self.group!r}: run `python -m chalicelib setup`"
@@ -559,153 +371,14 @@ class Setup:
 
     def find_solution(self, group_arn: str, solution: Solution) -> str:
         name = personalize_name(self.group, solution.name)
-        found = _find(
-            _pages(self.client.list_solutions, "solutions", datasetGroupArn=group_arn), name
+        found = find(
+            pages(self.client.list_solutions, "solutions", datasetGroupArn=group_arn), name
         )
         if found is None:
             raise ProviderError(f"no solution {name!r}: run `python -m chalicelib setup`")
         return str(found["solutionArn"])
 
 
-def _pinned(campaign: Campaign) -> str | None:
-    """The solution version a campaign pins on Personalize: an ARN (a `local` version id pins
-    only the local provider, so on AWS it means "the newest")."""
-    version = campaign.solution_version
-    return version if version and version.startswith("arn:") else None
-
-
-def _epoch(value: object) -> float:
-    if isinstance(value, datetime):
-        return value.timestamp()
-    return float(value) if isinstance(value, int | float) else 0.0
-
-
-def setup(config: ProjectConfig, progress: Progress | None = None, **options: Any) -> Report:
+def setup(config: ProjectConfig, progress: Progress | None = None, **options: Any) -> SetupReport:
     """Apply `config` to Personalize; see the module docstring."""
     return Setup(config, progress, **options).apply()
-
-
-def _info(client: Any, version_arn: str, solution: Solution) -> SolutionVersionInfo:
-    version = client.describe_solution_version(solutionVersionArn=version_arn)["solutionVersion"]
-    metrics: dict[str, float] = {}
-    if version.get("status") == "ACTIVE":
-        metrics = dict(client.get_solution_metrics(solutionVersionArn=version_arn)["metrics"])
-    return SolutionVersionInfo(
-        version_id=version_arn,
-        solution=solution.name,
-        recipe=solution.recipe,
-        status=str(version.get("status")),
-        metrics=metrics,
-        counts={},
-        training_seconds=round(float(version.get("trainingHours", 0.0)) * 3600, 1),
-        created=_epoch(version.get("creationDateTime")),
-    )
-
-
-def metrics(
-    settings: Settings,
-    config: ProjectConfig,
-    solution: str | None = None,
-    version_id: str | None = None,
-) -> SolutionVersionInfo | None:
-    """GetSolutionMetrics of a version: the one named, else `solution`'s newest ACTIVE one, else
-    the one the recommendations campaign serves."""
-    client = aws.client("personalize")
-    route = config.campaigns.get("recommendations")
-    chosen = config.solution(solution or (route.solution if route else config.solutions[0].name))
-    if version_id is not None:
-        return _info(client, version_id, _solution_of(config, version_id, chosen))
-    if solution is None and settings.campaign_arn and ":campaign/" in settings.campaign_arn:
-        campaign = client.describe_campaign(campaignArn=settings.campaign_arn)["campaign"]
-        return _info(client, campaign["solutionVersionArn"], chosen)
-    run = Setup(config)
-    found = run.latest_version(run.find_solution(run.find_group(), chosen))
-    return _info(client, found, chosen) if found else None
-
-
-def _solution_of(config: ProjectConfig, version_arn: str, default: Solution) -> Solution:
-    """`…:solution/GROUP-NAME/VERSION` names its solution."""
-    for solution in config.solutions:
-        if f":solution/{config.dataset_group.name}-{solution.name}/" in version_arn:
-            return solution
-    return default
-
-
-def versions(config: ProjectConfig, solution: str | None = None) -> list[SolutionVersionInfo]:
-    """Every version of the configured solutions (or one), newest first, metrics included."""
-    run = Setup(config)
-    group_arn = run.find_group()
-    infos = []
-    for sol in [config.solution(solution)] if solution else config.solutions:
-        solution_arn = run.find_solution(group_arn, sol)
-        pages = _pages(
-            run.client.list_solution_versions, "solutionVersions", solutionArn=solution_arn
-        )
-        infos.extend(_info(run.client, v["solutionVersionArn"], sol) for v in pages)
-    return sorted(infos, key=lambda i: i.created, reverse=True)
-
-
-def deploy(config: ProjectConfig, route: str, version_arn: str) -> str:
-    """Make the route's campaign serve `version_arn` (UpdateCampaign); its ARN is returned."""
-    campaign = config.campaigns.get(route)  # type: ignore[call-overload]
-    if campaign is None:
-        raise ValueError(f"no campaign {route!r} in the configuration")
-    solution = config.solution(campaign.solution)
-    if _solution_of(config, version_arn, solution).name != solution.name:
-        raise ValueError(f"{version_arn!r} is not a version of solution {solution.name!r}")
-    run = Setup(config)
-    solution_arn = run.find_solution(run.find_group(), solution)
-    name = personalize_name(run.group, route)
-    found = _find(_pages(run.client.list_campaigns, "campaigns", solutionArn=solution_arn), name)
-    if found is None:
-        raise ValueError(f"no campaign {name!r}: run `python -m chalicelib setup`")
-    run.client.update_campaign(campaignArn=found["campaignArn"], solutionVersionArn=version_arn)
-    return str(found["campaignArn"])
-
-
-def train(
-    settings: Settings,
-    config: ProjectConfig,
-    solution: str | None = None,
-    progress: Progress | None = None,
-    **options: Any,
-) -> list[SolutionVersionInfo]:
-    """A new FULL solution version of each solution (or one), waited for; then campaigns of those
-    solutions that do not pin a version are moved to it (or created) by applying the setup."""
-    run = Setup(config, progress, **options)
-    group_arn = run.find_group()
-    chosen = [config.solution(solution)] if solution else list(config.solutions)
-    infos = []
-    for sol in chosen:
-        solution_arn = run.find_solution(group_arn, sol)
-        version = run.client.create_solution_version(solutionArn=solution_arn, trainingMode="FULL")[
-            "solutionVersionArn"
-        ]
-        run.wait(
-            "solution version",
-            version.rsplit("/", 1)[-1],
-            lambda v=version: run.client.describe_solution_version(solutionVersionArn=v)[
-                "solutionVersion"
-            ],
-        )
-        infos.append(_info(run.client, version, sol))
-        for route, campaign in config.campaigns.items():
-            if campaign.solution != sol.name or _pinned(campaign):
-                continue
-            name = personalize_name(run.group, route)
-            campaigns = _pages(run.client.list_campaigns, "campaigns", solutionArn=solution_arn)
-            found = _find(campaigns, name)
-            if found is not None:
-                run.client.update_campaign(
-                    campaignArn=found["campaignArn"], solutionVersionArn=version
-                )
-                run.wait(
-                    "campaign",
-                    name,
-                    lambda a=found["campaignArn"]: run.client.describe_campaign(campaignArn=a)[
-                        "campaign"
-                    ],
-                )
-            elif sol.recipe in ROUTE_RECIPES[route]:
-                run.campaign(route, campaign, sol, solution_arn)
-    return infos

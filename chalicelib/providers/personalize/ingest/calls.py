@@ -3,7 +3,7 @@ the verdict on each call, telling a failure that may pass later from one that ne
 
 botocore checks no maximum, so every limit (10 records a call, 1,024-character event properties,
 256-character ids, 25 impressions, 40-character recommendation ids) is checked by the pydantic
-models in `chalicelib.models` before a call is built here.
+models in `chalicelib.payloads` before a call is built here.
 
 Properties reach Personalize under the camelCase names it matches to the dataset's schema fields
 (`NUMBER_OF_RATINGS`, `number_of_ratings` and `numberOfRatings` all become `numberOfRatings`), and
@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from chalicelib.catalogue import field_name
-from chalicelib.models import Event, Item, User
+from chalicelib.payloads import Event, Item, User
 
 MAX_PER_CALL = 10
 

@@ -1,5 +1,7 @@
 """Builds the settings, configuration and provider of the current environment, once per process
-(and again only if the `RECS_*` environment changes, as it does between test-client stages).
+(and again only if the `RECS_*` environment changes, as it does between test-client stages), and
+hands out the provider's three roles: `serving`, `events` and `workflow`. The only place that
+knows which providers there are.
 
 The `local` provider reads the configuration when it is built; the `personalize` provider only
 when a request names a filter or a command needs it, which keeps it off a Lambda's cold start.
@@ -11,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from chalicelib.providers.base import Provider
+from chalicelib.seam.roles import EventSink, Serving, Workflow
 from chalicelib.settings import Settings, env_fingerprint
 
 if TYPE_CHECKING:
@@ -21,7 +23,9 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Runtime:
     settings: Settings
-    provider: Provider
+    serving: Serving
+    events: EventSink
+    workflow: Workflow
 
     @property
     def config(self) -> ProjectConfig:
@@ -52,18 +56,18 @@ def current() -> Runtime:
 
 
 def build(settings: Settings) -> Runtime:
-    provider: Provider
     if settings.provider == "local":
         # Imported here so that the `personalize` path never loads numpy or scipy.
         from chalicelib.config import load_config  # noqa: PLC0415
         from chalicelib.providers.local import LocalProvider  # noqa: PLC0415
 
-        provider = LocalProvider(settings, load_config(settings.config))
-    else:  # Settings.provider is a Literal of the two
-        from chalicelib.providers.personalize import PersonalizeProvider  # noqa: PLC0415
+        local = LocalProvider(settings, load_config(settings.config))
+        return Runtime(settings, local.serving, local.events, local.workflow)
+    # Settings.provider is a Literal of the two.
+    from chalicelib.providers.personalize import PersonalizeProvider  # noqa: PLC0415
 
-        provider = PersonalizeProvider(settings)
-    return Runtime(settings, provider)
+    aws = PersonalizeProvider(settings)
+    return Runtime(settings, aws.serving, aws.events, aws.workflow)
 
 
 def pin() -> Runtime:

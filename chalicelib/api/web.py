@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from chalicelib.models import describe
+from chalicelib.payloads import describe
 
 Model = TypeVar("Model", bound=BaseModel)
 JSON = "application/json"

@@ -23,15 +23,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib import aws
 from chalicelib.settings import Settings
 
 log = logging.getLogger("recs.apikeys")
 RETRY_SECONDS = 5.0
-# On a request's path: a slow parameter store must not eat Braze's 2 s budget.
-_CLIENT_CONFIG = {"connect_timeout": 0.5, "read_timeout": 1.0, "max_attempts": 2}
-
-
-_clients: dict[str, Any] = {}
 
 
 def is_ssm(name: str) -> bool:
@@ -56,28 +52,11 @@ def parse_keys(value: str) -> tuple[str, ...]:
     return tuple(k.strip() for k in found if isinstance(k, str) and k.strip())
 
 
-def _client(service: str) -> Any:
-    """A botocore client with request-path timeouts; it honours AWS_ENDPOINT_URL_<SERVICE>."""
-    client = _clients.get(service)
-    if client is None:
-        import botocore.session  # noqa: PLC0415 - only a stage that uses a parameter pays for it
-        from botocore.config import Config  # noqa: PLC0415
-
-        config = Config(
-            connect_timeout=_CLIENT_CONFIG["connect_timeout"],
-            read_timeout=_CLIENT_CONFIG["read_timeout"],
-            retries={"mode": "standard", "total_max_attempts": _CLIENT_CONFIG["max_attempts"]},
-        )
-        client = botocore.session.get_session().create_client(service, config=config)
-        _clients[service] = client
-    return client
-
-
 def read_parameter(name: str) -> tuple[str, ...]:
     if is_ssm(name):
-        reply = _client("ssm").get_parameter(Name=name, WithDecryption=True)
+        reply = aws.client("ssm", fast=True).get_parameter(Name=name, WithDecryption=True)
         return parse_keys(reply["Parameter"]["Value"])
-    reply = _client("secretsmanager").get_secret_value(SecretId=name)
+    reply = aws.client("secretsmanager", fast=True).get_secret_value(SecretId=name)
     return parse_keys(reply.get("SecretString") or "")
 
 

@@ -1,5 +1,5 @@
 """`python -m chalicelib serve`: the sample shop loaded on request, then the API on the production
-server (uvicorn over `serving`, `chalicelib.server`) or on `chalice local`.
+server (`chalicelib.api.server`: uvicorn over `chalicelib.api.routes`) or on `chalice local`.
 
 Which API keys it serves with: the environment's (`RECS_API_KEYS` or `RECS_API_KEYS_PARAMETER`)
 when set, else the `local` stage's development key. `chalice local` alone would let the stage's
@@ -15,11 +15,14 @@ import sys
 import time
 from typing import Any
 
-from chalicelib import runtime
-from chalicelib.progress import progress_bar
+from chalicelib.cli.progress import progress_bar
+from chalicelib.seam import runtime
 from chalicelib.settings import PROJECT_ROOT
+from chalicelib.vocabulary import Dataset
 
 SAMPLE_DIR = PROJECT_ROOT / "data" / "online-retail-ii"
+# The bundled sample's datasets, in the order they are imported.
+DATASETS: tuple[Dataset, ...] = ("items", "users", "interactions")
 DEV_STAGE = "local"
 # The `local` stage's development key, as documented in the README and .chalice/config.json.
 DEV_KEY = "dev-local-key"
@@ -27,18 +30,18 @@ DEV_KEY = "dev-local-key"
 
 def bootstrap() -> None:
     """Load the bundled sample shop and train once, unless the store already has them."""
-    provider = runtime.current().provider
-    health = provider.health()
+    rt = runtime.current()
+    health = rt.serving.health()
     if not health.get("items"):
         with progress_bar() as report:
-            for dataset in ("items", "users", "interactions"):
+            for dataset in DATASETS:
                 path = SAMPLE_DIR / f"{dataset}.csv.gz"
-                result = provider.import_file(dataset, path, "full", report)  # type: ignore[arg-type]
+                result = rt.workflow.import_file(dataset, str(path), "full", report)
                 if result.status != "imported":
                     raise SystemExit(f"could not import {path}: {result.errors}")
     if not health.get("model_version"):
         with progress_bar() as report:
-            provider.train(None, report)
+            rt.workflow.train(None, report)
 
 
 def serving_keys() -> str | None:
@@ -65,7 +68,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"  curl -H 'x-api-key: {key}' '{base}/recommendations?user_id=13085'\n")
     if args.server == "chalice":
         return _chalice_local(args)
-    from chalicelib import server  # noqa: PLC0415 - uvicorn loads only for this command
+    from chalicelib.api import server  # noqa: PLC0415 - uvicorn loads only for this command
 
     workers = args.workers or os.cpu_count() or 1
     print(f"production server (uvicorn): {workers} worker process(es)", flush=True)

@@ -1,11 +1,12 @@
-"""The HTTP API's logic, free of any framework: routing, auth, validation, the provider call,
-fallback, decoration within the byte budget, and headers. `app.py` (Chalice) and `server.py`
-(the production WSGI server) turn their request into a `web.Request` and call `route()`.
+"""The HTTP API's logic, free of any framework: routing, auth, validation, the call through the
+seam (its fallback policy included), decoration within the byte budget, and headers. `app.py`
+(Chalice) and `server` (the production server) turn their request into a `web.Request` and call
+`route()`.
 
 Every failure becomes a JSON `{"error", "message"}` object: 4xx for what the caller can fix,
 503 with `Retry-After` for a write the store cannot take now. The recommendation routes never
 answer 404 or 5xx: a provider that fails, has no model or a broken one gives the fallback list
-(counted by reason in `fallbacks`, shown in `/health`).
+(`chalicelib.seam.fallback`; counted by reason in `fallback_log`, shown in `/health`).
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
-from chalicelib import budget, runtime, web
-from chalicelib.apikeys import current_keys
-from chalicelib.auth import is_authorized
-from chalicelib.fallbacks import COUNTER
-from chalicelib.filter_values import values_from_query
-from chalicelib.models import (
+from chalicelib.api import budget, web
+from chalicelib.api.apikeys import current_keys
+from chalicelib.api.auth import is_authorized
+from chalicelib.api.fallback_log import COUNTER
+from chalicelib.api.web import JSON, ApiError, Reply, Request, error_reply, json_reply
+from chalicelib.filters import FilterError, FilterRequest
+from chalicelib.filters.values import values_from_query
+from chalicelib.payloads import (
     EventBatch,
     ItemBatch,
     RankingRequest,
@@ -28,15 +31,9 @@ from chalicelib.models import (
     RelatedItemsQuery,
     UserBatch,
 )
-from chalicelib.providers.base import (
-    FilterError,
-    FilterRequest,
-    Provider,
-    Recommendations,
-    UnavailableError,
-)
-from chalicelib.runtime import Runtime
-from chalicelib.web import JSON, ApiError, Reply, Request, error_reply, json_reply
+from chalicelib.seam import fallback, runtime
+from chalicelib.seam.runtime import Runtime
+from chalicelib.vocabulary import Recommendations, UnavailableError
 
 log = logging.getLogger("recs.serving")
 _RESERVED_QUERY = {"user_id", "item_id", "num_results", "filter"}
@@ -60,6 +57,8 @@ def _guarded(item_list: bool) -> Callable[[Callable[[Request, Runtime], Reply]],
                 return handler(request, rt)
             except ApiError as exc:
                 return error_reply(exc.status, exc.code, exc.message, exc.headers)
+            except FilterError as exc:  # a bad filter or value: the caller's to fix
+                return error_reply(400, exc.code, str(exc))
             except UnavailableError as exc:
                 log.error("%s refused: %s", handler.__name__, exc.__cause__ or exc)
                 retry = {"Retry-After": str(exc.retry_after)}
@@ -107,7 +106,7 @@ def _filter(
 def _items_reply(
     rt: Runtime, recs: Recommendations, limit: int, cacheable: bool, route: str
 ) -> Reply:
-    rendered = rt.provider.catalogue().render(recs.item_ids, limit)
+    rendered = rt.serving.catalogue().render(recs.item_ids, limit)
     body, trimmed = budget.fit(rendered, rt.settings.max_response_bytes)
     headers = {"Content-Type": JSON, "X-Recommendation-Source": recs.source}
     headers["Cache-Control"] = (
@@ -121,38 +120,11 @@ def _items_reply(
     return Reply(200, body, headers)
 
 
-def _or_fallback(
-    provider: Provider,
-    call: Callable[[], Recommendations],
-    num_results: int,
-    flt: FilterRequest | None,
-    fallback: Callable[[], Sequence[str]] | None = None,
-) -> Recommendations:
-    """`call()`, or when the provider fails, `fallback()` (default: the popular items)."""
-    try:
-        return call()
-    except ApiError:
-        raise
-    except FilterError as exc:
-        raise ApiError(400, exc.code, str(exc)) from None
-    except Exception as exc:
-        log.warning("provider %s failed (%s); serving the fallback list", provider.name, exc)
-    try:
-        items = fallback() if fallback else provider.popular(num_results, flt)
-        return Recommendations(items, "fallback", reason="provider_error")
-    except Exception:
-        log.exception("the fallback list failed too; serving an empty list")
-        return Recommendations([], "fallback", reason="provider_error")
-
-
 @_guarded(item_list=True)
 def recommendations(request: Request, rt: Runtime) -> Reply:
     q = web.query(RecommendationsQuery, request)
     flt = _filter(q.filter, request.query, rt)
-    provider = rt.provider
-    recs = _or_fallback(
-        provider, lambda: provider.recommend(q.user_id, q.num_results, flt), q.num_results, flt
-    )
+    recs = fallback.recommend(rt.serving, q.user_id, q.num_results, flt)
     return _items_reply(rt, recs, q.num_results, cacheable=True, route="recommendations")
 
 
@@ -162,13 +134,7 @@ def related_items(request: Request, rt: Runtime) -> Reply:
     flt = _filter(q.filter, request.query, rt)
     if flt is not None:
         flt = replace(flt, current_item=q.item_id)
-    provider = rt.provider
-    recs = _or_fallback(
-        provider,
-        lambda: provider.related_items(q.item_id, q.num_results, q.user_id, flt),
-        q.num_results,
-        flt,
-    )
+    recs = fallback.related_items(rt.serving, q.item_id, q.num_results, q.user_id, flt)
     return _items_reply(rt, recs, q.num_results, cacheable=True, route="related-items")
 
 
@@ -177,22 +143,8 @@ def rankings(request: Request, rt: Runtime) -> Reply:
     body = web.body(RankingRequest, request, rt.settings.max_body_bytes)
     values = {k: v if isinstance(v, list) else [v] for k, v in body.filter_values.items()}
     flt = _filter(body.filter, values, rt)
-    provider = rt.provider
-    recs = _or_fallback(
-        provider,
-        lambda: provider.rank(body.user_id, body.item_ids, flt),
-        len(body.item_ids),
-        flt,
-        fallback=lambda: _known_items(provider, body.item_ids),
-    )
+    recs = fallback.rank(rt.serving, body.user_id, body.item_ids, flt)
     return _items_reply(rt, recs, len(body.item_ids), cacheable=False, route="rankings")
-
-
-def _known_items(provider: Provider, item_ids: Sequence[str]) -> list[str]:
-    """A failed ranking's fallback: the given items the catalogue has (all if it is empty), in
-    the given order, never popular items nobody asked to rank."""
-    catalogue = provider.catalogue()
-    return [i for i in item_ids if not len(catalogue) or i in catalogue]
 
 
 # -- writes ----------------------------------------------------------------------------------
@@ -215,7 +167,7 @@ def _repeated_event_id(batch: EventBatch) -> None:
 def events(request: Request, rt: Runtime) -> Reply:
     batch = web.body(EventBatch, request, rt.settings.max_body_bytes)
     _repeated_event_id(batch)
-    accepted = rt.provider.put_events(batch)
+    accepted = rt.events.put_events(batch)
     # Events whose event_id was stored before (a retried request) are not stored twice.
     repeated = len(batch.events) - accepted
     return json_reply(202, {"accepted": accepted} | ({"duplicates": repeated} if repeated else {}))
@@ -224,13 +176,13 @@ def events(request: Request, rt: Runtime) -> Reply:
 @_guarded(item_list=False)
 def users(request: Request, rt: Runtime) -> Reply:
     batch = web.body(UserBatch, request, rt.settings.max_body_bytes)
-    return json_reply(202, {"accepted": rt.provider.put_users(batch.users)})
+    return json_reply(202, {"accepted": rt.events.put_users(batch.users)})
 
 
 @_guarded(item_list=False)
 def items(request: Request, rt: Runtime) -> Reply:
     batch = web.body(ItemBatch, request, rt.settings.max_body_bytes)
-    return json_reply(202, {"accepted": rt.provider.put_items(batch.items)})
+    return json_reply(202, {"accepted": rt.events.put_items(batch.items)})
 
 
 def health(_request: Request | None = None) -> Reply:
@@ -238,7 +190,7 @@ def health(_request: Request | None = None) -> Reply:
     process served by reason. 200 while it can answer (degraded included: the fallback list
     still serves, and a restart would not mend a broken file); 503 when it cannot."""
     try:
-        body: dict[str, object] = runtime.current().provider.health()
+        body: dict[str, object] = runtime.current().serving.health()
         body["fallbacks"] = COUNTER.counts()
         status = 200
     except Exception:

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
-from chalicelib.providers.base import FilterError, MissingFilterValueError
+from chalicelib.filters.errors import FilterError, MissingFilterValueError
 
 MAX_EXPRESSION_CHARS = 2500  # CreateFilter's filterExpression
 MAX_PLACEHOLDERS = 25  # entries in filterValues
@@ -34,6 +34,14 @@ _NUMBER = re.compile(rf"^{NUMBER_PATTERN}$")
 class PlaceholderUse:
     kind: Literal["list", "number"]  # in `IN ($X)`, or in a comparison `< $X`
     required: bool  # used in an INCLUDE expression
+
+
+@dataclass(frozen=True, slots=True)
+class FilterRequest:
+    name: str
+    values: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    # The item related items are asked for: what `CurrentItem.FIELD` in the expression reads.
+    current_item: str | None = None
 
 
 def parse_number(text: str) -> float | None:
@@ -113,7 +121,7 @@ def encode(
 
 
 # A lexer, not a parser: on Lambda (no lark) this finds each placeholder's use from the tokens
-# around it. The full grammar (chalicelib.engine.filter_expression) has already validated the
+# around it. The full grammar (chalicelib.filters.language) has already validated the
 # expression at config load / `setup`, and CreateFilter validated it again; a property test
 # checks this scan against the parser's AST on random expressions.
 _TOKEN = re.compile(

@@ -17,8 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib import aws
-from chalicelib.forwarding import RecordOutcome, SourceRecord, Stats, Unit
-from chalicelib.providers.personalize import events as pe
+from chalicelib.providers.personalize.ingest import calls as pe
+from chalicelib.providers.personalize.ingest.forwarding import (
+    RecordOutcome,
+    SourceRecord,
+    Stats,
+    Unit,
+)
 from chalicelib.settings import Settings
 
 log = logging.getLogger("recs.ingest")
@@ -214,7 +219,8 @@ def settle(
     for failed in unsent:
         broken.add(requeue[failed][0])
     stats.dead_lettered += len(letters) - len(letters_failed)
-    done, retry = [], []
+    done: list[RecordOutcome] = []
+    retry: list[RecordOutcome] = []
     for n, outcome in enumerate(outcomes):
         unfinished = outcome.status == "retry" and not kinesis
         (retry if unfinished or n in broken else done).append(outcome)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from chalicelib.providers.base import Progress
+from chalicelib.vocabulary import Progress
 
 
 @contextmanager
@@ -28,11 +28,3 @@ def progress_bar() -> Iterator[Progress]:
             bar.update(tasks[stage], completed=done, total=total)
 
         yield report
-
-
-def counting(rows: Any, progress: Progress, stage: str) -> Any:
-    """`rows` as they are, reporting their count every 20,000."""
-    for n, row in enumerate(rows, start=1):
-        if n % 20_000 == 0:
-            progress(stage, n, None)
-        yield row

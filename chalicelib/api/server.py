@@ -1,4 +1,4 @@
-"""The production HTTP server of the `local` provider: uvicorn over an ASGI adapter of `serving`.
+"""The production HTTP server of the `local` provider: uvicorn over an ASGI adapter of `routes`.
 
 `chalice local` is a development server: one process, a thread per connection, every request
 sharing one GIL. A shop that serves Braze from the `local` provider needs every core and a
@@ -14,7 +14,8 @@ Requests run on the worker's event loop, writes included: a request is CPU work 
 nothing else), so one at a time per worker is what the cores allow anyway, and a write's SQLite
 transaction is short (WAL: readers never wait for it). Handing writes to a thread measured worse:
 their median went from 10 to 30 ms at 16 clients, every hand-off waiting on the GIL's switch
-interval. The routes and replies are `serving`'s: the same functions the Lambda runs.
+interval. The routes and replies are those of `chalicelib.api.routes`, the same functions the
+Lambda runs.
 
 uvicorn is a development requirement, like the engine: the Lambda never imports this module.
 """
@@ -27,13 +28,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-from chalicelib import runtime, serving
-from chalicelib.web import Reply, Request
+from chalicelib.api import routes
+from chalicelib.api.web import Reply, Request
+from chalicelib.seam import runtime
 
 log = logging.getLogger("recs.server")
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
-APP = "chalicelib.server:application"
+APP = "chalicelib.api.server:application"
 
 
 async def _body(receive: Receive, limit: int) -> bytes:
@@ -85,7 +87,7 @@ def _warm_up() -> None:
     its first request. A worker's environment never changes: its runtime is pinned."""
     try:
         runtime.pin()
-        serving.health()
+        routes.health()
     except Exception:  # the worker serves anyway; /health and the log say what is wrong
         log.exception("warm-up failed")
 
@@ -98,7 +100,7 @@ async def application(scope: dict[str, Any], receive: Receive, send: Send) -> No
         return
     limit = runtime.current().settings.max_body_bytes
     request = _request(scope, await _body(receive, limit))
-    await _send(send, serving.route(scope.get("path") or "/", request))
+    await _send(send, routes.route(scope.get("path") or "/", request))
 
 
 def _log_config() -> dict[str, Any]:

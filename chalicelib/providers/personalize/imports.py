@@ -9,9 +9,10 @@ Personalize's ResourceAlreadyExistsException, and starts nothing new.
 Personalize takes INCREMENTAL only into a dataset that has had a bulk import, so the first import
 into each dataset is FULL whatever was asked. Anything that stops a good file from becoming a job
 (Personalize refusing it, a missing setting, S3 failing) is an `error`: reported under
-`reports/`, logged and counted (the `ImportFailures` metric), and `handle_s3` then raises, so
-that Lambda retries the event and, after its retries, hands it to the function's on-failure
-destination (`python -m deploy` sets it) rather than dropping it.
+`reports/`, logged and counted (the `ImportFailures` metric), and the `import_s3` Lambda then
+raises (`chalicelib.handlers.imports`), so that Lambda retries the event and, after its retries,
+hands it to the function's on-failure destination (`python -m deploy` sets it) rather than
+dropping it.
 """
 
 from __future__ import annotations
@@ -22,22 +23,21 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote_plus
 
-from chalicelib import aws, s3files
+from chalicelib import aws
 from chalicelib.config import ProjectConfig
-from chalicelib.csvdata import CsvError, Dataset, Validation, read_text
-from chalicelib.providers.personalize import arns
+from chalicelib.csvdata import CsvError, Validation, read_text
+from chalicelib.providers.personalize import arns, s3files
 from chalicelib.settings import Settings
+from chalicelib.vocabulary import DATASETS, Dataset, Progress
 
 log = logging.getLogger("recs.imports")
 
 PREFIX = "imports/"
-DATASETS: tuple[Dataset, ...] = ("interactions", "users", "items")
 MIN_INTERACTIONS = 1_000  # Personalize refuses to train on fewer
 # Import jobs are named `<dataset group[:20]>-...`, so that IAM can scope CreateDatasetImportJob
 # to one stage's jobs (`dataset-import-job/<prefix>-*`, see deploy/policies.py).
@@ -45,7 +45,6 @@ JOB_PREFIX_CHARS = 20
 RUNNING = ("CREATE PENDING", "CREATE IN_PROGRESS")
 METRIC_NAMESPACE = "BrazePersonalizeRecs"
 Status = Literal["started", "rejected", "duplicate", "ignored", "error"]
-Progress = Callable[[str, int, int | None], None]
 
 
 @dataclass
@@ -85,7 +84,7 @@ def dataset_of(key: str) -> Dataset | None:
         return None
     if not (key.endswith(".csv") or key.endswith(".csv.gz")) or not parts[-1]:
         return None
-    return parts[1]  # type: ignore[return-value]
+    return next(d for d in DATASETS if d == parts[1])
 
 
 def mode_of(key: str, default: str) -> Literal["FULL", "INCREMENTAL"]:
@@ -133,7 +132,8 @@ def _read_report(bucket: str, report_key: str) -> dict[str, Any] | None:
         if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
             return None
         raise
-    return json.loads(body)
+    found: dict[str, Any] = json.loads(body)
+    return found
 
 
 def _write_report(bucket: str, result: ImportResult) -> None:
@@ -161,9 +161,10 @@ def import_object(
     params = {"Bucket": bucket, "Key": key} | ({"VersionId": version} if version else {})
     head = s3.head_object(**params)
     version = version or head.get("VersionId") or head["ETag"].strip('"')
-    result = ImportResult("rejected", key, dataset, version, report_key=f"reports/{key}.json")
+    report_key = f"reports/{key}.json"
+    result = ImportResult("rejected", key, dataset, version, report_key=report_key)
     result.mode = mode_of(key, mode or settings.import_mode)
-    previous = _read_report(bucket, result.report_key)
+    previous = _read_report(bucket, report_key)
     if previous and previous.get("version") == version and previous.get("status") != "error":
         return ImportResult(
             "duplicate",
@@ -235,11 +236,6 @@ def import_object(
 
 class ImportBlockedError(Exception):
     """Personalize cannot take this file now (the dataset's first import is still running)."""
-
-
-class ImportFailedError(Exception):
-    """Raised by `handle_s3` after every record is handled when any of them failed: Lambda
-    retries the event, then hands it to the function's on-failure destination."""
 
 
 def _first_import(client: Any, dataset_arn: str) -> bool:
@@ -336,32 +332,21 @@ def _count_failure(result: ImportResult) -> None:
     log.error(json.dumps({"event": "import_failed", "key": result.key, "reason": result.reason}))
 
 
-def handle_s3(
-    event: dict[str, Any], settings: Settings, config: ProjectConfig
-) -> list[ImportResult]:
-    """The `import_s3` Lambda: every record of the notification (Chalice's S3Event reads only
-    the first), keys URL-decoded as S3 sends them encoded. Raises ImportFailedError, once all
-    are handled, when any ended in an error."""
-    results = []
-    for record in event.get("Records", []):
-        s3 = record.get("s3", {})
-        bucket = s3.get("bucket", {}).get("name", "")
-        key = unquote_plus(s3.get("object", {}).get("key", ""))
-        version = s3.get("object", {}).get("versionId")
+def import_notified(
+    bucket: str, key: str, version: str | None, settings: Settings, config: ProjectConfig
+) -> ImportResult:
+    """`import_object` for one S3 notification, never raising: a failure of S3 or anything else
+    becomes an `error` result, reported under `reports/`; every error is logged and counted."""
+    try:
+        result = import_object(bucket, key, settings, config, version=version)
+    except Exception as exc:  # S3 or anything else: reported and counted
+        result = ImportResult("error", key, dataset_of(key), version)
+        result.reason = f"{type(exc).__name__}: {str(exc)[:500]}"
+        result.report_key = f"reports/{key}.json"
         try:
-            result = import_object(bucket, key, settings, config, version=version)
-        except Exception as exc:  # S3 or anything else: reported and counted, then raised
-            result = ImportResult("error", key, dataset_of(key), version)
-            result.reason = f"{type(exc).__name__}: {str(exc)[:500]}"
-            result.report_key = f"reports/{key}.json"
-            try:
-                _write_report(bucket, result)
-            except Exception:
-                log.exception("no report written for s3://%s/%s", bucket, key)
-        if result.status == "error":
-            _count_failure(result)
-        results.append(result)
-    failed = [r.key for r in results if r.status == "error"]
-    if failed:
-        raise ImportFailedError(f"{len(failed)} import(s) failed: {', '.join(failed)[:500]}")
-    return results
+            _write_report(bucket, result)
+        except Exception:
+            log.exception("no report written for s3://%s/%s", bucket, key)
+    if result.status == "error":
+        _count_failure(result)
+    return result

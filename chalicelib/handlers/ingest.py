@@ -5,11 +5,12 @@ and none Personalize accepted is sent twice.
 Design (it must hold under plain `chalice deploy`, where the SQS mapping has no
 ReportBatchItemFailures and Lambda retries or deletes a whole batch):
 
-- `chalicelib.forwarding` validates every record and packs the valid envelopes into as few
-  Personalize calls as the limits allow, with a verdict on each: accepted, invalid or retry.
+- `providers.personalize.ingest.forwarding` validates every record and packs the valid envelopes
+  into as few Personalize calls as the limits allow, with a verdict on each: accepted, invalid or
+  retry.
 - A record or envelope that can never succeed (not JSON, wrong envelope, over a limit, refused by
   Personalize as invalid) goes to the dead-letter queue `RECS_DEAD_LETTER_QUEUE` with the reason
-  and the original body, and is never retried (`chalicelib.requeue`).
+  and the original body, and is never retried (`chalicelib.providers.personalize.ingest.requeue`).
 - A failure that may pass (throttling, 5xx, timeout) is retried: on SQS, every message that is
   finished (accepted or dead-lettered) is deleted from the queue first, then the handler raises,
   so Lambda makes only the unfinished messages visible again. With
@@ -35,8 +36,8 @@ import logging
 import time
 from typing import Any
 
-from chalicelib import requeue
-from chalicelib.forwarding import Forwarder, SourceRecord, Stats
+from chalicelib.providers.personalize.ingest import requeue
+from chalicelib.providers.personalize.ingest.forwarding import Forwarder, SourceRecord, Stats
 from chalicelib.settings import Settings
 
 log = logging.getLogger("recs.ingest")

@@ -2,7 +2,7 @@
 rules and limits, checked when the configuration is loaded (local) or before `setup` (AWS).
 
 Imports lark but not numpy: the CLI can validate a configuration without the engine. Evaluation
-lives in `chalicelib.engine.filters`; the request-side value rules in `chalicelib.filter_values`.
+lives in `chalicelib.engine.filters`; the request-side value rules in `chalicelib.filters.values`.
 
 The language (Personalize developer guide, "Filter expression structure and elements"):
 
@@ -31,7 +31,8 @@ from typing import Any, Literal
 from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from lark.exceptions import UnexpectedToken, VisitError
 
-from chalicelib.filter_values import (
+from chalicelib.filters.errors import FilterError
+from chalicelib.filters.values import (
     MAX_EXPRESSION_CHARS,
     MAX_FIELDS_PER_FILTER,
     MAX_PLACEHOLDER_NAME,
@@ -39,7 +40,6 @@ from chalicelib.filter_values import (
     NUMBER_PATTERN,
     PlaceholderUse,
 )
-from chalicelib.providers.base import FilterError
 
 GRAMMAR = rf"""
     start: expression (PIPE expression)*
@@ -107,8 +107,9 @@ _EXPECTED = {
     "$END": "the end of the expression",
 }
 _ORDER = list(_EXPECTED)
+MAX_FIELDS_ACROSS_FILTERS = 10  # Personalize's limit across a dataset group's filters
 
-Dataset = Literal["Items", "Interactions", "CurrentUser"]
+FilterDataset = Literal["Items", "Interactions", "CurrentUser"]
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ class Value:
 
 @dataclass(frozen=True)
 class Condition:
-    dataset: Dataset
+    dataset: FilterDataset
     field: str  # as written, e.g. CATEGORY_L1
     op: str  # IN, NOT IN, =, !=, <, <=, >, >=
     values: tuple[Value, ...]
@@ -289,7 +290,7 @@ class _ToAst(Transformer[Token, Any]):
         name = str(tok)[1:]
         if len(name) > MAX_PLACEHOLDER_NAME:
             raise _Refused(
-                tok.column, f"a placeholder name is at most {MAX_PLACEHOLDER_NAME} characters"
+                tok.column or 0, f"a placeholder name is at most {MAX_PLACEHOLDER_NAME} characters"
             )
         return Value("placeholder", name)
 
@@ -311,7 +312,7 @@ def _syntax_error(source: str, exc: UnexpectedInput) -> FilterError:
             column = exc.column
     elif isinstance(exc, UnexpectedCharacters):
         expected = _describe(exc.allowed or ())
-        found = repr(source[exc.pos_in_stream])
+        found = repr(source[exc.pos_in_stream or 0])
         column = exc.column
     else:  # pragma: no cover - lark raises only the three above
         return FilterError(f"syntax error: {exc}")
@@ -333,7 +334,7 @@ def _placeholder_uses(
             for value in cond.values:
                 if value.kind != "placeholder":
                     continue
-                kind = "list" if cond.is_list else "number"
+                kind: Literal["list", "number"] = "list" if cond.is_list else "number"
                 seen = uses.get(value.text)
                 if seen is not None and seen.kind != kind:
                     raise FilterError(
@@ -396,6 +397,3 @@ def check_all(filters: dict[str, str]) -> dict[str, FilterExpression]:
             f"{MAX_FIELDS_ACROSS_FILTERS} across a dataset group's filters"
         )
     return parsed
-
-
-MAX_FIELDS_ACROSS_FILTERS = 10

@@ -7,7 +7,7 @@ A body may hold one envelope or a JSON array of envelopes. Events are grouped by
 across the whole batch, at most 10 to a call; users and items 10 to a call. An envelope is never
 split across calls, so each is wholly accepted or wholly not; when a packed call is refused as
 invalid, its envelopes are sent again one by one to find the bad one. What becomes of the
-unfinished ones is `chalicelib.requeue`'s job; the handlers are in `chalicelib.ingest`.
+unfinished ones is `requeue`'s job; the Lambda handlers are in `chalicelib.handlers.ingest`.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from chalicelib import aws
-from chalicelib.models import ENVELOPE, EventsEnvelope, ItemsEnvelope, UsersEnvelope, describe
+from chalicelib.payloads import ENVELOPE, EventsEnvelope, ItemsEnvelope, UsersEnvelope, describe
 from chalicelib.providers.personalize import arns
-from chalicelib.providers.personalize import events as pe
+from chalicelib.providers.personalize.ingest import calls as pe
 from chalicelib.settings import Settings
+from chalicelib.vocabulary import Dataset
 
 log = logging.getLogger("recs.ingest")
 
@@ -143,7 +144,7 @@ class Forwarder:
         self._record_ids: list[str] = []  # of the batch being forwarded, for stable event ids
         self._names: dict[str, frozenset[str]] = {}
 
-    def names(self, dataset: arns.DatasetType) -> frozenset[str]:
+    def names(self, dataset: Dataset) -> frozenset[str]:
         """The property names the dataset's schema (`recs.toml`) lets through, read on first
         need: a batch of plain events never loads the configuration."""
         found = self._names.get(dataset)
@@ -168,7 +169,7 @@ class Forwarder:
             elif isinstance(envelope, UsersEnvelope):
                 self.stats.users += len(envelope.users)
                 users.append(unit)
-            else:
+            elif isinstance(envelope, ItemsEnvelope):
                 self.stats.items += len(envelope.items)
                 items.append(unit)
         for (user_id, session_id), bins in sessions.items():
@@ -193,7 +194,7 @@ class Forwarder:
     def _events(self, user_id: str, session_id: str, group: list[Unit]) -> pe.CallResult:
         if not self.settings.tracking_id:
             return pe.CallResult("retry", "RECS_TRACKING_ID is not set")
-        entries = []
+        entries: list[dict[str, Any]] = []
         for unit in group:
             assert isinstance(unit.envelope, EventsEnvelope)
             source = self._record_ids[unit.record]
@@ -213,7 +214,12 @@ class Forwarder:
         if arn is None:
             return pe.CallResult("retry", "RECS_DATASET_GROUP_ARN is not set")
         self.stats.calls += 1
-        records = [u for unit in group for u in unit.envelope.users]  # type: ignore[union-attr]
+        records = [
+            u
+            for unit in group
+            if isinstance(unit.envelope, UsersEnvelope)
+            for u in unit.envelope.users
+        ]
         return pe.put_users(self.client, arn, records, self.names("users"))
 
     def _items(self, group: list[Unit]) -> pe.CallResult:
@@ -221,7 +227,12 @@ class Forwarder:
         if arn is None:
             return pe.CallResult("retry", "RECS_DATASET_GROUP_ARN is not set")
         self.stats.calls += 1
-        records = [i for unit in group for i in unit.envelope.items]  # type: ignore[union-attr]
+        records = [
+            i
+            for unit in group
+            if isinstance(unit.envelope, ItemsEnvelope)
+            for i in unit.envelope.items
+        ]
         result = pe.put_items(self.client, arn, records, self.names("items"))
         if result.verdict == "accepted" and self.settings.items_table:
             self._catalogue(records)
@@ -243,7 +254,7 @@ class Forwarder:
                 "item table %s not updated for %d items", self.settings.items_table, len(records)
             )
 
-    def _dataset_arn(self, dataset: arns.DatasetType) -> str | None:
+    def _dataset_arn(self, dataset: Dataset) -> str | None:
         try:
             return arns.dataset_arn(self.settings.dataset_group_arn, dataset)
         except arns.MissingSettingError:

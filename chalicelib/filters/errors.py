@@ -1,0 +1,38 @@
+"""What a filter can do wrong, as the caller sees it: every error is a `FilterError` (a
+`ValueError`) whose message says where, and whose `code` the HTTP routes answer with (400)."""
+
+from __future__ import annotations
+
+
+class FilterError(ValueError):
+    """A filter expression, or the values a request gave it, are wrong; the message says where."""
+
+    code = "invalid_filter"
+
+
+class UnknownFilterError(FilterError):
+    """A request named a filter the configuration does not define."""
+
+    code = "unknown_filter"
+
+
+class CurrentItemFilterError(FilterError):
+    """A filter reading `CurrentItem.FIELD` was used for anything but related items."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this filter compares items with CurrentItem.FIELD: use it with /related-items"
+        )
+
+
+class MissingFilterValueError(FilterError):
+    """A request did not give a value the filter needs; the message names the placeholder."""
+
+    code = "missing_filter_value"
+
+    def __init__(self, placeholder: str) -> None:
+        super().__init__(
+            f"the filter needs a value for ${placeholder}: give it as the query parameter "
+            f"{placeholder} (several values: repeat it or separate them with commas)"
+        )
+        self.placeholder = placeholder

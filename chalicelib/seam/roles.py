@@ -1,0 +1,112 @@
+"""The roles a provider fills, each a small typed Protocol. The HTTP routes, the commands and
+the fallback policy use only these; `runtime` builds the provider of the environment and hands
+out its three roles. Both providers fill all three (see `chalicelib.providers`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from chalicelib.catalogue import Catalogue
+    from chalicelib.filters import FilterRequest
+    from chalicelib.payloads import EventBatch, Item, User
+    from chalicelib.vocabulary import (
+        Answer,
+        BatchReport,
+        CatalogueLoad,
+        Dataset,
+        ImportMode,
+        ImportReport,
+        Progress,
+        SetupReport,
+        SolutionVersionInfo,
+    )
+
+
+class Serving(Protocol):
+    """What a request asks: personalized answers, the popular list, the catalogue, health.
+
+    An answer is `Recommendations` or `Unanswered` (no model, an unknown user, Personalize
+    failing): what is then served is `chalicelib.seam.fallback`'s decision, not the provider's.
+    A bad filter or filter value raises `FilterError` (the caller's 400)."""
+
+    name: str
+
+    def recommend(self, user_id: str, num_results: int, flt: FilterRequest | None) -> Answer: ...
+
+    def related_items(
+        self, item_id: str, num_results: int, user_id: str | None, flt: FilterRequest | None
+    ) -> Answer: ...
+
+    def rank(self, user_id: str, item_ids: Sequence[str], flt: FilterRequest | None) -> Answer: ...
+
+    def popular(
+        self, num_results: int, flt: FilterRequest | None, user_id: str | None = None
+    ) -> Sequence[str]:
+        """The popular items, most popular first, with the filter applied where the provider
+        can evaluate it for this user."""
+        ...
+
+    def catalogue(self) -> Catalogue: ...
+
+    def health(self) -> dict[str, object]: ...
+
+
+class EventSink(Protocol):
+    """Where `POST /events`, `/users` and `/items` go; each returns how many it took."""
+
+    def put_events(self, batch: EventBatch) -> int: ...
+
+    def put_users(self, users: Sequence[User]) -> int: ...
+
+    def put_items(self, items: Sequence[Item]) -> int: ...
+
+
+class Workflow(Protocol):
+    """Personalize's workflow, as the commands run it. Usage errors (a missing setting, a file
+    in the wrong place) raise `ValueError`, failures of the backend `ProviderError`, each with a
+    message to print."""
+
+    def import_file(
+        self, dataset: Dataset, source: str, mode: ImportMode, progress: Progress | None = None
+    ) -> ImportReport:
+        """Validate and import a CSV file: a local path or an s3://bucket/key URI."""
+        ...
+
+    def setup(
+        self, progress: Progress | None = None, *, dry_run: bool = False, poll_seconds: float = 15
+    ) -> SetupReport: ...
+
+    def train(
+        self, solution: str | None = None, progress: Progress | None = None
+    ) -> list[SolutionVersionInfo]: ...
+
+    def metrics(
+        self, solution: str | None = None, version_id: str | None = None
+    ) -> SolutionVersionInfo | None: ...
+
+    def versions(self, solution: str | None = None) -> list[SolutionVersionInfo]: ...
+
+    def deploy(self, campaign: str, version_id: str) -> None: ...
+
+    def batch(
+        self,
+        input_path: Path,
+        output_path: Path,
+        num_results: int,
+        *,
+        solution: str | None = None,
+        flt: FilterRequest | None = None,
+        progress: Progress | None = None,
+    ) -> BatchReport: ...
+
+    def store_popular(self, item_ids: Sequence[str]) -> str | None:
+        """Keep a popular list (computed from a file) where serving reads its fallback from;
+        where it went, or None when the provider counts its own."""
+        ...
+
+    def load_catalogue(self, path: Path) -> CatalogueLoad:
+        """Load an items file into the catalogue that decorates responses."""
+        ...
