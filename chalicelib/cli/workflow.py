@@ -92,9 +92,18 @@ def _chosen(params: Mapping[str, Any]) -> list[str]:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    info = runtime.current().workflow.metrics(args.solution, args.version)
+    workflow = runtime.current().workflow
+    info = workflow.metrics(args.solution, args.version)
+    if info is None and args.version:
+        print(f"metrics: no solution version {args.version!r}; see `versions`", file=sys.stderr)
+        return 2
+    if info is None and args.solution and workflow.versions():
+        print(
+            f"metrics: solution {args.solution!r} has no version; see `versions`", file=sys.stderr
+        )
+        return 2
     if info is None:
-        print("no solution version yet: run `python -m chalicelib train`", file=sys.stderr)
+        print("metrics: no solution version yet: run `python -m chalicelib train`", file=sys.stderr)
         return 1
     if args.json:
         print_json({"solutionVersionArn": info.version_id, "metrics": dict(info.metrics)})
