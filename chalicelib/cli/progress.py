@@ -14,11 +14,18 @@ def progress_bar() -> Iterator[Progress]:
     """A rich progress display on a terminal; plain lines in logs and CI. On stderr, so that
     `--json` output on stdout stays machine-readable."""
     from rich.console import Console  # noqa: PLC0415
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}"),
-        TimeElapsedColumn(), transient=False, console=Console(stderr=True),
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("left"), TimeRemainingColumn(), transient=False, console=Console(stderr=True),
     ) as bar:  # fmt: skip
         tasks: dict[str, Any] = {}
 
