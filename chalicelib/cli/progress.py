@@ -23,15 +23,21 @@ def progress_bar() -> Iterator[Progress]:
         TimeRemainingColumn,
     )
 
-    with Progress(
+    bar = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TextColumn("left"), TimeRemainingColumn(), transient=False, console=Console(stderr=True),
-    ) as bar:  # fmt: skip
-        tasks: dict[str, Any] = {}
+    )  # fmt: skip
+    tasks: dict[str, Any] = {}
 
-        def report(stage: str, done: int, total: int | None) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
+    def report(stage: str, done: int, total: int | None) -> None:
+        if not tasks:
+            bar.start()  # on the first report: a command that fails first prints only its error
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
 
+    try:
         yield report
+    finally:
+        if tasks:
+            bar.stop()

@@ -61,9 +61,10 @@ def evaluate(
     k_max = max(CUTOFFS)
     lists: list[list[int]] = []
     total = len(data.inputs)
+    every = max(1, total // 100)
     for n, hist in enumerate(data.inputs, start=1):
         lists.append(list(recommend(hist, k_max)))
-        if progress and (n % 25 == 0 or n == total):
+        if progress and (n % every == 0 or n == total):
             progress("evaluating on held-out users", n, total)
     metrics: dict[str, float] = {}
     for k in CUTOFFS:
