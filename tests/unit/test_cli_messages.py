@@ -129,7 +129,7 @@ def test_the_cli_works_from_any_directory(tmp_path: Path) -> None:
         pytest.skip("the venv was not made by make")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["RECS_DATA_DIR"] = str(tmp_path / "store")
-    done = subprocess.run(  # noqa: S603
+    done = subprocess.run(
         [sys.executable, "-m", "chalicelib", "versions"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
