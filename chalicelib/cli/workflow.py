@@ -74,6 +74,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"  {line}")
         for name, value in info.metrics.items():
             print(f"  {name:48s} {value:.4f}")
+    removed = workflow.prune()
+    if removed:
+        freed = sum(size for _, size in removed) / 1e6
+        print(
+            f"removed {len(removed)} older solution version(s) and their model files "
+            f"({freed:.1f} MB): {', '.join(v for v, _ in removed)}; kept the newest "
+            f"{runtime.current().settings.keep_versions} of each solution (RECS_KEEP_VERSIONS) "
+            "and every version a campaign serves"
+        )
     return 0
 
 

@@ -196,6 +196,26 @@ class LocalWorkflow:
         self.store.deploy(campaign, version_id)
         self.state.invalidate()
 
+    def prune(self) -> list[tuple[str, int]]:
+        """Versions beyond the newest `keep_versions` of their solution that no campaign serves
+        or pins: their model file and their row go (the file first: a row without its file
+        would be listed but could not be deployed)."""
+        keep = self.settings.keep_versions
+        kept = set(self.store.campaigns().values())
+        kept |= {c.solution_version for c in self.config.campaigns.values() if c.solution_version}
+        newest: dict[str, int] = {}
+        removed = []
+        for version in self.store.versions(None):  # newest first
+            rank = newest[version["solution"]] = newest.get(version["solution"], 0) + 1
+            if rank <= keep or version["version_id"] in kept:
+                continue
+            path = self.state.artifact(version["version_id"])
+            size = path.stat().st_size if path.exists() else 0
+            path.unlink(missing_ok=True)
+            self.store.delete_version(version["version_id"])
+            removed.append((version["version_id"], size))
+        return removed
+
     def batch(
         self,
         input_path: Path,
