@@ -105,15 +105,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _chalice_local(args: argparse.Namespace) -> int:
     """`chalice local` in this process, so that the environment's RECS_* values win over the
     stage's (`chalice local` itself copies the stage's variables over the environment)."""
+    # Chalice's CLI imports inquirer, whose `blessed` asks the terminal about itself at import
+    # and waits up to 5 s per question for replies that never come (10 s under a terminal).
+    os.environ.setdefault("BLESSED_QUERY_TIMEOUT_SECONDS", "0")
     import logging  # noqa: PLC0415
 
     from chalice.cli import create_local_server  # noqa: PLC0415
     from chalice.cli.factory import CLIFactory  # noqa: PLC0415
 
     mine = {k: v for k, v in os.environ.items() if k.startswith("RECS_")}
-    # Chalice's CLI imports inquirer, whose `blessed` asks the terminal about itself at import
-    # and waits up to 5 s per question for replies that never come (10 s under a terminal).
-    os.environ.setdefault("BLESSED_QUERY_TIMEOUT_SECONDS", "0")
     os.chdir(PROJECT_ROOT)
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")
     factory = CLIFactory(str(PROJECT_ROOT), environ=os.environ)
