@@ -19,13 +19,15 @@ def progress_bar() -> Iterator[Progress]:
         MofNCompleteColumn,
         Progress,
         TextColumn,
-        TimeElapsedColumn,
         TimeRemainingColumn,
     )
 
+    # Narrow enough for an 80-column terminal: the time column shows what is left while a step
+    # runs and what it took once it is done.
     bar = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("left"), TimeRemainingColumn(), transient=False, console=Console(stderr=True),
+        TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+        TimeRemainingColumn(compact=True, elapsed_when_finished=True), transient=False,
+        console=Console(stderr=True),
     )  # fmt: skip
     tasks: dict[str, Any] = {}
 

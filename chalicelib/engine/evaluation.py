@@ -65,7 +65,7 @@ def evaluate(
     for n, hist in enumerate(data.inputs, start=1):
         lists.append(list(recommend(hist, k_max)))
         if progress and (n % every == 0 or n == total):
-            progress("evaluating on held-out users", n, total)
+            progress("evaluating", n, total)
     metrics: dict[str, float] = {}
     for k in CUTOFFS:
         metrics[f"normalized_discounted_cumulative_gain_at_{k}"] = _mean(

@@ -89,9 +89,9 @@ def train(
     tuning = None
     held_params = params
     choice = None
-    report("choosing knobs on validation users", 0, 1)
+    report("choosing knobs", 0, 1)
     selection = choose_knobs(recipe_name, hyperparameters, parts.train)
-    report("choosing knobs on validation users", 1, 1)
+    report("choosing knobs", 1, 1)
     validate = RECIPES[recipe_name].Params.model_validate
     base = {**hyperparameters, **selection.values_for(parts.train)}
     tuned: dict[str, Any] = {}
@@ -102,7 +102,7 @@ def train(
         held_params = validate({**base, **tuned})
         params = validate({**hyperparameters, **selection.values_for(data), **tuned})
         choice = selection.summary(data) if selection.chosen else None
-    report("evaluating on held-out users", 0, len(parts.inputs))
+    report("evaluating", 0, len(parts.inputs))
     # The served model does not depend on the evaluation: on 2 cores it is fitted beside it (BLAS,
     # scipy and numpy's kernels release the GIL). Two models in memory at once are held only
     # while each is small; a dense items² EASE matrix above PARALLEL_DENSE_ITEMS is fitted alone.
@@ -115,9 +115,9 @@ def train(
         held_out = fit(recipe_name, held_params, parts.train, events)
         metrics = evaluate(held_out.recommend_indices, parts, data.n_items, progress)
         del held_out
-        report("fitting the solution version", 0, 1)
+        report("fitting", 0, 1)
         model = final.result() if final else fit(recipe_name, params, data, events)
-        report("fitting the solution version", 1, 1)
+        report("fitting", 1, 1)
     counts = {
         "interactions": total,
         "training_interactions": len(data),
