@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from chalicelib.engine.recipes.user_personalization import (
     PersonalizedRankingParams,
     UserPersonalizationParams,
 )
+from chalicelib.engine.selection import STEPS as KNOB_STEPS
 from chalicelib.engine.selection import Selection, choose
 from chalicelib.engine.solution import SolutionModel, fit
 from chalicelib.engine.tuning import TuningResult, tune
@@ -30,17 +32,21 @@ PARALLEL_DENSE_ITEMS = 10_000
 
 
 def choose_knobs(
-    recipe_name: str, hyperparameters: dict[str, Any], train_users: Interactions
+    recipe_name: str,
+    hyperparameters: dict[str, Any],
+    train_users: Interactions,
+    progress: Callable[[int], None] | None = None,
 ) -> Selection:
     """The knobs `hyperparameters` leaves unset, chosen on a validation split of `train_users`
-    (nothing for a recipe without automatic defaults, or with `auto_tune = false`)."""
+    (nothing for a recipe without automatic defaults, or with `auto_tune = false`); `progress`
+    hears of the selection's steps done."""
     params = RECIPES[recipe_name].Params.model_validate(hyperparameters)
     if not isinstance(params, UserPersonalizationParams) or not params.auto_tune:
         return Selection()
     given = dict(hyperparameters)
     if isinstance(params, PersonalizedRankingParams):
         given.setdefault("exclude_seen", params.exclude_seen)  # a ranking never drops items
-    return choose(given, params, train_users)
+    return choose(given, params, train_users, progress)
 
 
 def choose_and_fit(
@@ -89,9 +95,14 @@ def train(
     tuning = None
     held_params = params
     choice = None
-    report("choosing knobs", 0, 1)
-    selection = choose_knobs(recipe_name, hyperparameters, parts.train)
-    report("choosing knobs", 1, 1)
+    report("choosing knobs", 0, KNOB_STEPS)
+    selection = choose_knobs(
+        recipe_name,
+        hyperparameters,
+        parts.train,
+        lambda done: report("choosing knobs", done, KNOB_STEPS),
+    )
+    report("choosing knobs", KNOB_STEPS, KNOB_STEPS)
     validate = RECIPES[recipe_name].Params.model_validate
     base = {**hyperparameters, **selection.values_for(parts.train)}
     tuned: dict[str, Any] = {}

@@ -101,6 +101,8 @@ def test_training_progress_counts_held_out_users_to_their_total(
         assert total is not None and done == total > 0, (stage, updates)
     evaluating = seen["user-personalization: evaluating"]
     assert len(evaluating) > 2  # it moves, user by user, rather than jumping at the end
+    knobs = [done for done, _ in seen["user-personalization: choosing knobs"]]
+    assert knobs == sorted(knobs) and len(set(knobs)) == 4  # 0, then each of the three steps
 
 
 def test_a_busy_port_is_refused_in_one_line_before_any_work(
