@@ -60,7 +60,19 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def known_solution(name: str | None) -> str | None:
+    """`name` when the configuration has that solution; else a ValueError naming those it has
+    (the CLI prints it in one line, exit code 2)."""
+    names = [s.name for s in runtime.current().config.solutions]
+    if name is not None and name not in names:
+        raise ValueError(
+            f"no solution {name!r} in the configuration (configured: {', '.join(names)})"
+        )
+    return name
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    known_solution(args.solution)
     workflow = runtime.current().workflow
     try:
         with progress_bar() as report:
@@ -102,7 +114,7 @@ def _chosen(params: Mapping[str, Any]) -> list[str]:
 
 def cmd_metrics(args: argparse.Namespace) -> int:
     workflow = runtime.current().workflow
-    info = workflow.metrics(args.solution, args.version)
+    info = workflow.metrics(known_solution(args.solution), args.version)
     if info is None and args.version:
         print(f"metrics: no solution version {args.version!r}; see `versions`", file=sys.stderr)
         return 2
@@ -124,7 +136,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
-    infos = runtime.current().workflow.versions(args.solution)
+    infos = runtime.current().workflow.versions(known_solution(args.solution))
     if args.json:
         print_json([asdict(info) for info in infos])
         return 0

@@ -60,6 +60,25 @@ def test_deploy_of_an_unknown_version_says_which(
     assert "no solution version 'bogus'" in err
 
 
+@pytest.mark.parametrize("command", ["train", "versions", "metrics"])
+def test_an_unknown_solution_names_the_configured_ones(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    err = _one_line_error(capsys, [command, "--solution", "nope"])
+    assert err == (
+        f"{command}: no solution 'nope' in the configuration "
+        "(configured: user-personalization, personalized-ranking, similar-items)"
+    )
+
+
+def test_batch_of_a_missing_input_names_it(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "users.jsonl"
+    err = _one_line_error(capsys, ["batch", "--input", str(missing), "--output", "o.jsonl"])
+    assert err == f"batch failed: no such file: {missing}"
+
+
 def test_a_bad_argument_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["recommend", "u1", "--num-results", "many"])
