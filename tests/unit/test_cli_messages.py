@@ -75,8 +75,10 @@ def test_batch_of_a_missing_input_names_it(
     data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     missing = tmp_path / "users.jsonl"
-    err = _one_line_error(capsys, ["batch", "--input", str(missing), "--output", "o.jsonl"])
+    output = tmp_path / "recs.jsonl"
+    err = _one_line_error(capsys, ["batch", "--input", str(missing), "--output", str(output)])
     assert err == f"batch failed: no such file: {missing}"
+    assert not list(tmp_path.glob("recs.jsonl*"))  # no output, no half-written .part file
 
 
 def test_a_bad_argument_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
