@@ -1,25 +1,41 @@
 # The two commands of the README: `make run` and `make test`.
 PYTHON ?= python3
+PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The project on the venv's path: `.venv/bin/python -m chalicelib` works from any directory.
+LINKED := $(VENV)/.linked
 
-.PHONY: run test lint imports format bench bench-ingest bench-imports bench-cold bench-load clean
+.PHONY: run test lint imports format bench bench-ingest bench-imports bench-cold bench-load clean clean-all
+
+# Before anything uses .venv: Python 3.11+ (said in one line, before a venv or pip is touched),
+# and a .venv made by another Python is removed, to be rebuilt below.
+ifeq ($(filter-out clean clean-all,$(or $(MAKECMDGOALS),run)),$(or $(MAKECMDGOALS),run))
+PYTHON_PROBLEM := $(shell $(PYTHON) tools/venv.py check $(VENV) || echo "cannot run $(PYTHON)")
+ifneq ($(PYTHON_PROBLEM),)
+$(error $(PYTHON_PROBLEM))
+endif
+endif
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
-## Load the bundled sample shop, train, and serve on http://127.0.0.1:8000 (local provider).
-run: $(STAMP)
-	$(BIN)/python -m chalicelib serve --bootstrap
+$(LINKED): $(STAMP)
+	$(BIN)/python tools/venv.py link
+	touch $(LINKED)
+
+## Load the bundled sample shop, train, and serve on http://127.0.0.1:$(PORT) (local provider).
+run: $(LINKED)
+	$(BIN)/python -m chalicelib serve --bootstrap --port $(PORT)
 
 ## The whole test suite.
-test: $(STAMP)
+test: $(LINKED)
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+lint: $(LINKED)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
@@ -53,5 +69,9 @@ bench-load: $(STAMP)
 bench-cold: $(STAMP)
 	$(BIN)/python bench/cold_start.py
 
+## The store (.data: datasets, models) and caches; .venv stays (`make clean-all` removes it too).
 clean:
-	rm -rf $(VENV) .data .pytest_cache .ruff_cache
+	rm -rf .data .pytest_cache .ruff_cache .mypy_cache
+
+clean-all: clean
+	rm -rf $(VENV)

@@ -57,7 +57,7 @@ def prepare(data_dir: Path) -> None:
         return
     print(f"bootstrapping the sample shop in {data_dir} ...", flush=True)
     env = {**os.environ, "RECS_DATA_DIR": str(data_dir)}
-    code = "from chalicelib.cli import serve; serve.bootstrap()"
+    code = 'from chalicelib.cli import serve; serve.bootstrap("online-retail-ii")'
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True)
 
 

@@ -52,7 +52,7 @@ def prepare(data_dir: Path, items: int | None) -> None:
     if (data_dir / "store.sqlite3").exists():
         return
     if items is None:
-        cli.bootstrap()
+        cli.bootstrap("online-retail-ii")  # the README's serving figures: the 4k-item shop
         return
     sys.path.insert(0, str(ROOT / "bench"))
     from synthetic import generate, write

@@ -312,6 +312,7 @@ class Pusher:
     def _send(self, pending: list[tuple[str, str, list[dict[str, Any]]]]) -> None:
         body = {"attributes": [{"external_id": u, self.attribute: v} for u, _, v in pending]}
         pause = 1.0
+        cause = ""
         for attempt in range(1, self.max_attempts + 1):
             self.pacer.wait()
             self.report.requests += 1
@@ -327,15 +328,20 @@ class Pusher:
             if response.status not in RETRYABLE_STATUS and response.status != 0:
                 self._settle(pending, response)
                 return
+            message = str(response.body.get("message", ""))[:200]
+            cause = message if response.status == 0 else f"HTTP {response.status}: {message}"
             if attempt == self.max_attempts:
                 break
             wait = response.retry_after if response.retry_after is not None else pause
-            log.info("braze: %s, retry %d in %.1f s", response.status or "network error",
-                     attempt, wait)  # fmt: skip
+            # A warning, so that a push that waits (up to two minutes) says why, on stderr.
+            log.warning("braze: attempt %d of %d failed (%s); retrying in %.1f s",
+                        attempt, self.max_attempts, cause, wait)  # fmt: skip
             self.report.retries += 1
             self.pacer.sleep(wait)
             pause = min(pause * 2, 60.0)
-        self._fail((u for u, _, _ in pending), f"gave up after {self.max_attempts} attempts")
+        self._fail(
+            (u for u, _, _ in pending), f"gave up after {self.max_attempts} attempts: {cause}"
+        )
 
     def _settle(self, pending: list[tuple[str, str, list[dict[str, Any]]]], r: Response) -> None:
         """Record what Braze confirmed: all objects on success, all but those named in

@@ -37,6 +37,9 @@ class Settings(BaseModel):
     api_keys_parameter: str = ""
     api_keys_ttl: int = Field(default=300, ge=0, le=86_400)
     data_dir: Path = PROJECT_ROOT / ".data"
+    # `train` keeps this many newest versions of each solution, and every version a campaign
+    # serves or recs.toml pins; older model files (tens of MB each) are removed.
+    keep_versions: int = Field(default=3, ge=1, le=1000)
     # Inside chalicelib/ so that `chalice package` ships it with the Lambda.
     config: Path = PROJECT_ROOT / "chalicelib" / "recs.toml"
 

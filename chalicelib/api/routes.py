@@ -21,7 +21,7 @@ from chalicelib.api.apikeys import current_keys
 from chalicelib.api.auth import is_authorized
 from chalicelib.api.fallback_log import COUNTER
 from chalicelib.api.web import JSON, ApiError, Reply, Request, error_reply, json_reply
-from chalicelib.filters import FilterError, FilterRequest
+from chalicelib.filters import FilterError, FilterRequest, UnknownFilterError
 from chalicelib.filters.values import values_from_query
 from chalicelib.payloads import (
     EventBatch,
@@ -96,7 +96,7 @@ def _filter(
     if name is None:
         return None
     if name not in rt.config.filters:
-        raise ApiError(400, "unknown_filter", f"no filter named {name!r} is configured")
+        raise ApiError(400, "unknown_filter", str(UnknownFilterError(name, rt.config.filters)))
     return FilterRequest(name, values_from_query(query, _RESERVED_QUERY))
 
 

@@ -10,17 +10,31 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from chalicelib.cli import answers, serve, workflow
 from chalicelib.seam import runtime
+from chalicelib.vocabulary import ProviderError
 
 bootstrap = serve.bootstrap
 
+# The exit code of every error the user can fix (a bad argument, file, id or value), as
+# argparse uses it; 1 stays for a command that ran and reports failures (bad CSV rows, lines).
+USAGE_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an error is one line (the usage is one `--help` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"{self.prog}: {message} (see --help)\n")
+
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m chalicelib", description=__doc__)
+    p = _Parser(prog="python -m chalicelib", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     workflow.add_commands(sub)
     answers.add_commands(sub)
@@ -30,6 +44,24 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    try:
+        return _run(args)
+    except FileNotFoundError as exc:  # the commonest mistake: say which file, nothing else
+        return _fail(args, f"no such file: {exc.filename or exc}")
+    except (ValueError, ProviderError, OSError) as exc:
+        return _fail(args, str(exc) or type(exc).__name__)
+    except KeyboardInterrupt:
+        print(f"{args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _fail(args: argparse.Namespace, message: str) -> int:
+    """One line (an expression with its caret keeps its lines), no traceback, exit code 2."""
+    print(f"{args.command}: {message}", file=sys.stderr)
+    return USAGE_ERROR
+
+
+def _run(args: argparse.Namespace) -> int:
     if not getattr(args, "config", None):
         return int(args.func(args))
     # The same file drives either provider; restored afterwards so that an in-process caller

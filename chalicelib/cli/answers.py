@@ -50,6 +50,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
                 flt=flt,
                 progress=report,
             )
+    except FileNotFoundError as exc:
+        print(f"batch failed: no such file: {exc.filename or exc}", file=sys.stderr)
+        return 2
     except (ValueError, ProviderError, OSError) as exc:
         print(f"batch failed: {exc}", file=sys.stderr)
         return 2

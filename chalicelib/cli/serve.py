@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 import time
 from typing import Any
@@ -20,7 +21,12 @@ from chalicelib.seam import runtime
 from chalicelib.settings import PROJECT_ROOT
 from chalicelib.vocabulary import Dataset
 
-SAMPLE_DIR = PROJECT_ROOT / "data" / "online-retail-ii"
+# The bundled samples `serve --bootstrap --sample NAME` can load; the first is the default: a
+# shop with categories, prices, ages and five event types, so every README filter shows.
+SAMPLES = ("retail-demo-store", "online-retail-ii")
+SAMPLE_DIR = PROJECT_ROOT / "data" / SAMPLES[0]
+# A customer of each sample, for the banner's curl line (README "Try it" uses the same).
+SAMPLE_USERS = {"retail-demo-store": "74", "online-retail-ii": "13085"}
 # The bundled sample's datasets, in the order they are imported.
 DATASETS: tuple[Dataset, ...] = ("items", "users", "interactions")
 DEV_STAGE = "local"
@@ -28,14 +34,14 @@ DEV_STAGE = "local"
 DEV_KEY = "dev-local-key"
 
 
-def bootstrap() -> None:
-    """Load the bundled sample shop and train once, unless the store already has them."""
+def bootstrap(sample: str = SAMPLES[0]) -> None:
+    """Load a bundled sample shop and train once, unless the store already has them."""
     rt = runtime.current()
     health = rt.serving.health()
     if not health.get("items"):
         with progress_bar() as report:
             for dataset in DATASETS:
-                path = SAMPLE_DIR / f"{dataset}.csv.gz"
+                path = PROJECT_ROOT / "data" / sample / f"{dataset}.csv.gz"
                 result = rt.workflow.import_file(dataset, str(path), "full", report)
                 if result.status != "imported":
                     raise SystemExit(f"could not import {path}: {result.errors}")
@@ -56,16 +62,36 @@ def serving_keys() -> str | None:
     return DEV_KEY
 
 
+def port_in_use(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port (checked before the sample's minute of
+    import and training), or None when it can."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    if (reason := port_in_use(args.host, args.port)) is not None:
+        print(
+            f"serve: cannot listen on {args.host}:{args.port} ({reason.lower()}): stop what uses "
+            f"it, or choose another port: make run PORT={args.port + 1}, or --port {args.port + 1}",
+            file=sys.stderr,
+        )
+        return 2
     shown = serving_keys()
     if args.bootstrap:
         started = time.perf_counter()
-        bootstrap()
+        bootstrap(args.sample)
         print(f"sample shop ready in {time.perf_counter() - started:.1f} s")
     base = f"http://{args.host}:{args.port}"
     key = shown or "$YOUR_KEY"
     print("\nTry it:\n")
-    print(f"  curl -H 'x-api-key: {key}' '{base}/recommendations?user_id=13085'\n")
+    user = SAMPLE_USERS[args.sample]
+    print(f"  curl -H 'x-api-key: {key}' '{base}/recommendations?user_id={user}&num_results=5'\n")
     if args.server == "chalice":
         return _chalice_local(args)
     from chalicelib.api import server  # noqa: PLC0415 - uvicorn loads only for this command
@@ -79,6 +105,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _chalice_local(args: argparse.Namespace) -> int:
     """`chalice local` in this process, so that the environment's RECS_* values win over the
     stage's (`chalice local` itself copies the stage's variables over the environment)."""
+    # Chalice's CLI imports inquirer, whose `blessed` asks the terminal about itself at import
+    # and waits up to 5 s per question for replies that never come (10 s under a terminal).
+    os.environ.setdefault("BLESSED_QUERY_TIMEOUT_SECONDS", "0")
     import logging  # noqa: PLC0415
 
     from chalice.cli import create_local_server  # noqa: PLC0415
@@ -98,8 +127,15 @@ def _chalice_local(args: argparse.Namespace) -> int:
 def add_command(sub: Any) -> None:
     s = sub.add_parser("serve", help="serve the API (production server, or `chalice local`)")
     s.add_argument("--bootstrap", action="store_true", help="load the sample shop and train first")
+    s.add_argument(
+        "--sample", choices=SAMPLES, default=SAMPLES[0],
+        help="the bundled sample --bootstrap loads into an empty store (default: %(default)s)",
+    )  # fmt: skip
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
+    s.add_argument(
+        "--port", type=int, default=os.environ.get("PORT") or "8000",
+        help="default: the PORT variable, else 8000",
+    )  # fmt: skip
     s.add_argument(
         "--server", choices=["production", "chalice"], default="production",
         help="uvicorn over the serving module (default), or `chalice local` (development)",

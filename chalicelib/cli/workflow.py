@@ -60,7 +60,19 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def known_solution(name: str | None) -> str | None:
+    """`name` when the configuration has that solution; else a ValueError naming those it has
+    (the CLI prints it in one line, exit code 2)."""
+    names = [s.name for s in runtime.current().config.solutions]
+    if name is not None and name not in names:
+        raise ValueError(
+            f"no solution {name!r} in the configuration (configured: {', '.join(names)})"
+        )
+    return name
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    known_solution(args.solution)
     workflow = runtime.current().workflow
     try:
         with progress_bar() as report:
@@ -74,6 +86,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"  {line}")
         for name, value in info.metrics.items():
             print(f"  {name:48s} {value:.4f}")
+    removed = workflow.prune()
+    if removed:
+        freed = sum(size for _, size in removed) / 1e6
+        print(
+            f"removed {len(removed)} older solution version(s) and their model files "
+            f"({freed:.1f} MB): {', '.join(v for v, _ in removed)}; kept the newest "
+            f"{runtime.current().settings.keep_versions} of each solution (RECS_KEEP_VERSIONS) "
+            "and every version a campaign serves"
+        )
     return 0
 
 
@@ -92,9 +113,18 @@ def _chosen(params: Mapping[str, Any]) -> list[str]:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    info = runtime.current().workflow.metrics(args.solution, args.version)
+    workflow = runtime.current().workflow
+    info = workflow.metrics(known_solution(args.solution), args.version)
+    if info is None and args.version:
+        print(f"metrics: no solution version {args.version!r}; see `versions`", file=sys.stderr)
+        return 2
+    if info is None and args.solution and workflow.versions():
+        print(
+            f"metrics: solution {args.solution!r} has no version; see `versions`", file=sys.stderr
+        )
+        return 2
     if info is None:
-        print("no solution version yet: run `python -m chalicelib train`", file=sys.stderr)
+        print("metrics: no solution version yet: run `python -m chalicelib train`", file=sys.stderr)
         return 1
     if args.json:
         print_json({"solutionVersionArn": info.version_id, "metrics": dict(info.metrics)})
@@ -106,7 +136,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
-    infos = runtime.current().workflow.versions(args.solution)
+    infos = runtime.current().workflow.versions(known_solution(args.solution))
     if args.json:
         print_json([asdict(info) for info in infos])
         return 0

@@ -13,6 +13,7 @@ import numpy as np
 
 from chalicelib.engine.data import Interactions
 from chalicelib.engine.metrics import coverage, ndcg_at_k, precision_at_k, reciprocal_rank_at_k
+from chalicelib.vocabulary import Progress
 
 CUTOFFS = (5, 10, 25)
 
@@ -52,10 +53,19 @@ def split(data: Interactions, holdout: float = 0.1, seed: int = 42) -> Split:
 Recommender = Callable[[np.ndarray, int], Sequence[int] | np.ndarray]
 
 
-def evaluate(recommend: Recommender, data: Split, n_items: int) -> dict[str, float]:
-    """Metrics under Personalize's names; `recommend(history, k)` returns item indices."""
+def evaluate(
+    recommend: Recommender, data: Split, n_items: int, progress: Progress | None = None
+) -> dict[str, float]:
+    """Metrics under Personalize's names; `recommend(history, k)` returns item indices.
+    `progress` hears of the held-out users done, against their number."""
     k_max = max(CUTOFFS)
-    lists: list[list[int]] = [list(recommend(hist, k_max)) for hist in data.inputs]
+    lists: list[list[int]] = []
+    total = len(data.inputs)
+    every = max(1, total // 100)
+    for n, hist in enumerate(data.inputs, start=1):
+        lists.append(list(recommend(hist, k_max)))
+        if progress and (n % every == 0 or n == total):
+            progress("evaluating", n, total)
     metrics: dict[str, float] = {}
     for k in CUTOFFS:
         metrics[f"normalized_discounted_cumulative_gain_at_{k}"] = _mean(

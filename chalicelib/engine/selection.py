@@ -148,10 +148,20 @@ def _candidates(
     return {k: v for k, v in space.items() if k not in fixed}
 
 
+# The knob choice's steps, as progress reports them: the components fitted, the validation
+# users' score matrices made, the search done.
+STEPS = 3
+
+
 def choose(
-    hyperparameters: Mapping[str, Any], params: UserPersonalizationParams, train_users: Interactions
+    hyperparameters: Mapping[str, Any],
+    params: UserPersonalizationParams,
+    train_users: Interactions,
+    progress: Callable[[int], None] | None = None,
 ) -> Selection:
-    """Choose the knobs `hyperparameters` leaves unset on a validation split of `train_users`."""
+    """Choose the knobs `hyperparameters` leaves unset on a validation split of `train_users`;
+    `progress` hears of each of the STEPS done."""
+    report = progress or (lambda done: None)
     started = time.perf_counter()
     fixed = set(hyperparameters)
     validation = validation_split(train_users)
@@ -163,10 +173,12 @@ def choose(
     m = mean_item_count(learn)
     scales = [params.regularization / m] if "regularization" in fixed else list(LAMBDA_STEPS)
     fitted = _fit_components(learn, params, fixed, scales)
+    report(1)
     scores = ValidationScores(fitted, validation, params, train_users.n_items)
     space = _candidates(params, fixed, fitted.dense, scales)
     start = {**params.model_dump(), "lambda_scale": scales[len(scales) // 2]}
     scores.use_pool(start)
+    report(2)
     memo: dict[tuple[Any, ...], float] = {}
 
     def value(cfg: Mapping[str, Any]) -> float:
@@ -183,6 +195,7 @@ def choose(
         other, other_best = _ascend(value, space, fitted.dense, flipped, value(flipped))
         if other_best > best:
             cfg, best = other, other_best
+    report(3)
     searched = [k for k in (*space, "exclude_seen") if k != "lambda_scale" and k not in fixed]
     chosen = {k: cfg[k] for k in searched}
     if cfg["exclude_seen"]:

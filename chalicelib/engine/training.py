@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from chalicelib.engine.recipes.user_personalization import (
     PersonalizedRankingParams,
     UserPersonalizationParams,
 )
+from chalicelib.engine.selection import STEPS as KNOB_STEPS
 from chalicelib.engine.selection import Selection, choose
 from chalicelib.engine.solution import SolutionModel, fit
 from chalicelib.engine.tuning import TuningResult, tune
@@ -30,17 +32,21 @@ PARALLEL_DENSE_ITEMS = 10_000
 
 
 def choose_knobs(
-    recipe_name: str, hyperparameters: dict[str, Any], train_users: Interactions
+    recipe_name: str,
+    hyperparameters: dict[str, Any],
+    train_users: Interactions,
+    progress: Callable[[int], None] | None = None,
 ) -> Selection:
     """The knobs `hyperparameters` leaves unset, chosen on a validation split of `train_users`
-    (nothing for a recipe without automatic defaults, or with `auto_tune = false`)."""
+    (nothing for a recipe without automatic defaults, or with `auto_tune = false`); `progress`
+    hears of the selection's steps done."""
     params = RECIPES[recipe_name].Params.model_validate(hyperparameters)
     if not isinstance(params, UserPersonalizationParams) or not params.auto_tune:
         return Selection()
     given = dict(hyperparameters)
     if isinstance(params, PersonalizedRankingParams):
         given.setdefault("exclude_seen", params.exclude_seen)  # a ranking never drops items
-    return choose(given, params, train_users)
+    return choose(given, params, train_users, progress)
 
 
 def choose_and_fit(
@@ -89,8 +95,14 @@ def train(
     tuning = None
     held_params = params
     choice = None
-    report("choosing knobs on validation users", 0, None)
-    selection = choose_knobs(recipe_name, hyperparameters, parts.train)
+    report("choosing knobs", 0, KNOB_STEPS)
+    selection = choose_knobs(
+        recipe_name,
+        hyperparameters,
+        parts.train,
+        lambda done: report("choosing knobs", done, KNOB_STEPS),
+    )
+    report("choosing knobs", KNOB_STEPS, KNOB_STEPS)
     validate = RECIPES[recipe_name].Params.model_validate
     base = {**hyperparameters, **selection.values_for(parts.train)}
     tuned: dict[str, Any] = {}
@@ -101,7 +113,7 @@ def train(
         held_params = validate({**base, **tuned})
         params = validate({**hyperparameters, **selection.values_for(data), **tuned})
         choice = selection.summary(data) if selection.chosen else None
-    report("evaluating on held-out users", 0, 2)
+    report("evaluating", 0, len(parts.inputs))
     # The served model does not depend on the evaluation: on 2 cores it is fitted beside it (BLAS,
     # scipy and numpy's kernels release the GIL). Two models in memory at once are held only
     # while each is small; a dense items² EASE matrix above PARALLEL_DENSE_ITEMS is fitted alone.
@@ -112,11 +124,11 @@ def train(
     with ThreadPoolExecutor(max_workers=1) as pool:
         final = pool.submit(fit, recipe_name, params, data, events) if side_by_side else None
         held_out = fit(recipe_name, held_params, parts.train, events)
-        metrics = evaluate(held_out.recommend_indices, parts, data.n_items)
+        metrics = evaluate(held_out.recommend_indices, parts, data.n_items, progress)
         del held_out
-        report("fitting the solution version", 1, 2)
+        report("fitting", 0, 1)
         model = final.result() if final else fit(recipe_name, params, data, events)
-    report("done", 2, 2)
+        report("fitting", 1, 1)
     counts = {
         "interactions": total,
         "training_interactions": len(data),

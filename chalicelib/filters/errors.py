@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class FilterError(ValueError):
     """A filter expression, or the values a request gave it, are wrong; the message says where."""
@@ -11,9 +13,15 @@ class FilterError(ValueError):
 
 
 class UnknownFilterError(FilterError):
-    """A request named a filter the configuration does not define."""
+    """A request named a filter the configuration does not define; the message lists those it
+    does."""
 
     code = "unknown_filter"
+
+    def __init__(self, name: str, known: Iterable[str] = ()) -> None:
+        names = ", ".join(sorted(known)) or "none"
+        super().__init__(f"no filter named {name!r} is configured (configured: {names})")
+        self.name = name
 
 
 class CurrentItemFilterError(FilterError):

@@ -91,6 +91,11 @@ class Workflow(Protocol):
 
     def deploy(self, campaign: str, version_id: str) -> None: ...
 
+    def prune(self) -> list[tuple[str, int]]:
+        """Remove stored solution versions no campaign serves beyond the newest few of each
+        solution (`RECS_KEEP_VERSIONS`); the versions removed and the bytes each freed."""
+        ...
+
     def batch(
         self,
         input_path: Path,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -266,3 +267,23 @@ def test_values_are_cleaned_for_nested_attributes_and_cut_to_the_size_cap():
     assert 100 < len(value) < 400
     assert len(json.dumps(value, separators=(",", ":")).encode()) <= braze.MAX_ATTRIBUTE_BYTES
     assert [v["id"] for v in value] == [str(n) for n in range(len(value))]  # best items kept
+
+
+def test_an_unreachable_endpoint_says_why_at_each_retry_and_when_it_gives_up(tmp_path, caplog):
+    with socket.socket() as closed:  # a port nothing listens on: connection refused
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    clock = FakeClock()
+    p = braze.Pusher(
+        braze.BrazeClient(url, KEY), braze.PushState(tmp_path / "s.sqlite", "t"), "recs",
+        decorate, pacer=braze.Pacer(100.0, clock, clock.sleep), max_attempts=3,
+    )  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="recs.braze"):
+        report = p.run(write_output(tmp_path / "r.jsonl", {"a": ["1"]}))
+    retries = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert len(retries) == 2
+    assert all("Connection refused" in line for line in retries), retries
+    assert retries[0].startswith("braze: attempt 1 of 3 failed (network error: ")
+    assert report.failed == 1
+    assert "gave up after 3 attempts: network error: " in report.first_failures[0]
+    assert "Connection refused" in report.first_failures[0]

@@ -135,3 +135,33 @@ def test_versions_show_what_was_chosen_on_validation_users(data_dir: Path, capsy
     first, second = out.splitlines()[:2]
     assert "NDCG@10" in first
     assert second.strip().startswith("chosen on ") and "regularization=" in second
+
+
+def test_train_keeps_the_newest_versions_and_the_served_ones_and_says_so(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each version's model file is tens of MB on a real shop: `train` removes those beyond
+    RECS_KEEP_VERSIONS per solution that no campaign serves, and prints what it removed."""
+    oldest = served("related-items")
+    for _ in range(2):
+        assert run(capsys, "train", "--solution", "similar-items")[0] == 0
+    assert run(capsys, "deploy", "related-items", "--version", oldest)[0] == 0
+    ranking = served("rankings")
+    monkeypatch.setenv("RECS_KEEP_VERSIONS", "1")
+    runtime.reset()
+    workflow = runtime.current().workflow
+    similar = [v.version_id for v in workflow.versions("similar-items")]
+    assert len(similar) == 3 and similar[-1] == oldest
+    code, out, _ = run(capsys, "train", "--solution", "personalized-ranking")
+    assert code == 0
+    # similar-items: the newest, and the oldest that a campaign serves; the middle one goes.
+    assert [v.version_id for v in workflow.versions("similar-items")] == [similar[0], oldest]
+    # personalized-ranking: its new version serves, the one before it goes.
+    assert [v.version_id for v in workflow.versions("personalized-ranking")] == [served("rankings")]
+    removed = sorted([similar[1], ranking])
+    assert "removed 2 older solution version(s) and their model files (" in out
+    assert all(v in out for v in removed) and "kept the newest 1 of each solution" in out
+    models = data_dir / "models"
+    assert not any((models / f"{v}.npz").exists() for v in removed)
+    assert all((models / f"{v}.npz").exists() for v in (oldest, similar[0], served("rankings")))
+    assert len(workflow.versions("user-personalization")) == 1  # untouched

@@ -61,9 +61,9 @@ def test_train_chooses_on_training_users_and_stores_what_it_chose(
     seen: list[set[str]] = []
     real = training.choose
 
-    def spy(given, params, train_users):  # type: ignore[no-untyped-def]
+    def spy(given, params, train_users, progress=None):  # type: ignore[no-untyped-def]
         seen.append(set(train_users.user_ids[np.unique(train_users.users)].tolist()))
-        return real(given, params, train_users)
+        return real(given, params, train_users, progress)
 
     monkeypatch.setattr(training, "choose", spy)
     result = training.train("user-personalization", {}, data)

@@ -108,6 +108,11 @@ class BatchJob:
     ) -> BatchReport:
         lines = written = 0
         errors: list[str] = []
+        # The lines to answer, counted first: the progress has its total, and a missing input
+        # is said before any output file is made.
+        total = sum(1 for _ in read_lines(input_path))
+        if progress:
+            progress("batch", 0, total)
         tmp = output_path.with_name(output_path.name + ".part")
         with tmp.open("w", encoding="utf-8") as out:
             for number, raw in read_lines(input_path):
@@ -127,8 +132,8 @@ class BatchJob:
                         errors.append(f"line {number}: {message}")
                     record = {"input": given, "output": None, "error": message}
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
-                if progress and lines % 1000 == 0:
-                    progress("batch", lines, None)
+                if progress and lines % 100 == 0:
+                    progress("batch", lines, max(total, lines))
         tmp.replace(output_path)  # a crash never leaves a half-written output behind its name
         if progress:
             progress("batch", lines, lines)

@@ -31,7 +31,7 @@ class LocalFilters:
     def of(self, flt: FilterRequest) -> CompiledFilter:
         compiled = self.compiled.get(flt.name)
         if compiled is None:
-            raise UnknownFilterError(flt.name)
+            raise UnknownFilterError(flt.name, self.compiled)
         return compiled
 
     def user_data(

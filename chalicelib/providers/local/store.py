@@ -304,6 +304,11 @@ class LocalStore(Database):
         return [v for (version_id,) in rows if (v := self.version(version_id)) is not None]
 
     @guarded
+    def delete_version(self, version_id: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM solution_versions WHERE version_id = ?", (version_id,))
+
+    @guarded
     def deploy(self, campaign: str, version_id: str) -> None:
         with self.transaction() as db:
             db.execute(

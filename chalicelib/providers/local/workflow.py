@@ -4,6 +4,7 @@ configuration checked (`setup`). What a write changes reaches serving at once (`
 
 from __future__ import annotations
 
+import gzip
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -75,7 +76,7 @@ class LocalWorkflow:
         if dataset == "items":
             rows = ((item_id, normalise(props)) for item_id, props in rows)
         if progress:
-            rows = _counting(rows, progress, f"importing {dataset}")
+            rows = _counting(rows, progress, f"importing {dataset}", _data_lines(path))
         try:
             loaded = self.store.bulk_load(
                 dataset, rows, replace=mode == "full", keep=lambda: validation.error_count == 0
@@ -195,6 +196,26 @@ class LocalWorkflow:
         self.store.deploy(campaign, version_id)
         self.state.invalidate()
 
+    def prune(self) -> list[tuple[str, int]]:
+        """Versions beyond the newest `keep_versions` of their solution that no campaign serves
+        or pins: their model file and their row go (the file first: a row without its file
+        would be listed but could not be deployed)."""
+        keep = self.settings.keep_versions
+        kept = set(self.store.campaigns().values())
+        kept |= {c.solution_version for c in self.config.campaigns.values() if c.solution_version}
+        newest: dict[str, int] = {}
+        removed = []
+        for version in self.store.versions(None):  # newest first
+            rank = newest[version["solution"]] = newest.get(version["solution"], 0) + 1
+            if rank <= keep or version["version_id"] in kept:
+                continue
+            path = self.state.artifact(version["version_id"])
+            size = path.stat().st_size if path.exists() else 0
+            path.unlink(missing_ok=True)
+            self.store.delete_version(version["version_id"])
+            removed.append((version["version_id"], size))
+        return removed
+
     def batch(
         self,
         input_path: Path,
@@ -220,12 +241,27 @@ def _prefixed(progress: Progress, name: str) -> Progress:
     return report
 
 
-def _counting(rows: Iterator[Any], progress: Progress, stage: str) -> Iterator[Any]:
-    """`rows` as they are, reporting their count every 20,000."""
+def _counting(rows: Iterator[Any], progress: Progress, stage: str, total: int) -> Iterator[Any]:
+    """`rows` as they are, reporting their count against `total` every 5,000 and at the end
+    (where the total becomes the rows read, so the display ends at it)."""
+    progress(stage, 0, total)
+    n = 0
     for n, row in enumerate(rows, start=1):
-        if n % 20_000 == 0:
-            progress(stage, n, None)
+        if n % 5_000 == 0:
+            progress(stage, n, max(total, n))
         yield row
+    progress(stage, n, n)
+
+
+def _data_lines(path: Path) -> int:
+    """The file's lines after the header: its rows, unless a quoted field spans lines. One
+    pass of the raw bytes (a gzipped file is inflated once more; 0.1 s for 400k rows)."""
+    lines, last = 0, b"\n"
+    with path.open("rb") as raw, gzip.GzipFile(fileobj=raw) if path.suffix == ".gz" else raw as fh:
+        while chunk := fh.read(1 << 20):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return max(0, lines + (last != b"\n") - 1)
 
 
 def _info(version: dict[str, Any]) -> SolutionVersionInfo:

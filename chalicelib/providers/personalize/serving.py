@@ -169,7 +169,7 @@ class PersonalizeServing:
             return {}
         expression = self.config.filters.get(flt.name)
         if expression is None:
-            raise UnknownFilterError(flt.name)
+            raise UnknownFilterError(flt.name, self.config.filters)
         if flt.current_item is None and uses_current_item(expression):
             # Personalize refuses it outside related items: the caller's 400, not a fallback.
             raise CurrentItemFilterError

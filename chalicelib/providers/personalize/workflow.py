@@ -150,6 +150,11 @@ class PersonalizeWorkflow:
 
         _as_value_error(lambda: training.deploy(self.config, campaign, version_id))
 
+    def prune(self) -> list[tuple[str, int]]:
+        """Personalize keeps its solution versions itself (there is no DeleteSolutionVersion, and
+        they cost nothing while no campaign serves them): nothing here to remove."""
+        return []
+
     def batch(
         self,
         input_path: Path,
