@@ -34,6 +34,7 @@ class StageResources:
     dataset_group: str  # the Personalize dataset group's name
     tracker_arn: str  # the dataset group's event tracker (PutEvents)
     events_stream_arn: str = ""  # none when the stage has no stream
+    served_table_arn: str = ""  # what was served and Currents engagements (SPEC section 11)
 
     @property
     def personalize(self) -> str:
@@ -96,6 +97,9 @@ def api_handler(names: StageResources) -> list[dict[str, Any]]:
         ),
         _statement(  # POST /events, /users, /items only queue
             "QueueEvents", ["sqs:GetQueueUrl", "sqs:SendMessage"], names.events_queue_arn
+        ),
+        _statement(  # every answer's served list (recommendation id, items, campaign)
+            "ServedLists", ["dynamodb:PutItem"], names.served_table_arn
         ),
         _statement(  # decoration, the fallback list, POST /items
             "ItemCatalogue",
