@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from chalicelib.catalogue import Catalogue
+    from chalicelib.currents.ingest import CurrentsReport
     from chalicelib.filters import FilterRequest
     from chalicelib.payloads import EventBatch, Item, User
     from chalicelib.vocabulary import (
@@ -107,6 +108,14 @@ class Workflow(Protocol):
     def store_popular(self, item_ids: Sequence[str]) -> str | None:
         """Keep a popular list (computed from a file) where serving reads its fallback from;
         where it went, or None when the provider counts its own."""
+        ...
+
+    def import_currents(
+        self, source: str, event_type: str | None = None, progress: Progress | None = None
+    ) -> list[CurrentsReport]:
+        """Braze Currents Avro files (a file, a folder, or an s3:// object on AWS) forwarded
+        as `ingest_currents` does, each record once; `event_type` names the Currents event type
+        of files outside Currents' own layout."""
         ...
 
     def load_catalogue(self, path: Path) -> CatalogueLoad:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +133,20 @@ class LocalLoop(Database):
 
     @guarded
     def record_engagements(self, engagements: Sequence[Engagement]) -> int:
-        rows = [astuple(e) for e in engagements]  # the columns, in the dataclass's order
+        rows = [
+            (
+                e.event_id,
+                e.user_id,
+                e.kind,
+                e.ts,
+                e.item_id,
+                e.recommendation_id,
+                e.campaign,
+                e.value,
+                e.event_type,
+            )
+            for e in engagements
+        ]
         with self.transaction() as db:
             before = db.total_changes
             db.executemany(

@@ -15,7 +15,7 @@ from chalicelib.settings import Settings
 
 
 class LocalProvider:
-    """One store and one served state shared by the three roles: a write through `events` or
+    """One store and one served state shared by the four roles: a write through `events` or
     `workflow` reaches `serving` on its next request."""
 
     def __init__(self, settings: Settings, config: ProjectConfig) -> None:
@@ -24,7 +24,9 @@ class LocalProvider:
         filters = LocalFilters(self.store, config, settings.config)
         self.serving = LocalServing(self.store, self.state, filters)
         self.events = LocalEvents(self.store, self.state)
-        self.workflow = LocalWorkflow(settings, config, self.store, self.state, filters)
         self.loop = LocalLoop(
             settings.data_dir, settings.served_ttl_days, settings.served_max_records
+        )
+        self.workflow = LocalWorkflow(
+            settings, config, self.store, self.state, filters, loop=self.loop
         )

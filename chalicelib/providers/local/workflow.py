@@ -14,11 +14,14 @@ from chalicelib import aws
 from chalicelib.catalogue import normalise
 from chalicelib.config import ProjectConfig
 from chalicelib.csvdata import CsvError, Validation, read_rows
+from chalicelib.currents.ingest import CurrentsReport
 from chalicelib.engine.data import Interactions
 from chalicelib.engine.training import train
 from chalicelib.filters import FilterRequest
 from chalicelib.providers.local.batch import BatchJob
+from chalicelib.providers.local.currents import LocalCurrents
 from chalicelib.providers.local.filtering import LocalFilters
+from chalicelib.providers.local.loop import LocalLoop
 from chalicelib.providers.local.state import ServingState
 from chalicelib.providers.local.store import LocalStore
 from chalicelib.settings import Settings
@@ -42,9 +45,20 @@ class LocalWorkflow:
         store: LocalStore,
         state: ServingState,
         filters: LocalFilters,
+        *,
+        loop: LocalLoop,
     ) -> None:
         self.settings, self.config = settings, config
         self.store, self.state, self.filters = store, state, filters
+        self.currents = LocalCurrents(settings, config, store, loop)
+
+    def import_currents(
+        self, source: str, event_type: str | None = None, progress: Progress | None = None
+    ) -> list[CurrentsReport]:
+        """Braze Currents Avro files (a file or a folder) into the store."""
+        if source.startswith("s3://"):
+            raise ValueError("the local provider reads Currents files from disk: copy it down")
+        return self.currents.import_path(Path(source), event_type, progress)
 
     # -- datasets ----------------------------------------------------------------------------
 
