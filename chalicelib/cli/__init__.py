@@ -1,5 +1,5 @@
 """The command line: `python -m chalicelib {import,train,metrics,versions,deploy,recommend,batch,
-braze-push,setup,popular,catalogue,attribution,serve}`.
+braze-push,setup,popular,catalogue,attribution,segments,serve}`.
 
 Commands run against the provider of the current `RECS_*` environment (default: `local`),
 through the same seam the Lambda functions use: `workflow` holds the Personalize workflow's

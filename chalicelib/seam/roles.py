@@ -118,6 +118,15 @@ class Workflow(Protocol):
         of files outside Currents' own layout."""
         ...
 
+    def segment(
+        self, item_ids: Sequence[str] | None, attribute: str | None, top: int
+    ) -> tuple[list[str], list[tuple[str, float]]]:
+        """The items (given, or those the item-attribute expression selects) and the `top`
+        users most likely to engage with them, with their affinity, best first (Personalize's
+        Item-Affinity and Item-Attribute-Affinity). A request that cannot run raises
+        `SegmentError`."""
+        ...
+
     def load_catalogue(self, path: Path) -> CatalogueLoad:
         """Load an items file into the catalogue that decorates responses."""
         ...

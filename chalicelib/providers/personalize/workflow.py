@@ -99,6 +99,18 @@ class PersonalizeWorkflow:
                 return [forwarder.forward_object(bucket, key, progress)]
             return forwarder.forward_path(Path(source), event_type, progress)
 
+    def segment(
+        self, item_ids: Sequence[str] | None, attribute: str | None, top: int
+    ) -> tuple[list[str], list[tuple[str, float]]]:
+        """Not on this provider yet: Personalize answers segments with batch segment jobs
+        (CreateBatchSegmentJob on an Item-Affinity solution), which `setup` does not make."""
+        from chalicelib.segments import SegmentError  # noqa: PLC0415
+
+        raise SegmentError(
+            "segments run on the local provider only for now (Personalize's batch segment "
+            "jobs are not wired yet)"
+        )
+
     def load_catalogue(self, path: Path) -> CatalogueLoad:
         """An items file into the DynamoDB item table (`RECS_ITEMS_TABLE`)."""
         from chalicelib.csvdata import Validation, read_rows  # noqa: PLC0415
