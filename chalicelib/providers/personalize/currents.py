@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -31,7 +32,7 @@ from chalicelib.settings import Settings
 from chalicelib.vocabulary import Progress
 
 log = logging.getLogger("recs.currents")
-PREFIX = "currents/"
+CALL_THREADS = 8
 
 
 class CurrentsForwarder:
@@ -84,9 +85,15 @@ class CurrentsForwarder:
         users: dict[tuple[str, str], list[Mapped]] = {}
         for m in mapped:
             users.setdefault((m.user_id, m.session_id), []).append(m)
-        for group in users.values():
-            for start in range(0, len(group), pe.MAX_PER_CALL):
-                self._call(group[start : start + pe.MAX_PER_CALL], verdicts)
+        calls = [
+            group[start : start + pe.MAX_PER_CALL]
+            for group in users.values()
+            for start in range(0, len(group), pe.MAX_PER_CALL)
+        ]
+        # PutEvents takes one user a call, and a Currents file holds many users: calls go out
+        # side by side (boto3 clients are thread-safe), well under Personalize's 1,000 a second.
+        with ThreadPoolExecutor(CALL_THREADS) as pool:
+            list(pool.map(lambda call: self._call(call, verdicts), calls))
         invalid = [m for m in mapped if verdicts[m.record_id][0] == "invalid"]
         if invalid:
             self._dead_letter(invalid, verdicts)
