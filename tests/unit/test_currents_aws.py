@@ -163,3 +163,23 @@ def test_email_click_and_content_card_click_on_aws(
         ("click", "RID-9"),
         ("click", "RID-9"),
     ]
+
+
+def test_the_command_forwards_local_files_and_s3_objects_on_aws(
+    stage: FakeEvents, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chalicelib.cli import main
+    from chalicelib.seam import runtime
+
+    runtime.reset()
+    local = cs.write(tmp_path / "disk", cs.PURCHASE, [cs.purchase(1, "u1", "i1", 3.0, NOW)])
+    key = _upload(tmp_path / "s3", cs.PURCHASE, [cs.purchase(2, "u2", "i2", 4.0, NOW)])
+    forwarded = []
+    for source in (str(local), f"s3://{BUCKET}/{key}"):
+        assert main(["import", "currents", source]) == 0
+        [report] = json.loads(capsys.readouterr().out)
+        forwarded.append(report["forwarded"])
+    assert forwarded == [1, 1]
+    assert sorted(e["itemId"] for e in stage.accepted) == ["i1", "i2"]
+    assert main(["import", "currents", "s3://no-key-here"]) == 2
+    runtime.reset()
