@@ -94,6 +94,12 @@ def import_s3(event: Any) -> None:
     imports.handle_s3(event.to_dict())
 
 
+def ingest_currents(event: Any) -> None:
+    from chalicelib.handlers import currents  # noqa: PLC0415 - fastavro loads here alone
+
+    currents.handle_s3(event.to_dict())
+
+
 def _named(variable: str) -> str:
     value = os.environ.get(variable, "").strip()
     return "" if value.lower() == "off" else value
@@ -120,6 +126,16 @@ if _named("RECS_IMPORT_BUCKET"):
         events=["s3:ObjectCreated:*"],
         prefix="imports/",
     )(import_s3)
+
+# Braze Currents' Avro files (SPEC section 11): their own bucket, or the import bucket's
+# `currents/` (the prefixes keep the two functions' notifications apart).
+if _named("RECS_CURRENTS_BUCKET") or _named("RECS_IMPORT_BUCKET"):
+    ingest_currents = app.on_s3_event(  # type: ignore[assignment]
+        bucket=_named("RECS_CURRENTS_BUCKET") or _named("RECS_IMPORT_BUCKET"),
+        events=["s3:ObjectCreated:*"],
+        prefix="currents/",
+        suffix=".avro",
+    )(ingest_currents)
 
 
 def _call(path: str) -> Response:

@@ -141,6 +141,13 @@ class PushState:
                 [(self.scope, user, digest, now) for user, digest in rows],
             )
 
+    def holding(self, digest: str) -> set[str]:
+        """The users whose confirmed value has this hash (a segment's members)."""
+        rows = self.db.execute(
+            "SELECT user_id FROM pushed WHERE scope = ? AND hash = ?", (self.scope, digest)
+        )
+        return {user for (user,) in rows}
+
     def close(self) -> None:
         self.db.close()
 
@@ -286,9 +293,16 @@ class Pusher:
             raise BrazeError("RECS_BRAZE_ATTRIBUTE must be 1-255 characters")
 
     def run(self, path: Path) -> PushReport:
-        pending: list[tuple[str, str, list[dict[str, Any]]]] = []
-        for user, item_ids in user_lines(path, self.report):
-            value, truncated = attribute_value(self.decorate(item_ids))
+        """Each user's batch recommendations, decorated, as the attribute's value."""
+        lines = user_lines(path, self.report)
+        return self.push((user, self.decorate(items)) for user, items in lines)
+
+    def push(self, values: Iterable[tuple[str, Any]]) -> PushReport:
+        """Set the attribute of each user to its value (an item list is cleaned and capped;
+        None removes the attribute), sending only what differs from what Braze confirmed."""
+        pending: list[tuple[str, str, Any]] = []
+        for user, raw in values:
+            value, truncated = attribute_value(raw) if isinstance(raw, list) else (raw, False)
             digest = value_hash(value)
             if self.state.unchanged(user, digest):
                 self.report.unchanged += 1
@@ -309,7 +323,7 @@ class Pusher:
             self.report.first_failures.append(f"{len(users)} user(s): {reason}")
         log.warning("braze: %d user(s) not updated: %s", len(users), reason)
 
-    def _send(self, pending: list[tuple[str, str, list[dict[str, Any]]]]) -> None:
+    def _send(self, pending: list[tuple[str, str, Any]]) -> None:
         body = {"attributes": [{"external_id": u, self.attribute: v} for u, _, v in pending]}
         pause = 1.0
         cause = ""
@@ -343,7 +357,7 @@ class Pusher:
             (u for u, _, _ in pending), f"gave up after {self.max_attempts} attempts: {cause}"
         )
 
-    def _settle(self, pending: list[tuple[str, str, list[dict[str, Any]]]], r: Response) -> None:
+    def _settle(self, pending: list[tuple[str, str, Any]], r: Response) -> None:
         """Record what Braze confirmed: all objects on success, all but those named in
         `errors[]` on a non-fatal error, none on a fatal one."""
         message = str(r.body.get("message", ""))

@@ -88,6 +88,18 @@ def _fill(template: str, item_id: str) -> str | None:
     return safe_url(template.replace("{id}", quote(item_id, safe=""))) if template else None
 
 
+RECOMMENDATION_ID = "{recommendation_id}"
+
+
+def with_recommendation_id(body: str, template: str, recommendation_id: str | None) -> str:
+    """`body` (rendered items) with the answer's id where the URL template asks for it. Items are
+    rendered once, with the placeholder left in their template URLs; this fills it per answer
+    (none: an empty value, as in batch output that has no answer id)."""
+    if RECOMMENDATION_ID not in template:
+        return body
+    return body.replace(RECOMMENDATION_ID, quote(recommendation_id or "", safe=""))
+
+
 def _link_field(name: str) -> bool:
     return name.endswith(("_url", "_image", "_link")) or name in ("link", "href", "thumbnail")
 
@@ -115,8 +127,11 @@ class Catalogue(Protocol):
     of some ids it has. The local provider's is `InMemoryCatalogue`; the personalize
     provider's reads the DynamoDB item table on demand (`providers.personalize.catalogue`)."""
 
-    def render(self, item_ids: Iterable[str], limit: int | None = None) -> str:
-        """The JSON array of the items `item_ids`, in order, at most `limit` long."""
+    def render(
+        self, item_ids: Iterable[str], limit: int | None = None, recommendation_id: str = ""
+    ) -> str:
+        """The JSON array of the items `item_ids`, in order, at most `limit` long, with
+        `recommendation_id` in the URLs the template gives (`{recommendation_id}`)."""
         ...
 
     def known(self, item_ids: Sequence[str]) -> list[str]:
@@ -162,7 +177,9 @@ class InMemoryCatalogue:
             return list(item_ids)
         return [i for i in item_ids if i in self._json]
 
-    def render(self, item_ids: Iterable[str], limit: int | None = None) -> str:
+    def render(
+        self, item_ids: Iterable[str], limit: int | None = None, recommendation_id: str = ""
+    ) -> str:
         """The JSON array of `item_ids`, in order, at most `limit` long."""
         parts: list[str] = []
         for item_id in item_ids:
@@ -174,7 +191,8 @@ class InMemoryCatalogue:
             parts.append(fragment)
             if limit is not None and len(parts) >= limit:
                 break
-        return "[" + ",".join(parts) + "]"
+        body = "[" + ",".join(parts) + "]"
+        return with_recommendation_id(body, self._url_template, recommendation_id)
 
     def column(self, field: str) -> dict[str, Any]:
         """Item id → value of one normalised field (for filters), built once per field."""

@@ -156,6 +156,33 @@ class Campaign(_Strict):
     enable_metadata: bool = False
 
 
+class CustomEvent(_Strict):
+    """A Braze custom event forwarded to Personalize: its event type, and which of its properties
+    holds the item id (and, optionally, the event value)."""
+
+    event_type: str = Field(min_length=1, max_length=256)
+    item_id: str = Field(default="product_id", min_length=1)
+    value: str | None = None
+
+
+class CurrentsConfig(_Strict):
+    """`[currents]`: how Braze Currents records become Personalize events (SPEC section 11).
+    An event type left empty is not forwarded (still counted, and kept for attribution)."""
+
+    purchase_event_type: str = Field(default="purchase", max_length=256)
+    email_click_event_type: str = Field(default="click", max_length=256)
+    # Content Card events name no item (Braze's schema): kept for attribution; forwarded, with
+    # the recommendation id and the served list as `impression`, only under a type given here.
+    content_card_click_event_type: str = Field(default="", max_length=256)
+    content_card_impression_event_type: str = Field(default="", max_length=256)
+    # Email clicks on item links: a regular expression with a group `item_id`; by default the
+    # item URL template (RECS_ITEM_URL_TEMPLATE) up to `{id}`. The recommendation id comes from
+    # this query parameter of the link.
+    item_url_pattern: str | None = None
+    recommendation_id_parameter: str = Field(default="rid", min_length=1)
+    custom_events: dict[str, CustomEvent] = Field(default_factory=dict)
+
+
 # Dataset schemas as field -> "TYPE [categorical|textual] [nullable]" (Avro types: string, long,
 # int, float, double, boolean), in column order; the bundled sample shop's layout by default.
 DEFAULT_SCHEMAS: dict[Dataset, dict[str, str]] = {
@@ -191,6 +218,7 @@ class ProjectConfig(_Strict):
     filters: dict[str, Annotated[str, StringConstraints(min_length=1, max_length=2500)]] = Field(
         default_factory=dict
     )
+    currents: CurrentsConfig = CurrentsConfig()
 
     @field_validator("schemas", mode="before")
     @classmethod

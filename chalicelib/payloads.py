@@ -31,6 +31,11 @@ RESERVED_EVENT_PROPERTIES = frozenset(
 )
 
 
+# The Braze campaign or Canvas step a Connected Content call names
+# (`&campaign={{campaign.${api_id}}}`): empty outside a campaign (a test send), which means none.
+Tag = Annotated[str, StringConstraints(max_length=MAX_ID, strip_whitespace=True)] | None
+
+
 class _Edge(BaseModel):
     # Numeric ids (e.g. 13085) are common in shop backends: accept them as strings. A model is
     # built on its first use (defer_build): a cold Lambda builds only the ones its route needs.
@@ -164,6 +169,8 @@ class RankingRequest(_Edge):
     filter_values: Annotated[
         dict[str, str | Annotated[list[str], Field(max_length=25)]], Field(max_length=25)
     ] = Field(default_factory=dict)
+    campaign: Tag = None
+    canvas_step: Tag = None
 
 
 class RecommendationsQuery(_Edge):
@@ -172,6 +179,8 @@ class RecommendationsQuery(_Edge):
     user_id: Id
     num_results: int = Field(default=25, ge=1, le=100)
     filter: str | None = None
+    campaign: Tag = None
+    canvas_step: Tag = None
 
 
 class RelatedItemsQuery(_Edge):
@@ -181,6 +190,8 @@ class RelatedItemsQuery(_Edge):
     user_id: Id | None = None
     num_results: int = Field(default=25, ge=1, le=100)
     filter: str | None = None
+    campaign: Tag = None
+    canvas_step: Tag = None
 
 
 def describe(error: ValidationError) -> str:

@@ -72,8 +72,22 @@ class Settings(BaseModel):
     # Braze waits about 2 s: Personalize gets this much, the item table and Lambda the rest.
     personalize_budget_ms: int = Field(default=1200, ge=100, le=10_000)
 
+    # `{id}` is the item's id; `{recommendation_id}` (optional) the answer's, so that a click on
+    # the link in an email carries it back through Braze Currents (`?rid={recommendation_id}`).
     item_url_template: str = "https://shop.example/p/{id}"
     item_image_template: str = "https://shop.example/images/{id}.jpg"
+
+    # The loop with Braze (SPEC section 11). What was served is kept for served_ttl_days: in a
+    # DynamoDB table with a TTL on AWS (none set: nothing kept), in SQLite locally, where at most
+    # served_max_records lists are kept.
+    served_table: str = ""
+    served_ttl_days: int = Field(default=30, ge=1, le=400)
+    served_max_records: int = Field(default=1_000_000, ge=1000)
+    # Where Braze Currents writes its Avro files (under `currents/`); default: the import bucket.
+    currents_bucket: str = ""
+    # A purchase of a recommended item counts for the list whose click came at most this long
+    # before it (Personalize's metric attribution looks at events after the recommendation).
+    attribution_window_hours: float = Field(default=24.0, gt=0, le=24 * 90)
 
     braze_rest_endpoint: str = ""
     braze_api_key: str = Field(default="", repr=False)
@@ -106,6 +120,10 @@ class Settings(BaseModel):
     @property
     def metadata_column_list(self) -> list[str]:
         return [c.strip() for c in self.metadata_columns.split(",") if c.strip()][:10]
+
+    @property
+    def currents_source_bucket(self) -> str:
+        return self.currents_bucket or self.import_bucket
 
     @property
     def keys(self) -> tuple[str, ...]:

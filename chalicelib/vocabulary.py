@@ -7,6 +7,7 @@ import it.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -44,10 +45,20 @@ class Recommendations:
 
     item_ids: Sequence[str]
     source: Source
+    # Personalize's `recommendationId`, the local engine's own, or the fallback policy's: every
+    # answer has one (`X-Recommendation-Id`), so that what Braze did with it can be traced back.
     recommendation_id: str | None = None
     # Why a fallback was served (`no_model`, `unknown_user`, `model_unavailable`, ...): counted
     # and logged by the HTTP routes, shown in `/health`.
     reason: str | None = None
+    # The solution version that answered (None for a fallback list).
+    solution_version: str | None = None
+
+
+def new_recommendation_id(source: Source = "personalized") -> str:
+    """A recommendation id of our own (the local engine's, or a fallback list's): 32 hex digits
+    behind a short prefix that says which, within PutEvents' 40-character `recommendationId`."""
+    return ("rid-" if source == "personalized" else "fb-") + uuid.uuid4().hex
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,3 +173,38 @@ class BatchReport:
     lines: int
     written: int
     errors: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ServedList:
+    """What one answer served (SPEC section 11): to whom, under which recommendation id, the items
+    in order, the solution version, and the Braze campaign or Canvas step that asked for it."""
+
+    recommendation_id: str
+    user_id: str
+    item_ids: Sequence[str]
+    route: str  # recommendations, related-items, rankings
+    source: Source
+    served_at: float
+    solution_version: str | None = None
+    campaign: str | None = None  # Braze campaign api id (`campaign={{campaign.${api_id}}}`)
+    canvas_step: str | None = None  # Braze Canvas step api id
+
+
+EngagementKind = Literal["impression", "click", "purchase", "event"]
+
+
+@dataclass(frozen=True, slots=True)
+class Engagement:
+    """One thing a user did with what was served, as Braze Currents reported it: the source of
+    attribution. `event_id` is the Currents record id (a record is counted once)."""
+
+    event_id: str
+    user_id: str
+    kind: EngagementKind
+    ts: float
+    item_id: str | None = None
+    recommendation_id: str | None = None
+    campaign: str | None = None
+    value: float | None = None  # a purchase's price times quantity
+    event_type: str | None = None  # the Personalize event type it was forwarded as

@@ -15,7 +15,7 @@ from typing import Any
 from chalicelib.providers.personalize.imports import job_prefix
 
 APP_NAME = "braze-personalize-recs"
-FUNCTIONS = ("api_handler", "ingest_sqs", "ingest_kinesis", "import_s3")
+FUNCTIONS = ("api_handler", "ingest_sqs", "ingest_kinesis", "import_s3", "ingest_currents")
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,8 @@ class StageResources:
     dataset_group: str  # the Personalize dataset group's name
     tracker_arn: str  # the dataset group's event tracker (PutEvents)
     events_stream_arn: str = ""  # none when the stage has no stream
+    served_table_arn: str = ""  # what was served and Currents engagements (SPEC section 11)
+    currents_bucket: str = ""  # where Braze Currents writes (default: the import bucket)
 
     @property
     def personalize(self) -> str:
@@ -96,6 +98,9 @@ def api_handler(names: StageResources) -> list[dict[str, Any]]:
         ),
         _statement(  # POST /events, /users, /items only queue
             "QueueEvents", ["sqs:GetQueueUrl", "sqs:SendMessage"], names.events_queue_arn
+        ),
+        _statement(  # every answer's served list (recommendation id, items, campaign)
+            "ServedLists", ["dynamodb:PutItem"], names.served_table_arn
         ),
         _statement(  # decoration, the fallback list, POST /items
             "ItemCatalogue",
@@ -206,11 +211,34 @@ def import_s3(names: StageResources) -> list[dict[str, Any]]:
     ]
 
 
+def ingest_currents(names: StageResources) -> list[dict[str, Any]]:
+    bucket = names.currents_bucket or names.import_bucket
+    return [
+        _logs(names, "ingest_currents"),
+        _statement("ReadCurrents", ["s3:GetObject"], f"arn:aws:s3:::{bucket}/currents/*"),
+        _statement(  # the served lists Content Cards join, claims (conditional), engagements
+            "ServedTable",
+            [
+                "dynamodb:Query",
+                "dynamodb:PutItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:BatchWriteItem",
+            ],
+            names.served_table_arn,
+        ),
+        _statement("PutEvents", ["personalize:PutEvents"], names.tracker_arn),
+        _statement(
+            "DeadLetters", ["sqs:GetQueueUrl", "sqs:SendMessage"], names.dead_letter_queue_arn
+        ),
+    ]
+
+
 BUILDERS = {
     "api_handler": api_handler,
     "ingest_sqs": ingest_sqs,
     "ingest_kinesis": ingest_kinesis,
     "import_s3": import_s3,
+    "ingest_currents": ingest_currents,
 }
 
 

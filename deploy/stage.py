@@ -33,6 +33,7 @@ STACK_SETTINGS = (
     "RECS_ITEMS_TABLE",
     "RECS_IMPORT_FAILURES_QUEUE",
     "RECS_API_KEYS_PARAMETER",
+    "RECS_SERVED_TABLE",
 )
 # Settings a deployable `personalize` stage cannot do without (the stream is optional).
 REQUIRED = (*(s for s in STACK_SETTINGS if s != "RECS_EVENTS_STREAM"), "RECS_DATASET_GROUP_ARN")
@@ -141,6 +142,7 @@ def resources(stage: str, stack: Stack, personalize: dict[str, str]) -> StageRes
         dataset_group=group,
         tracker_arn=personalize["RECS_EVENT_TRACKER_ARN"],
         events_stream_arn=stack.arns.get("RECS_EVENTS_STREAM", ""),
+        served_table_arn=stack.arns["RECS_SERVED_TABLE"],
     )
 
 

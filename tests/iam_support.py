@@ -272,5 +272,6 @@ def deployed_stage(stage: str = "dev") -> Iterator[Deployed]:
             import_bucket=stack.settings["RECS_IMPORT_BUCKET"],
             import_role_arn=stack.settings["RECS_IMPORT_ROLE_ARN"],
             items_table=stack.settings["RECS_ITEMS_TABLE"],
+            served_table=stack.settings["RECS_SERVED_TABLE"],
         )
         yield Deployed(stack, names, policies(names), settings)

@@ -11,10 +11,11 @@ answer 404 or 5xx: a provider that fails, has no model or a broken one gives the
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from chalicelib.api import budget, web
 from chalicelib.api.apikeys import current_keys
@@ -33,10 +34,15 @@ from chalicelib.payloads import (
 )
 from chalicelib.seam import fallback, runtime
 from chalicelib.seam.runtime import Runtime
-from chalicelib.vocabulary import Recommendations, UnavailableError
+from chalicelib.vocabulary import (
+    Recommendations,
+    ServedList,
+    UnavailableError,
+    new_recommendation_id,
+)
 
 log = logging.getLogger("recs.serving")
-_RESERVED_QUERY = {"user_id", "item_id", "num_results", "filter"}
+_RESERVED_QUERY = {"user_id", "item_id", "num_results", "filter", "campaign", "canvas_step"}
 Handler = Callable[[Request], Reply]
 
 
@@ -68,6 +74,7 @@ def _guarded(item_list: bool) -> Callable[[Callable[[Request, Runtime], Reply]],
                 if item_list:
                     COUNTER.record(handler.__name__, "error")
                     headers = {"X-Recommendation-Source": "fallback", "Cache-Control": "no-store"}
+                    headers["X-Recommendation-Id"] = new_recommendation_id("fallback")
                     return Reply(200, "[]", {"Content-Type": JSON, **headers})
                 return error_reply(500, "internal_error", "an internal error occurred")
 
@@ -103,21 +110,62 @@ def _filter(
 # -- item lists ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Asked:
+    """The route, who an answer is for (none: not kept) and the Braze campaign or Canvas step
+    that asked."""
+
+    route: str
+    user_id: str | None
+    campaign: str | None
+    canvas_step: str | None
+
+
+def _record(rt: Runtime, recs: Recommendations, body: str, asked: Asked) -> None:
+    """Keep what was served (SPEC section 11); never at the cost of the answer."""
+    if not asked.user_id or not recs.recommendation_id:
+        return
+    served = ServedList(
+        recs.recommendation_id,
+        asked.user_id,
+        _ids(body),
+        asked.route,
+        recs.source,
+        time.time(),
+        recs.solution_version,
+        asked.campaign or None,
+        asked.canvas_step or None,
+    )
+    try:
+        rt.loop.record_served(served)
+    except Exception as exc:
+        log.warning("served list %s not kept: %s", recs.recommendation_id, exc)
+
+
 def _items_reply(
-    rt: Runtime, recs: Recommendations, limit: int, cacheable: bool, route: str
+    rt: Runtime, recs: Recommendations, limit: int, cacheable: bool, asked: Asked
 ) -> Reply:
-    rendered = rt.serving.catalogue().render(recs.item_ids, limit)
+    rid = recs.recommendation_id or ""
+    rendered = rt.serving.catalogue().render(recs.item_ids, limit, rid)
     body, trimmed = budget.fit(rendered, rt.settings.max_response_bytes)
+    _record(rt, recs, body, asked)
     headers = {"Content-Type": JSON, "X-Recommendation-Source": recs.source}
+    headers["X-Recommendation-Id"] = rid
     headers["Cache-Control"] = (
         f"public, max-age={rt.settings.cache_max_age}" if cacheable else "no-store"
     )
     if recs.source == "fallback":
-        COUNTER.record(route, recs.reason)
+        COUNTER.record(asked.route, recs.reason)
         headers["X-Fallback-Reason"] = recs.reason or "unspecified"
     if trimmed:
         headers["X-Response-Trimmed"] = trimmed
     return Reply(200, body, headers)
+
+
+def _ids(body: str) -> list[str]:
+    """The ids of the items a body holds, in order: what the user was actually shown (the
+    catalogue and the byte budget may have left some of the answer out)."""
+    return [item["id"] for item in json.loads(body)]
 
 
 @_guarded(item_list=True)
@@ -125,7 +173,8 @@ def recommendations(request: Request, rt: Runtime) -> Reply:
     q = web.query(RecommendationsQuery, request)
     flt = _filter(q.filter, request.query, rt)
     recs = fallback.recommend(rt.serving, q.user_id, q.num_results, flt)
-    return _items_reply(rt, recs, q.num_results, cacheable=True, route="recommendations")
+    asked = Asked("recommendations", q.user_id, q.campaign, q.canvas_step)
+    return _items_reply(rt, recs, q.num_results, True, asked)
 
 
 @_guarded(item_list=True)
@@ -135,7 +184,8 @@ def related_items(request: Request, rt: Runtime) -> Reply:
     if flt is not None:
         flt = replace(flt, current_item=q.item_id)
     recs = fallback.related_items(rt.serving, q.item_id, q.num_results, q.user_id, flt)
-    return _items_reply(rt, recs, q.num_results, cacheable=True, route="related-items")
+    asked = Asked("related-items", q.user_id, q.campaign, q.canvas_step)
+    return _items_reply(rt, recs, q.num_results, True, asked)
 
 
 @_guarded(item_list=True)
@@ -144,7 +194,8 @@ def rankings(request: Request, rt: Runtime) -> Reply:
     values = {k: v if isinstance(v, list) else [v] for k, v in body.filter_values.items()}
     flt = _filter(body.filter, values, rt)
     recs = fallback.rank(rt.serving, body.user_id, body.item_ids, flt)
-    return _items_reply(rt, recs, len(body.item_ids), cacheable=False, route="rankings")
+    asked = Asked("rankings", body.user_id, body.campaign, body.canvas_step)
+    return _items_reply(rt, recs, len(body.item_ids), False, asked)
 
 
 # -- writes ----------------------------------------------------------------------------------

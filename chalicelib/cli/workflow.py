@@ -24,6 +24,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     on `personalize` the file is validated and imported exactly as `import_s3` does (a local file
     is first uploaded under s3://RECS_IMPORT_BUCKET/imports/<dataset>/)."""
     workflow = runtime.current().workflow
+    if args.dataset == "currents":
+        return _import_currents(args)
     try:
         with progress_bar() as report:
             result = workflow.import_file(args.dataset, args.path, args.mode, report)
@@ -32,6 +34,19 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 2
     print_json(asdict(result))
     return 0 if result.ok else 1
+
+
+def _import_currents(args: argparse.Namespace) -> int:
+    """Braze Currents Avro files (a file or a folder; s3:// on AWS), each record once: a
+    report per file; exit 1 when a record was dead-lettered or must be sent again."""
+    try:
+        with progress_bar() as report:
+            reports = runtime.current().workflow.import_currents(args.path, args.event_type, report)
+    except (ValueError, ProviderError) as exc:  # a missing file, not Avro, AWS refusing
+        print(f"import currents failed: {exc}", file=sys.stderr)
+        return 2
+    print_json([r.as_dict() for r in reports])
+    return 1 if any(r.dead_lettered or r.retry for r in reports) else 0
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
@@ -204,10 +219,19 @@ def cmd_catalogue(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any) -> None:
-    s = sub.add_parser("import", help="validate a CSV file and load it as a dataset")
-    s.add_argument("dataset", choices=["interactions", "users", "items"])
-    s.add_argument("path", help="a CSV (.csv or .csv.gz) file or an s3://bucket/key URI")
+    s = sub.add_parser(
+        "import", help="load a CSV file as a dataset, or forward Braze Currents Avro files"
+    )
+    s.add_argument("dataset", choices=["interactions", "users", "items", "currents"])
+    s.add_argument(
+        "path", help="a CSV (.csv or .csv.gz) file, Currents .avro files, or an s3:// URI"
+    )
     s.add_argument("--mode", choices=["full", "incremental"], default="incremental")
+    s.add_argument(
+        "--event-type",
+        help="currents: the Currents event type of files outside Currents' own layout "
+        "(e.g. users.behaviors.Purchase)",
+    )
     s.set_defaults(func=cmd_import)
 
     s = sub.add_parser("train", help="train new solution versions and deploy them")

@@ -6,6 +6,9 @@
 - rankings: the given items the catalogue has (and, where the provider can tell, that pass the
   filter), most popular first, the others after them in the order they were given.
 
+Every answer has a recommendation id: the provider's, or, for a fallback list, one of its own
+(`fb-...`), so that clicks on a fallback list are attributed to it too.
+
 A provider that raises is a provider without an answer (`provider_error`), except for a
 `FilterError`, which is the caller's to fix (400). If the popular list fails too, the answer is
 an empty list: a Braze message is never broken by a recommendation.
@@ -15,10 +18,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from chalicelib.filters import FilterError, FilterRequest
 from chalicelib.seam.roles import Serving
-from chalicelib.vocabulary import Answer, Recommendations, Unanswered
+from chalicelib.vocabulary import Answer, Recommendations, Unanswered, new_recommendation_id
 
 log = logging.getLogger("recs.fallback")
 # A ranking is ordered by the whole popular list, however long the catalogue.
@@ -30,9 +34,9 @@ def recommend(
 ) -> Recommendations:
     answer = _ask(serving, lambda: serving.recommend(user_id, num_results, flt))
     if isinstance(answer, Recommendations):
-        return answer
+        return _with_id(answer)
     items = _popular(serving, num_results, flt, user_id)
-    return Recommendations(items, "fallback", reason=answer.reason)
+    return _fallback(items, answer.reason)
 
 
 def related_items(
@@ -44,10 +48,10 @@ def related_items(
 ) -> Recommendations:
     answer = _ask(serving, lambda: serving.related_items(item_id, num_results, user_id, flt))
     if isinstance(answer, Recommendations):
-        return answer
+        return _with_id(answer)
     popular = _popular(serving, num_results + 1, flt, user_id)
     items = [i for i in popular if i != item_id][:num_results]
-    return Recommendations(items, "fallback", reason=answer.reason)
+    return _fallback(items, answer.reason)
 
 
 def rank(
@@ -55,7 +59,7 @@ def rank(
 ) -> Recommendations:
     answer = _ask(serving, lambda: serving.rank(user_id, item_ids, flt))
     if isinstance(answer, Recommendations):
-        return answer
+        return _with_id(answer)
     pool = answer.candidates
     if pool is None:
         try:
@@ -65,7 +69,18 @@ def rank(
             pool = item_ids
     order = {item: n for n, item in enumerate(_popular(serving, WHOLE_LIST, None, None))}
     ranked = sorted(pool, key=lambda item: order.get(item, len(order)))  # stable: given order
-    return Recommendations(ranked, "fallback", reason=answer.reason)
+    return _fallback(ranked, answer.reason)
+
+
+def _fallback(items: Sequence[str], reason: str) -> Recommendations:
+    return Recommendations(items, "fallback", new_recommendation_id("fallback"), reason=reason)
+
+
+def _with_id(answer: Recommendations) -> Recommendations:
+    """A provider's answer always leaves with an id (Personalize's may, in theory, lack one)."""
+    if answer.recommendation_id:
+        return answer
+    return replace(answer, recommendation_id=new_recommendation_id(answer.source))
 
 
 def _ask(serving: Serving, call: Callable[[], Answer]) -> Answer:

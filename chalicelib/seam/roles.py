@@ -1,15 +1,16 @@
 """The roles a provider fills, each a small typed Protocol. The HTTP routes, the commands and
 the fallback policy use only these; `runtime` builds the provider of the environment and hands
-out its three roles. Both providers fill all three (see `chalicelib.providers`)."""
+out its roles. Both providers fill all four (see `chalicelib.providers`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from chalicelib.catalogue import Catalogue
+    from chalicelib.currents.ingest import CurrentsReport
     from chalicelib.filters import FilterRequest
     from chalicelib.payloads import EventBatch, Item, User
     from chalicelib.vocabulary import (
@@ -17,9 +18,11 @@ if TYPE_CHECKING:
         BatchReport,
         CatalogueLoad,
         Dataset,
+        Engagement,
         ImportMode,
         ImportReport,
         Progress,
+        ServedList,
         SetupReport,
         SolutionVersionInfo,
     )
@@ -112,6 +115,53 @@ class Workflow(Protocol):
         where it went, or None when the provider counts its own."""
         ...
 
+    def import_currents(
+        self, source: str, event_type: str | None = None, progress: Progress | None = None
+    ) -> list[CurrentsReport]:
+        """Braze Currents Avro files (a file, a folder, or an s3:// object on AWS) forwarded
+        as `ingest_currents` does, each record once; `event_type` names the Currents event type
+        of files outside Currents' own layout."""
+        ...
+
+    def segment(
+        self, item_ids: Sequence[str] | None, attribute: str | None, top: int
+    ) -> tuple[list[str], list[tuple[str, float]]]:
+        """The items (given, or those the item-attribute expression selects) and the `top`
+        users most likely to engage with them, with their affinity, best first (Personalize's
+        Item-Affinity and Item-Attribute-Affinity). A request that cannot run raises
+        `SegmentError`."""
+        ...
+
     def load_catalogue(self, path: Path) -> CatalogueLoad:
         """Load an items file into the catalogue that decorates responses."""
+        ...
+
+
+class Loop(Protocol):
+    """The loop with Braze (SPEC section 11): what was served, kept bounded in size and time, and
+    what users did with it (Braze Currents), each Currents record kept once."""
+
+    def record_served(self, served: ServedList) -> None:
+        """Keep what an answer served (a failure here must never break the answer: the caller
+        logs and goes on)."""
+        ...
+
+    def served_to(self, user_id: str, campaign: str | None, before: float) -> ServedList | None:
+        """The latest list served to the user at or before `before`, for that Braze campaign
+        or Canvas step when one is given."""
+        ...
+
+    def claim(self, record_ids: Sequence[str]) -> set[str]:
+        """Of these Currents record ids, those not forwarded before, now marked as taken (a
+        file Currents delivers twice forwards each record once)."""
+        ...
+
+    def release(self, record_ids: Sequence[str]) -> None:
+        """Give back claims whose forwarding failed, so that a retry sends them."""
+        ...
+
+    def record_engagements(self, engagements: Sequence[Engagement]) -> int: ...
+
+    def history(self, since: float) -> tuple[Iterator[ServedList], Iterator[Engagement]]:
+        """Every served list and engagement since `since` (epoch seconds), for attribution."""
         ...

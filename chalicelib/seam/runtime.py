@@ -1,6 +1,6 @@
 """Builds the settings, configuration and provider of the current environment, once per process
 (and again only if the `RECS_*` environment changes, as it does between test-client stages), and
-hands out the provider's three roles: `serving`, `events` and `workflow`. The only place that
+hands out the provider's four roles: `serving`, `events`, `workflow` and `loop`. The only place that
 knows which providers there are.
 
 The `local` provider reads the configuration when it is built; the `personalize` provider only
@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from chalicelib.seam.roles import EventSink, Serving, Workflow
+from chalicelib.seam.roles import EventSink, Loop, Serving, Workflow
 from chalicelib.settings import Settings, env_fingerprint
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ class Runtime:
     serving: Serving
     events: EventSink
     workflow: Workflow
+    loop: Loop
 
     @property
     def config(self) -> ProjectConfig:
@@ -62,12 +63,12 @@ def build(settings: Settings) -> Runtime:
         from chalicelib.providers.local import LocalProvider  # noqa: PLC0415
 
         local = LocalProvider(settings, load_config(settings.config))
-        return Runtime(settings, local.serving, local.events, local.workflow)
+        return Runtime(settings, local.serving, local.events, local.workflow, local.loop)
     # Settings.provider is a Literal of the two.
     from chalicelib.providers.personalize import PersonalizeProvider  # noqa: PLC0415
 
     aws = PersonalizeProvider(settings)
-    return Runtime(settings, aws.serving, aws.events, aws.workflow)
+    return Runtime(settings, aws.serving, aws.events, aws.workflow, aws.loop)
 
 
 def pin() -> Runtime:

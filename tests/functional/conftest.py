@@ -13,6 +13,9 @@ from chalice.test import Client, HTTPResponse, TestHTTPClient
 
 from chalicelib.seam import runtime
 from chalicelib.settings import PROJECT_ROOT
+from tests.braze_support import fake_braze
+
+__all__ = ["fake_braze"]  # the fake Braze of the push tests
 
 WRITES = ("/events", "/users", "/items")
 

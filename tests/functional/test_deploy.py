@@ -129,6 +129,7 @@ def test_deploy_wires_the_stack_with_partial_batch_responses_and_kept_import_eve
         f"braze-personalize-recs-{stage.name}-ingest_sqs": "true",
         f"braze-personalize-recs-{stage.name}-ingest_kinesis": None,
         f"braze-personalize-recs-{stage.name}-import_s3": None,
+        f"braze-personalize-recs-{stage.name}-ingest_currents": None,
     }
     invoke = lam.get_function_event_invoke_config(
         FunctionName=f"braze-personalize-recs-{stage.name}-import_s3"
@@ -139,13 +140,19 @@ def test_deploy_wires_the_stack_with_partial_batch_responses_and_kept_import_eve
         == arns["RECS_IMPORT_FAILURES_QUEUE"]
     )
     s3 = boto3.client("s3", region_name=REGION)
-    [notify] = s3.get_bucket_notification_configuration(
+    notified = s3.get_bucket_notification_configuration(
         Bucket=stage.stack.settings["RECS_IMPORT_BUCKET"]
     )["LambdaFunctionConfigurations"]
-    assert (
-        notify["LambdaFunctionArn"]
-        == functions[f"braze-personalize-recs-{stage.name}-import_s3"]["FunctionArn"]
-    )
+    # One bucket, two functions apart by prefix: imports/ (CSV) and currents/ (Braze Currents).
+    by_function = {
+        n["LambdaFunctionArn"]: [r["Value"] for r in n["Filter"]["Key"]["FilterRules"]]
+        for n in notified
+    }
+    name = f"braze-personalize-recs-{stage.name}"
+    assert by_function == {
+        functions[f"{name}-import_s3"]["FunctionArn"]: ["imports/"],
+        functions[f"{name}-ingest_currents"]["FunctionArn"]: ["currents/", ".avro"],
+    }
     iam = boto3.client("iam", region_name=REGION)
     config = json.loads((stage.project / ".chalice" / "config.json").read_text())["stages"][
         stage.name

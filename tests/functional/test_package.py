@@ -91,9 +91,10 @@ def test_each_package_subscribes_exactly_its_stacks_resources(
     assert sources == expected
     [notification] = resources["aws_s3_bucket_notification"].values()
     assert notification["bucket"] == settings["RECS_IMPORT_BUCKET"]
-    assert notification["lambda_function"][0]["filter_prefix"] == "imports/"
+    prefixes = sorted(f["filter_prefix"] for f in notification["lambda_function"])
+    assert prefixes == ["currents/", "imports/"]  # CSV imports and Braze Currents, one bucket
     functions = resources["aws_lambda_function"]
-    wanted = {"api_handler", "ingest_sqs", "import_s3"}
+    wanted = {"api_handler", "ingest_sqs", "import_s3", "ingest_currents"}
     assert set(functions) == wanted | (
         {"ingest_kinesis"} if "RECS_EVENTS_STREAM" in settings else set()
     )
@@ -116,7 +117,8 @@ def test_each_function_runs_under_its_own_policy_of_its_stage(
     assert config["autogen_policy"] is False and "iam_policy_file" not in config
     roles = case.terraform["resource"]["aws_iam_role_policy"]
     assert set(roles) == {
-        f"{f}_role" for f in ("api_handler", "ingest_sqs", "ingest_kinesis", "import_s3")
+        f"{f}_role"
+        for f in ("api_handler", "ingest_sqs", "ingest_kinesis", "import_s3", "ingest_currents")
     }
     seen = set()
     for role, attached in roles.items():
@@ -139,7 +141,7 @@ def test_each_function_runs_under_its_own_policy_of_its_stage(
                 # "*" only for list actions, which have no resource-level permission
                 assert resource != "*" or all(":List" in a for a in statement["Action"]), statement
                 assert resource == "*" or resource.split(":")[3] in ("", offline.EXAMPLE_REGION)
-    assert len(seen) == 4  # one policy per function, not one for all
+    assert len(seen) == 5  # one policy per function, not one for all
 
 
 def test_a_stage_sync_has_not_filled_is_refused_not_guessed(tmp_path: Path) -> None:

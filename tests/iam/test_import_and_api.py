@@ -146,6 +146,7 @@ def run_api(
         "RECS_RANKING_CAMPAIGN_ARN": f"{prefix}:campaign/braze-shop-rankings",
         "RECS_EVENTS_QUEUE": d.settings.events_queue,
         "RECS_ITEMS_TABLE": table,
+        "RECS_SERVED_TABLE": d.settings.served_table,
     }
     for key, value in variables.items():
         monkeypatch.setenv(key, value)
@@ -186,6 +187,10 @@ def run_api(
     ok = ok and answers[0].headers.get("X-Recommendation-Source") == "personalized"
     ok = ok and answers[1].headers.get("X-Recommendation-Source") == "fallback"
     ok = ok and json.loads(answers[5].body).get("model_version") is not None
+    # Each answer's served list is kept (a failed write never breaks the answer: look for it).
+    served = boto3.client("dynamodb", region_name=REGION).scan(TableName=d.settings.served_table)
+    kept = {item["recommendation_id"]["S"] for item in served["Items"]}
+    ok = ok and {answers[n].headers.get("X-Recommendation-Id") for n in (0, 1, 2)} <= kept
     # The only refusals: the other stage's keys, which `_reads_keys` asks for on purpose.
     denied_here = [(a, r) for a, r in caller.denied if "/prod/" not in r]
     return ok and keys_ok and not denied_here, caller
@@ -258,6 +263,7 @@ def test_the_api_function_works_under_its_policy_and_uses_all_of_it(
     [
         "Recommendations",
         "HealthModelVersion",
+        "ServedLists",
         "QueueEvents",
         "ItemCatalogue",
         "ApiKeysParameter",

@@ -29,7 +29,17 @@ def test_each_event_source_is_named_by_the_stage() -> None:
         "ingest_sqs": "braze-recs-prod-events",
         "ingest_kinesis": "braze-recs-prod-events",
         "import_s3": "braze-recs-prod-123456789012-eu-west-1 imports/ ['s3:ObjectCreated:*']",
+        # Braze Currents' files: the import bucket's currents/ unless a bucket of their own
+        "ingest_currents": "braze-recs-prod-123456789012-eu-west-1 currents/ "
+        "['s3:ObjectCreated:*']",
     }
+
+
+def test_currents_may_have_a_bucket_of_their_own() -> None:
+    app = load_app(RECS_IMPORT_BUCKET="imports-b", RECS_CURRENTS_BUCKET="braze-currents-b")
+    sources = _sources(app)
+    assert sources["ingest_currents"] == "braze-currents-b currents/ ['s3:ObjectCreated:*']"
+    assert sources["import_s3"] == "imports-b imports/ ['s3:ObjectCreated:*']"
 
 
 def test_a_name_the_stage_leaves_out_subscribes_nothing() -> None:

@@ -94,7 +94,7 @@ def test_sync_writes_the_stack_and_the_dataset_group_into_the_stage(
     policy = json.loads((project / ".chalice" / "policy-prod-ingest_sqs.json").read_text())
     [put_events] = [s for s in policy["Statement"] if s["Sid"] == "PutEvents"]
     assert put_events["Resource"] == tracker
-    assert len(written) == 5  # the config and four policies
+    assert len(written) == 6  # the config and five policies
 
 
 def test_sync_refuses_before_setup_and_on_a_failed_stack(

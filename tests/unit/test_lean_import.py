@@ -57,3 +57,27 @@ def test_the_personalize_provider_path_loads_no_engine_library():
         f"print(','.join(m for m in {ENGINE_MODULES!r} if m in sys.modules))"
     )
     assert _cold(code, PERSONALIZE_ENV) == ""
+
+
+def test_fastavro_loads_with_the_currents_function_alone():
+    """The API, SQS, Kinesis and import functions never load fastavro; `ingest_currents` does."""
+    others = (
+        "import sys, app\n"
+        "from chalicelib.seam import runtime\n"
+        "from chalicelib.api import routes\n"
+        "from chalicelib.handlers import imports, ingest\n"
+        "runtime.current()\n"
+        "print('fastavro' in sys.modules)"
+    )
+    assert _cold(others, PERSONALIZE_ENV) == "False"
+    currents = (
+        "import sys\nfrom chalicelib.handlers import currents\nprint('fastavro' in sys.modules)"
+    )
+    # Imported on the first file read, not at module import: the handler's module stays cheap.
+    assert _cold(currents, PERSONALIZE_ENV) == "False"
+    read = (
+        "import io, sys\nfrom chalicelib.currents import avro\n"
+        "try:\n    list(avro.records(io.BytesIO(b'junk')))\nexcept ValueError:\n    pass\n"
+        "print('fastavro' in sys.modules)"
+    )
+    assert _cold(read, PERSONALIZE_ENV) == "True"

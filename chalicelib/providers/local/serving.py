@@ -20,7 +20,7 @@ from chalicelib.providers.local.popular import PopularList
 from chalicelib.providers.local.served import History, ServedVersion
 from chalicelib.providers.local.state import ServingState
 from chalicelib.providers.local.store import LocalStore
-from chalicelib.vocabulary import Answer, Recommendations, Unanswered
+from chalicelib.vocabulary import Answer, Recommendations, Unanswered, new_recommendation_id
 
 # Without a model, the popular list falls back to this many of the catalogue's items.
 CATALOGUE_FALLBACK = 1000
@@ -53,9 +53,7 @@ class LocalServing:
         if len(history.items) == 0:
             return Unanswered("unknown_user")
         mask = self.filters.mask(served, user_id, flt)
-        return Recommendations(
-            served.recommend(history, num_results, mask).item_ids, "personalized"
-        )
+        return _answer(served, served.recommend(history, num_results, mask).item_ids)
 
     def related_items(
         self, item_id: str, num_results: int, user_id: str | None, flt: FilterRequest | None
@@ -67,7 +65,7 @@ class LocalServing:
         items = served.related(item_id, num_results, self.filters.mask(served, user_id, flt))
         if not items:
             return Unanswered("unknown_item")
-        return Recommendations(items, "personalized")
+        return _answer(served, items)
 
     def rank(self, user_id: str, item_ids: Sequence[str], flt: FilterRequest | None) -> Answer:
         state = self.state.current()
@@ -80,7 +78,7 @@ class LocalServing:
         history = self.history(served, user_id)
         if len(history.items) == 0:
             return Unanswered("unknown_user", candidates)
-        return Recommendations(served.rank(history, candidates).item_ids, "personalized")
+        return _answer(served, served.rank(history, candidates).item_ids)
 
     def popular(
         self, num_results: int, flt: FilterRequest | None, user_id: str | None = None
@@ -107,3 +105,9 @@ class LocalServing:
             "items": len(state.catalogue),
             "problems": problems,
         }
+
+
+def _answer(served: ServedVersion, item_ids: Sequence[str]) -> Recommendations:
+    """A personalized answer under the engine's own recommendation id."""
+    rid = new_recommendation_id()
+    return Recommendations(item_ids, "personalized", rid, solution_version=served.version_id)

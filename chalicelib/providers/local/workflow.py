@@ -15,13 +15,18 @@ from chalicelib import aws
 from chalicelib.catalogue import normalise
 from chalicelib.config import ProjectConfig
 from chalicelib.csvdata import CsvError, Validation, read_rows
+from chalicelib.currents.ingest import CurrentsReport
 from chalicelib.engine.data import Interactions
 from chalicelib.engine.training import train
 from chalicelib.filters import FilterRequest
+from chalicelib.providers.local import segments
 from chalicelib.providers.local.batch import BatchJob
+from chalicelib.providers.local.currents import LocalCurrents
 from chalicelib.providers.local.filtering import LocalFilters
+from chalicelib.providers.local.loop import LocalLoop
 from chalicelib.providers.local.state import ServingState
 from chalicelib.providers.local.store import LocalStore
+from chalicelib.segments import AttributeExpression, SegmentError
 from chalicelib.settings import Settings
 from chalicelib.vocabulary import (
     BatchReport,
@@ -43,9 +48,37 @@ class LocalWorkflow:
         store: LocalStore,
         state: ServingState,
         filters: LocalFilters,
+        *,
+        loop: LocalLoop,
     ) -> None:
         self.settings, self.config = settings, config
         self.store, self.state, self.filters = store, state, filters
+        self.currents = LocalCurrents(settings, config, store, loop)
+
+    def segment(
+        self, item_ids: Sequence[str] | None, attribute: str | None, top: int
+    ) -> tuple[list[str], list[tuple[str, float]]]:
+        """Item-(Attribute-)Affinity on the engine: the served recommendations model's scores."""
+        state = self.state.current()
+        served = state.campaigns.get("recommendations")
+        if served is None:
+            raise SegmentError("no model serves recommendations yet: run train first")
+        if attribute is not None:
+            expression = AttributeExpression.parse(attribute)
+            fields = ((i, state.catalogue.fields_of(i) or {}) for i in state.catalogue.ids())
+            item_ids = expression.items(fields)
+            if not item_ids:
+                raise SegmentError(f"no item of the catalogue matches {attribute!r}")
+        items = list(item_ids or [])
+        return items, segments.affinity(served, self.store, items, top)
+
+    def import_currents(
+        self, source: str, event_type: str | None = None, progress: Progress | None = None
+    ) -> list[CurrentsReport]:
+        """Braze Currents Avro files (a file or a folder) into the store."""
+        if source.startswith("s3://"):
+            raise ValueError("the local provider reads Currents files from disk: copy it down")
+        return self.currents.import_path(Path(source), event_type, progress)
 
     # -- datasets ----------------------------------------------------------------------------
 

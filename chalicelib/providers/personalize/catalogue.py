@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from chalicelib.catalogue import decorate
+from chalicelib.catalogue import decorate, with_recommendation_id
 from chalicelib.providers.personalize import items_table
 
 log = logging.getLogger("recs.personalize.catalogue")
@@ -110,7 +110,9 @@ class TableCatalogue:
 
     # -- the Catalogue Protocol --------------------------------------------------------------
 
-    def render(self, item_ids: Iterable[str], limit: int | None = None) -> str:
+    def render(
+        self, item_ids: Iterable[str], limit: int | None = None, recommendation_id: str = ""
+    ) -> str:
         ids = list(item_ids)
         readable = self.prefetch(ids[: None if limit is None else limit * 2])
         parts: list[str] = []
@@ -130,7 +132,8 @@ class TableCatalogue:
             parts.append(fragment)
             if limit is not None and len(parts) >= limit:
                 break
-        return "[" + ",".join(parts) + "]"
+        body = "[" + ",".join(parts) + "]"
+        return with_recommendation_id(body, self._url_template, recommendation_id)
 
     def __len__(self) -> int:
         """How many items the table holds: DynamoDB's own count (DescribeTable, which DynamoDB

@@ -87,7 +87,7 @@ class PersonalizeServing:
         )
         self._lock = threading.Lock()
         self._popular: tuple[float, list[str]] = (float("-inf"), [])
-        self._health: tuple[float, dict[str, object]] = (float("-inf"), {})
+        self._versions: dict[str, tuple[float, str | None]] = {}  # campaign ARN -> version
         # Calls Personalize did not answer, by route and reason (each is a served fallback).
         self.misses: Counter[str] = Counter()
 
@@ -249,7 +249,8 @@ class PersonalizeServing:
         if not ids and flt is None:
             reason = "NotInCatalogue" if returned else "EmptyList"
             return self._missed(route, reason)
-        return Recommendations(ids, "personalized", out.get("recommendationId"))
+        version = self._served_version(arn)
+        return Recommendations(ids, "personalized", out.get("recommendationId"), None, version)
 
     def rank(self, user_id: str, item_ids: Sequence[str], flt: FilterRequest | None) -> Answer:
         arn = self.settings.ranking_campaign_arn
@@ -266,7 +267,8 @@ class PersonalizeServing:
             }
             out = self._call("get_personalized_ranking", params)
             ids = self._collect(out.get("personalizedRanking", []))
-            return Recommendations(ids, "personalized", out.get("recommendationId"))
+            version = self._served_version(arn)
+            return Recommendations(ids, "personalized", out.get("recommendationId"), None, version)
         except Unavailable as exc:
             return self._missed("rankings", exc.reason)
 
@@ -307,16 +309,16 @@ class PersonalizeServing:
             "campaigns": campaigns,
         }
 
-    def _model_version(self) -> str | None:
-        """The solution version behind the recommendations campaign (DescribeCampaign, cached)."""
-        arn = self.settings.campaign_arn
+    def _model_version(self, arn: str | None = None) -> str | None:
+        """The solution version behind a campaign (the recommendations campaign by default):
+        DescribeCampaign, cached for five minutes per campaign."""
+        arn = self.settings.campaign_arn if arn is None else arn
         if not arn or ":recommender/" in arn:
             return None
-        stamp, cached = self._health
         now = self._clock()
-        if now - stamp < 300:
-            cached_version = cached.get("model_version")
-            return cached_version if isinstance(cached_version, str) else None
+        cached = self._versions.get(arn)
+        if cached is not None and now - cached[0] < 300:
+            return cached[1]
         version: str | None = None
         try:
             client = aws.client("personalize", fast=True)
@@ -324,5 +326,10 @@ class PersonalizeServing:
             version = campaign.get("solutionVersionArn")
         except Exception as exc:  # health must answer even when the control plane does not
             log.warning("DescribeCampaign failed: %s", exc)
-        self._health = (now, {"model_version": version})
+        self._versions[arn] = (now, version)
         return version
+
+    def _served_version(self, arn: str) -> str | None:
+        """The version to keep with a served list: looked up only where lists are kept
+        (RECS_SERVED_TABLE), so that a stage without the loop makes no control-plane call."""
+        return self._model_version(arn) if self.settings.served_table else None

@@ -31,6 +31,7 @@ from chalicelib.vocabulary import (
 
 if TYPE_CHECKING:
     from chalicelib.config import ProjectConfig
+    from chalicelib.currents.ingest import CurrentsReport
     from chalicelib.providers.personalize.imports import ImportResult
 
 T = TypeVar("T")
@@ -81,6 +82,34 @@ class PersonalizeWorkflow:
                 bucket, key, self.settings, self.config, mode=mode, progress=progress
             )
         return _report(dataset, bucket, result)
+
+    def import_currents(
+        self, source: str, event_type: str | None = None, progress: Progress | None = None
+    ) -> list[CurrentsReport]:
+        """Currents files forwarded to PutEvents as `ingest_currents` forwards them: an
+        s3://bucket/key object, or local files (a file or a folder)."""
+        from chalicelib.providers.personalize.currents import CurrentsForwarder  # noqa: PLC0415
+
+        with _aws_errors():
+            forwarder = CurrentsForwarder(self.settings, self.config)
+            if source.startswith("s3://"):
+                bucket, _, key = source.removeprefix("s3://").partition("/")
+                if not bucket or not key:
+                    raise ValueError(f"{source} is not an s3://bucket/key URI")
+                return [forwarder.forward_object(bucket, key, progress)]
+            return forwarder.forward_path(Path(source), event_type, progress)
+
+    def segment(
+        self, item_ids: Sequence[str] | None, attribute: str | None, top: int
+    ) -> tuple[list[str], list[tuple[str, float]]]:
+        """Not on this provider yet: Personalize answers segments with batch segment jobs
+        (CreateBatchSegmentJob on an Item-Affinity solution), which `setup` does not make."""
+        from chalicelib.segments import SegmentError  # noqa: PLC0415
+
+        raise SegmentError(
+            "segments run on the local provider only for now (Personalize's batch segment "
+            "jobs are not wired yet)"
+        )
 
     def load_catalogue(self, path: Path) -> CatalogueLoad:
         """An items file into the DynamoDB item table (`RECS_ITEMS_TABLE`)."""

@@ -246,3 +246,9 @@ def delete_finished(source_arn: str, records: Sequence[SourceRecord]) -> None:
         if reply.get("Failed"):
             # Those come back; their events carry stable ids, so Personalize ignores repeats.
             log.warning(json.dumps({"event": "delete_failed", "count": len(reply["Failed"])}))
+
+
+def send_to(queue: str, bodies: Sequence[str]) -> list[int]:
+    """Send `bodies` to the queue named `queue` (the dead-letter queue of `ingest_currents`);
+    the indexes that failed."""
+    return _send(queue, bodies)

@@ -1,0 +1,170 @@
+"""The `local` provider's loop with Braze: what was served and what users did with it, in its own
+SQLite file (`loop.sqlite3` beside the store), so that a write per answer never waits on the
+store's writers (imports, events).
+
+Bounded in time and size: lists older than `RECS_SERVED_TTL_DAYS` go, and beyond
+`RECS_SERVED_MAX_RECORDS` the oldest go; pruned every `PRUNE_EVERY` writes rather than on each
+(a delete per answer would cost more than the insert). Currents record ids are claimed with
+`INSERT OR IGNORE` on a primary key: a record delivered twice is forwarded once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from chalicelib.providers.local.database import Database, guarded
+from chalicelib.vocabulary import Engagement, ServedList
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS served (
+    recommendation_id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    campaign TEXT,
+    canvas_step TEXT,
+    route TEXT NOT NULL,
+    source TEXT NOT NULL,
+    solution_version TEXT,
+    items TEXT NOT NULL,
+    served_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS served_user ON served (user_id, served_at);
+CREATE INDEX IF NOT EXISTS served_time ON served (served_at);
+CREATE TABLE IF NOT EXISTS engagements (
+    event_id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    ts REAL NOT NULL,
+    item_id TEXT,
+    recommendation_id TEXT,
+    campaign TEXT,
+    value REAL,
+    event_type TEXT
+);
+CREATE INDEX IF NOT EXISTS engagements_time ON engagements (ts);
+CREATE TABLE IF NOT EXISTS claimed (record_id TEXT PRIMARY KEY, at REAL NOT NULL);
+"""
+PRUNE_EVERY = 1000
+_COLUMNS = (
+    "recommendation_id, user_id, campaign, canvas_step, route, source, solution_version, "
+    "items, served_at"
+)
+
+
+def _served(row: Sequence[Any]) -> ServedList:
+    rid, user, campaign, step, route, source, version, items, at = row
+    return ServedList(rid, user, json.loads(items), route, source, at, version, campaign, step)
+
+
+class LocalLoop(Database):
+    def __init__(self, data_dir: Path, ttl_days: int, max_records: int) -> None:
+        super().__init__(data_dir / "loop.sqlite3", SCHEMA)
+        self.ttl = ttl_days * 86_400.0
+        self.max_records = max_records
+        self._writes = 0
+
+    @guarded
+    def record_served(self, served: ServedList) -> None:
+        row = (
+            served.recommendation_id,
+            served.user_id,
+            served.campaign,
+            served.canvas_step,
+            served.route,
+            served.source,
+            served.solution_version,
+            json.dumps(list(served.item_ids), separators=(",", ":")),
+            served.served_at,
+        )
+        with self.transaction() as db:
+            db.execute(
+                f"INSERT OR REPLACE INTO served ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", row
+            )
+        self._writes += 1
+        if self._writes % PRUNE_EVERY == 0:
+            self.prune()
+
+    @guarded
+    def prune(self, now: float | None = None) -> int:
+        """Drop what is older than the TTL, then the oldest beyond the size bound."""
+        cutoff = (now or time.time()) - self.ttl
+        with self.transaction() as db:
+            before = db.total_changes
+            db.execute("DELETE FROM served WHERE served_at < ?", (cutoff,))
+            db.execute("DELETE FROM engagements WHERE ts < ?", (cutoff,))
+            db.execute("DELETE FROM claimed WHERE at < ?", (cutoff,))
+            db.execute(
+                "DELETE FROM served WHERE served_at <= (SELECT served_at FROM served "
+                "ORDER BY served_at DESC LIMIT 1 OFFSET ?)",
+                (self.max_records,),
+            )
+            return db.total_changes - before
+
+    @guarded
+    def served_to(self, user_id: str, campaign: str | None, before: float) -> ServedList | None:
+        sql = f"SELECT {_COLUMNS} FROM served WHERE user_id = ? AND served_at <= ?"
+        args: tuple[Any, ...] = (user_id, before)
+        if campaign:
+            sql += " AND (campaign = ? OR canvas_step = ?)"
+            args += (campaign, campaign)
+        row = self.db.execute(sql + " ORDER BY served_at DESC LIMIT 1", args).fetchone()
+        return None if row is None else _served(row)
+
+    @guarded
+    def claim(self, record_ids: Sequence[str]) -> set[str]:
+        now = time.time()
+        taken: set[str] = set()
+        with self.transaction() as db:
+            for record_id in record_ids:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO claimed (record_id, at) VALUES (?, ?)", (record_id, now)
+                )
+                if cursor.rowcount:
+                    taken.add(record_id)
+        return taken
+
+    @guarded
+    def release(self, record_ids: Sequence[str]) -> None:
+        with self.transaction() as db:
+            db.executemany("DELETE FROM claimed WHERE record_id = ?", [(r,) for r in record_ids])
+
+    @guarded
+    def record_engagements(self, engagements: Sequence[Engagement]) -> int:
+        rows = [
+            (
+                e.event_id,
+                e.user_id,
+                e.kind,
+                e.ts,
+                e.item_id,
+                e.recommendation_id,
+                e.campaign,
+                e.value,
+                e.event_type,
+            )
+            for e in engagements
+        ]
+        with self.transaction() as db:
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO engagements (event_id, user_id, kind, ts, item_id, "
+                "recommendation_id, campaign, value, event_type) VALUES (?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+            return db.total_changes - before
+
+    @guarded
+    def history(self, since: float) -> tuple[Iterator[ServedList], Iterator[Engagement]]:
+        db = self.db
+        served = db.execute(
+            f"SELECT {_COLUMNS} FROM served WHERE served_at >= ? ORDER BY served_at", (since,)
+        ).fetchall()
+        engaged = db.execute(
+            "SELECT event_id, user_id, kind, ts, item_id, recommendation_id, campaign, value, "
+            "event_type FROM engagements WHERE ts >= ? ORDER BY ts",
+            (since,),
+        ).fetchall()
+        return (_served(r) for r in served), (Engagement(*r) for r in engaged)

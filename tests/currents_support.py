@@ -1,0 +1,156 @@
+"""Braze Currents Avro files for the tests, written by fastavro in Braze's field layout: every
+record has `id`, `user_id`, `external_user_id` (a nullable union) and `time` (epoch seconds),
+plus each event type's own fields and some the code never reads (the real schemas have more)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import fastavro
+
+PURCHASE = "users.behaviors.Purchase"
+CUSTOM = "users.behaviors.CustomEvent"
+EMAIL_CLICK = "users.messages.email.Click"
+CARD_CLICK = "users.messages.contentcard.Click"
+CARD_IMPRESSION = "users.messages.contentcard.Impression"
+SESSION_START = "users.behaviors.app.SessionStart"  # a type nothing maps
+
+_NULLABLE = ["null", "string"]
+_COMMON: list[dict[str, Any]] = [
+    {"name": "id", "type": "string"},
+    {"name": "user_id", "type": "string"},
+    {"name": "external_user_id", "type": _NULLABLE, "default": None},
+    {"name": "app_id", "type": _NULLABLE, "default": None},  # unused by the code
+    {"name": "time", "type": "int"},
+    {"name": "timezone", "type": _NULLABLE, "default": None},  # unused by the code
+]
+_CAMPAIGN: list[dict[str, Any]] = [
+    {"name": "campaign_id", "type": _NULLABLE, "default": None},
+    {"name": "campaign_name", "type": _NULLABLE, "default": None},
+    {"name": "canvas_id", "type": _NULLABLE, "default": None},
+    {"name": "canvas_step_id", "type": _NULLABLE, "default": None},
+    {"name": "send_id", "type": _NULLABLE, "default": None},
+]
+FIELDS: dict[str, list[dict[str, Any]]] = {
+    PURCHASE: [
+        {"name": "product_id", "type": "string"},
+        {"name": "price", "type": "double"},
+        {"name": "currency", "type": "string"},
+        {"name": "quantity", "type": ["null", "int"], "default": None},
+        {"name": "properties", "type": _NULLABLE, "default": None},
+    ],
+    CUSTOM: [
+        {"name": "name", "type": "string"},
+        {"name": "properties", "type": _NULLABLE, "default": None},
+    ],
+    EMAIL_CLICK: [
+        *_CAMPAIGN,
+        {"name": "email_address", "type": _NULLABLE, "default": None},
+        {"name": "url", "type": _NULLABLE, "default": None},
+    ],
+    CARD_CLICK: [*_CAMPAIGN, {"name": "content_card_id", "type": "string"}],
+    CARD_IMPRESSION: [*_CAMPAIGN, {"name": "content_card_id", "type": "string"}],
+    SESSION_START: [{"name": "session_id", "type": "string"}],
+}
+
+
+def schema(event_type: str) -> dict[str, Any]:
+    name = event_type.rsplit(".", 1)[-1]
+    return {
+        "type": "record",
+        "name": f"{name}Event",
+        "namespace": "com.braze.currents",
+        "fields": [*_COMMON, *FIELDS[event_type]],
+    }
+
+
+def key(event_type: str, name: str = "part-0") -> str:
+    """Where Currents puts such a file (its own layout, the event type in the key)."""
+    return (
+        "currents/dataexport.prod-01.S3.integration.abc123/"
+        f"event_type={event_type}/date=2026-12-01-10/321/0/{name}.avro"
+    )
+
+
+def write(
+    folder: Path, event_type: str, records: Iterable[dict[str, Any]], name: str = "part-0"
+) -> Path:
+    path = folder / key(event_type, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        fastavro.writer(fh, fastavro.parse_schema(schema(event_type)), records)
+    return path
+
+
+def purchase(n: int, user: str | None, item: str, price: float, ts: int) -> dict[str, Any]:
+    return {
+        "id": f"purchase-{n}",
+        "user_id": f"braze-{user}",
+        "external_user_id": user,
+        "time": ts,
+        "product_id": item,
+        "price": price,
+        "currency": "EUR",
+        "quantity": 1,
+        "properties": '{"colour":"red"}',
+    }
+
+
+def email_click(n: int, user: str, url: str, ts: int, campaign: str = "cmp-mail") -> dict[str, Any]:
+    return {
+        "id": f"click-{n}",
+        "user_id": f"braze-{user}",
+        "external_user_id": user,
+        "time": ts,
+        "campaign_id": campaign,
+        "url": url,
+    }
+
+
+def card(n: int, user: str, campaign: str, ts: int) -> dict[str, Any]:
+    return {
+        "id": f"card-{n}",
+        "user_id": f"braze-{user}",
+        "external_user_id": user,
+        "time": ts,
+        "campaign_id": campaign,
+        "content_card_id": f"cc-{n}",
+        "send_id": f"send-{n}",
+    }
+
+
+def create_served_table(client: Any, name: str) -> None:
+    """The served table as deploy/infrastructure.yaml makes it (keys and TTL)."""
+    client.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+    )
+
+
+def s3_event(bucket: str, *keys: str) -> dict[str, Any]:
+    """An S3 ObjectCreated notification as Lambda hands it over (keys URL-encoded)."""
+    from urllib.parse import quote_plus
+
+    return {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(k, safe="/")}},
+            }
+            for k in keys
+        ]
+    }
