@@ -33,6 +33,14 @@ from chalicelib.api.web import Reply, Request
 from chalicelib.seam import runtime
 
 log = logging.getLogger("recs.server")
+# A keep-alive connection is closed after this many requests (nginx's `keepalive_requests`), so
+# that connections spread over the workers again. The workers share one listening socket and
+# whichever is in `epoll_wait` first takes a new connection: at a burst of connections one worker
+# often takes them all and keeps them for their life (bench/load.py: 16 of 16 connections on one
+# worker in 1 run of 3, 14 of 16 in another, one core idle). A closed connection reconnects to
+# the worker that is idle most often, the one with the fewest connections to serve.
+REQUESTS_PER_CONNECTION = 100
+_served: dict[object, int] = {}  # requests so far per connection, by client address
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 APP = "chalicelib.api.server:application"
@@ -63,10 +71,12 @@ def _request(scope: dict[str, Any], body: bytes) -> Request:
     return Request(method=scope["method"], headers=headers, query=query, body=body)
 
 
-async def _send(send: Send, reply: Reply) -> None:
+async def _send(send: Send, reply: Reply, close: bool = False) -> None:
     body = reply.body.encode("utf-8")
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
     headers.append((b"content-length", str(len(body)).encode()))
+    if close:
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -100,7 +110,23 @@ async def application(scope: dict[str, Any], receive: Receive, send: Send) -> No
         return
     limit = runtime.current().settings.max_body_bytes
     request = _request(scope, await _body(receive, limit))
-    await _send(send, routes.route(scope.get("path") or "/", request))
+    await _send(send, routes.route(scope.get("path") or "/", request), _last_on_connection(scope))
+
+
+def _last_on_connection(scope: dict[str, Any]) -> bool:
+    """Whether this request is the connection's last (see REQUESTS_PER_CONNECTION). A client
+    that leaves early leaves its count behind: the table is emptied when it grows large."""
+    client = scope.get("client")
+    if client is None:
+        return False
+    count = _served.get(client, 0) + 1
+    if count < REQUESTS_PER_CONNECTION:
+        if len(_served) >= 4096:
+            _served.clear()
+        _served[client] = count
+        return False
+    _served.pop(client, None)
+    return True
 
 
 def _log_config() -> dict[str, Any]:
