@@ -134,6 +134,9 @@ class LocalStore(Database):
 
     @guarded
     def add_events(self, rows: Sequence[dict[str, Any]]) -> int:
+        """The API's events (PutEvents): this process is a server, whose checkpoints run off
+        the request path from now on."""
+        self.background_checkpoints()
         with self.transaction() as db:
             before = db.total_changes
             db.executemany(
