@@ -92,6 +92,12 @@ class ServedVersion:
         out where the recipe says so."""
         return self.model.recommend(history.items, n, mask, history.weights)
 
+    def recommend_ids(self, history: History, n: int, mask: np.ndarray | None) -> list[str]:
+        """`recommend`'s item ids without their scores: what `GET /recommendations` serves.
+        Rounding a score per item and building `Ranked` was a fifth of the route's time."""
+        best = self.model.recommend_indices(history.items, n, mask, history.weights)
+        return list(self.model.item_ids[best].tolist())
+
     def rank(self, history: History, item_ids: Sequence[str]) -> Ranked:
         """`item_ids` best first with their scores (by popularity for a user without history);
         items the model does not know go last, with no score."""
