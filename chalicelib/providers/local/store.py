@@ -147,7 +147,8 @@ class LocalStore(Database):
                 rows,
             )
             stored = db.total_changes - before
-            self._bump(db, "interactions_rev")
+            # No revision bump: serving reads a user's new events on each request, and nothing
+            # watches `interactions_rev`; the bump put the meta page in every event's commit.
         return stored
 
     @guarded
