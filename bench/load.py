@@ -9,9 +9,10 @@ one is answered, for `--seconds` (after a short warm-up), with a read/write mix:
 `GET /recommendations` for sample users, 10% `GET /related-items`, 20% `POST /events` of 1-3
 events with unique event ids. It prints requests/s, p50/p99 latency, errors (anything but a
 200/202, or a broken connection), and events accepted (202 bodies) against events stored (counted
-in the server's store after it stopped). SPEC §7: production at least 3x chalice local's
-requests/s, p99 at most 25 ms, 0 errors, 0 events lost. The machine's load (`uptime`) is printed
-with the figures: the cores are shared.
+in the server's store after it stopped), and the CPU per request of the server's processes and
+of this client (which shares the cores with the server under test). SPEC §7: production at least
+3x chalice local's requests/s, p99 at most 25 ms, 0 errors, 0 events lost. The machine's load
+(`uptime`) is printed with the figures: the cores are shared.
 """
 
 from __future__ import annotations

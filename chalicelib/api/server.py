@@ -6,9 +6,10 @@ supervisor that replaces a crashed worker: uvicorn's worker processes (spawned, 
 runtime, store connection and loaded models), its supervisor restarting a worker that dies or
 hangs, keep-alive connections, and httptools/uvloop where installed. Why uvicorn rather than
 gunicorn's threaded workers: per request, gunicorn's Python HTTP handling and thread hand-off cost
-about 0.4 ms of CPU against 0.1 ms here (measured on a 404; bench/load.py reports whole requests),
-and in bench/load.py runs at similar machine load gunicorn beat `chalice local` by 1.6-2.0x where
-this server does by 2.2-3.2x.
+about 0.4 ms of CPU against 0.1 ms here (measured on a 404). Two changes to how uvicorn is run,
+each measured with bench/load.py: every response leaves in one write (`OneWriteProtocol`), and a
+keep-alive connection is closed after `REQUESTS_PER_CONNECTION` requests so that connections
+spread over the workers again.
 
 Requests run on the worker's event loop, writes included: a request is CPU work (the GIL allows
 nothing else), so one at a time per worker is what the cores allow anyway, and a write's SQLite
