@@ -134,7 +134,7 @@ def _last_on_connection(scope: dict[str, Any]) -> bool:
     return True
 
 
-class _OneWrite:
+class OneWriteTransport:
     """A connection's transport whose writes of one event-loop step leave in one `send`.
 
     uvicorn writes a response's head when the app sends `http.response.start` and its body on
@@ -171,10 +171,10 @@ class _OneWrite:
 
 
 class OneWriteProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, sending each response in one write (see `_OneWrite`)."""
+    """uvicorn's httptools protocol, each response in one write (see `OneWriteTransport`)."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(_OneWrite(transport, self.loop))  # type: ignore[arg-type]
+        super().connection_made(OneWriteTransport(transport, self.loop))  # type: ignore[arg-type]
 
 
 def _log_config() -> dict[str, Any]:

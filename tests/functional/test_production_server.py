@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.server import REQUESTS_PER_CONNECTION
+from chalicelib.api.server import REQUESTS_PER_CONNECTION
 from tests.functional.live import LiveServer
 
 KEY = "shop-key-1"
@@ -79,7 +79,7 @@ def test_it_answers_as_the_chalice_handler_does(served: LiveServer, client) -> N
 
 
 def test_a_keep_alive_connection_is_closed_after_its_100th_request(served: LiveServer) -> None:
-    """So that connections spread over the workers again (see chalicelib.server). http.client
+    """So that connections spread over the workers again (see chalicelib.api.server). http.client
     would reopen a connection closed earlier without saying so, and the count start again."""
     conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=10)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from chalicelib.server import _OneWrite
+from chalicelib.api.server import OneWriteTransport
 
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
 
@@ -31,7 +31,7 @@ class Transport:
 def test_a_response_head_and_body_leave_in_one_send() -> None:
     async def respond() -> Transport:
         transport = Transport()
-        conn = _OneWrite(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
+        conn = OneWriteTransport(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
         conn.write(HEAD)
         conn.write(b"[]")
         assert transport.sent == []  # held until the app yields to the loop
@@ -48,7 +48,7 @@ def test_a_response_head_and_body_leave_in_one_send() -> None:
 def test_a_close_sends_what_is_held_first_and_nothing_after() -> None:
     async def respond_and_close() -> Transport:
         transport = Transport()
-        conn = _OneWrite(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
+        conn = OneWriteTransport(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
         conn.write(HEAD)
         conn.write(b"[]")
         conn.close()
