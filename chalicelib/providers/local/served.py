@@ -50,6 +50,8 @@ class ServedVersion:
         allowed = None
         if len(catalogue):
             allowed = np.fromiter((i in catalogue for i in model.item_ids.tolist()), bool)
+            if allowed.all():  # the usual case: no mask to apply on each request
+                allowed = None
         return cls(version, model, catalogue, allowed)
 
     @classmethod
