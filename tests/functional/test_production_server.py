@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from chalicelib.api.server import REQUESTS_PER_CONNECTION
 from tests.functional.live import LiveServer
 
 KEY = "shop-key-1"
@@ -75,6 +76,20 @@ def test_it_answers_as_the_chalice_handler_does(served: LiveServer, client) -> N
             assert live.json() == expected, (method, path)
         for name in COMPARED_HEADERS:
             assert live.headers.get(name.lower()) == local.headers.get(name), (path, name)
+
+
+def test_a_keep_alive_connection_is_closed_after_its_100th_request(served: LiveServer) -> None:
+    """So that connections spread over the workers again (see chalicelib.api.server). http.client
+    would reopen a connection closed earlier without saying so, and the count start again."""
+    conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=10)
+    try:
+        for n in range(1, REQUESTS_PER_CONNECTION + 1):
+            conn.request("GET", "/recommendations?user_id=u1", headers=AUTH)
+            answer = conn.getresponse()
+            assert answer.status == 200 and json.loads(answer.read())
+            assert (answer.getheader("connection") == "close") == (n == REQUESTS_PER_CONNECTION)
+    finally:
+        conn.close()
 
 
 def test_the_environment_key_wins_over_the_development_key(served: LiveServer) -> None:

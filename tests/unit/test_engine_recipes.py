@@ -72,6 +72,22 @@ def test_top_k_skips_nan_and_disallowed_and_is_stable() -> None:
     assert top_k(scores, 3, allowed).tolist() == [0, 3, 4]
     assert top_k(scores, 10).tolist() == [2, 0, 3, 4]
     assert top_k(np.full(3, np.nan), 2).tolist() == []
+    # Fewer numbers than k: the -inf of a seen item and the NaN are never among the k.
+    seen = np.array([np.nan, 0.2, -np.inf, 0.7], dtype=np.float32)
+    assert top_k(seen, 4).tolist() == [3, 1]
+    assert top_k(seen, 4, np.array([True, True, True, False])).tolist() == [1]
+
+
+def test_a_user_scored_twice_gets_the_same_scores() -> None:
+    """A request writes to the scores it gets (seen items, masks): nothing it shares with the
+    next request (the recency weights computed once per history length) may change."""
+    model = fit("user-personalization", _params(), shop())
+    history, weights = model.fold_in("u0")
+    first = model.recipe.scores(history, weights)
+    expected = first.copy()
+    first[:] = -1.0
+    assert np.array_equal(model.recipe.scores(history, weights), expected)
+    assert np.array_equal(model.recipe.scores(history, None), model.recipe.scores(history))
 
 
 def shop(n_users: int = 60, seed: int = 0) -> Interactions:

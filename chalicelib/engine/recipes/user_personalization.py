@@ -17,6 +17,7 @@ they already have, so new items with few interactions reach some lists before th
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -106,6 +107,15 @@ def recency_weights(n: int, half_life: float | None) -> np.ndarray:
     return (0.5 ** (np.arange(n - 1, -1, -1) / half_life)).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=1024)
+def _shared_recency_weights(n: int, half_life: float | None) -> np.ndarray:
+    """`recency_weights`, computed once per (length, half-life) and read-only: a served request
+    asked for the same few (a history is at most `depth` long), each time a tenth of `scores`."""
+    weights = recency_weights(n, half_life)
+    weights.flags.writeable = False
+    return weights
+
+
 def exploration_bonus(data: Interactions, cut_off_days: float) -> np.ndarray:
     """Per item, 1 / (1 + ln(1 + users)) if first seen within the cut-off, else 0."""
     first = data.item_first_seen()
@@ -147,10 +157,11 @@ class UserPersonalization:
         self.factor_scale = np.zeros(0, dtype=np.float32)
         self.n_items = 0
 
-    @property
+    @functools.cached_property
     def depth(self) -> int:
         """History items that count: recency weights below 1/1000 change no ranking, and
-        skipping them keeps a long history's request as fast as a short one's."""
+        skipping them keeps a long history's request as fast as a short one's. (Computed once:
+        the parameters are frozen and a recipe's `params` is set only when it is built.)"""
         half_life = self.params.recency_half_life
         if half_life is None:
             return self.params.max_history
@@ -179,7 +190,7 @@ class UserPersonalization:
 
     def scores(self, history: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         history = history[-self.depth :]
-        w = recency_weights(len(history), self.params.recency_half_life)
+        w = _shared_recency_weights(len(history), self.params.recency_half_life)
         if weights is not None:
             w = w * weights[-len(history) :] if len(history) else w
         ease = None

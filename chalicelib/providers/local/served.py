@@ -50,6 +50,8 @@ class ServedVersion:
         allowed = None
         if len(catalogue):
             allowed = np.fromiter((i in catalogue for i in model.item_ids.tolist()), bool)
+            if allowed.all():  # the usual case: no mask to apply on each request
+                allowed = None
         return cls(version, model, catalogue, allowed)
 
     @classmethod
@@ -91,6 +93,12 @@ class ServedVersion:
         """The `n` best items for the user among `mask`, with their scores; seen items are left
         out where the recipe says so."""
         return self.model.recommend(history.items, n, mask, history.weights)
+
+    def recommend_ids(self, history: History, n: int, mask: np.ndarray | None) -> list[str]:
+        """`recommend`'s item ids without their scores: what `GET /recommendations` serves.
+        Rounding a score per item and building `Ranked` was a fifth of the route's time."""
+        best = self.model.recommend_indices(history.items, n, mask, history.weights)
+        return list(self.model.item_ids[best].tolist())
 
     def rank(self, history: History, item_ids: Sequence[str]) -> Ranked:
         """`item_ids` best first with their scores (by popularity for a user without history);

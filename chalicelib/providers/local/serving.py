@@ -53,7 +53,7 @@ class LocalServing:
         if len(history.items) == 0:
             return Unanswered("unknown_user")
         mask = self.filters.mask(served, user_id, flt)
-        return _answer(served, served.recommend(history, num_results, mask).item_ids)
+        return _answer(served, served.recommend_ids(history, num_results, mask))
 
     def related_items(
         self, item_id: str, num_results: int, user_id: str | None, flt: FilterRequest | None
