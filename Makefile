@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint imports format bench bench-ingest bench-imports bench-cold bench-load clean
+.PHONY: run run-aws emulate test lint imports format bench bench-ingest bench-imports bench-cold bench-load clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,15 @@ $(STAMP): requirements.txt requirements-dev.txt
 ## Load the bundled sample shop, train, and serve on http://127.0.0.1:8000 (local provider).
 run: $(STAMP)
 	$(BIN)/python -m chalicelib serve --bootstrap
+
+## The whole AWS path on one machine: moto (S3, SQS, Kinesis, DynamoDB), the Personalize
+## emulator, Lambda's event sources played locally, the API on the personalize provider at :8000.
+run-aws: $(STAMP)
+	$(BIN)/python -m chalicelib run-aws
+
+## Amazon Personalize's three APIs on the local engine at http://127.0.0.1:8001.
+emulate: $(STAMP)
+	$(BIN)/python -m chalicelib emulate
 
 ## The whole test suite.
 test: $(STAMP)

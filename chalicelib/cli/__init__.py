@@ -1,5 +1,5 @@
 """The command line: `python -m chalicelib {import,train,metrics,versions,deploy,recommend,batch,
-braze-push,setup,popular,catalogue,serve,emulate}`.
+braze-push,setup,popular,catalogue,serve,emulate,run-aws}`.
 
 Commands run against the provider of the current `RECS_*` environment (default: `local`),
 through the same seam the Lambda functions use: `workflow` holds the Personalize workflow's
@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from chalicelib.cli import answers, emulate, serve, workflow
+from chalicelib.cli import answers, emulate, run_aws, serve, workflow
 from chalicelib.seam import runtime
 
 bootstrap = serve.bootstrap
@@ -26,6 +26,7 @@ def parser() -> argparse.ArgumentParser:
     answers.add_commands(sub)
     serve.add_command(sub)
     emulate.add_command(sub)
+    run_aws.add_command(sub)
     return p
 
 

@@ -119,7 +119,19 @@ class Group:
     def recommend(
         self, served: ServedVersion, user_id: str, n: int, mask: np.ndarray | None
     ) -> Ranked:
-        return served.recommend(served.history(self.store, user_id), n, mask)
+        """The user's recommendations; a user with no history at all gets the popular items,
+        scored by their share of interactions, as the service answers a cold user."""
+        history = served.history(self.store, user_id)
+        if len(history.items):
+            return served.recommend(history, n, mask)
+        model = served.model
+        order = (
+            model.popular_order if mask is None else model.popular_order[mask[model.popular_order]]
+        )
+        top = order[:n]
+        total = float(model.popularity.sum()) or 1.0
+        scores = [round(float(v) / total, 6) for v in model.popularity[top]]
+        return Ranked(model.item_ids[top].tolist(), [*scores])
 
     def related(
         self, served: ServedVersion, item_id: str, n: int, mask: np.ndarray | None

@@ -123,7 +123,8 @@ class Jobs:
                     enough or validation.rows >= MIN_IMPORTED_INTERACTIONS
                 )
 
-            store.bulk_load(name, rows, replace=job["importMode"] == "FULL", keep=keep)
+            full = job["importMode"] == "FULL"
+            store.bulk_load(name, rows, replace=full, keep=keep, keep_events=True)
         if validation.error_count:
             raise JobFailed("Input CSV failed validation: " + "; ".join(validation.errors[:5]))
         if not keep():

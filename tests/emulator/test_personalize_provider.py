@@ -234,3 +234,50 @@ def test_the_whole_aws_path_runs_on_the_emulator(
     assert done.written == 2
     lines = [json.loads(line) for line in output.read_text().splitlines()]
     assert [len(line["output"]["recommendedItems"]) for line in lines] == [5, 5]
+
+
+def test_lambdas_event_sources_are_played_as_lambda_would(
+    aws_shop: Emulated, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run-aws`'s players: a message on the events queue, a record on the stream and a file
+    under imports/ each reach their handler and Personalize."""
+    from chalicelib.cli.lambda_sources import Sources
+
+    monkeypatch.setenv("RECS_EVENTS_STREAM", "shop-stream")
+    boto3.client("kinesis", region_name=REGION).create_stream(
+        StreamName="shop-stream", ShardCount=1
+    )
+    apply_settings(monkeypatch, runtime.current().workflow.setup(None, **POLL).settings)
+    store = aws_shop.running.emulator.groups.of(Settings().dataset_group_arn).store
+    sources = Sources(QUEUE, "shop-stream", BUCKET, REGION)
+    sources.start()
+    try:
+        sqs = boto3.client("sqs", region_name=REGION)
+        url = sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
+        event = {"event_type": "view", "item_id": "i1", "timestamp": 1_700_000_000}
+        sqs.send_message(
+            QueueUrl=url,
+            MessageBody=json.dumps({"type": "events", "user_id": "a", "events": [event]}),
+        )
+        boto3.client("kinesis", region_name=REGION).put_record(
+            StreamName="shop-stream",
+            PartitionKey="b",
+            Data=json.dumps({"type": "events", "user_id": "b", "events": [event]}).encode(),
+        )
+        aws_shop.s3.put_object(
+            Bucket=BUCKET, Key="imports/interactions/history.csv", Body=shop_csv().encode()
+        )
+        deadline = time.monotonic() + 60
+        while store.counts()["interactions"] < 2002 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert store.user_events("a") and store.user_events("b")
+        assert store.counts()["interactions"] == 2002  # the file's 2,000 and the two events
+        assert sources.handled["sqs"] == 1 and sources.handled["kinesis"] == 1
+        assert (
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[
+                "Attributes"
+            ]["ApproximateNumberOfMessages"]
+            == "0"
+        )  # deleted once handled
+    finally:
+        sources.close()

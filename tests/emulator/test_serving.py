@@ -95,7 +95,10 @@ def test_recommendations_follow_taste_and_respond_to_events_at_once(shop: Shop) 
     assert reply["recommendationId"].startswith("RID-")
     assert all(isinstance(i["score"], float) for i in reply["itemList"])
     assert sum(10 <= int(i[1:]) < 20 for i in ids(reply)) >= 7  # u1 is of the second taste
-    newcomer = ids(rt.get_recommendations(campaignArn=shop.campaign, userId="new", numResults=5))
+    cold = rt.get_recommendations(campaignArn=shop.campaign, userId="new", numResults=5)
+    scores = [i["score"] for i in cold["itemList"]]  # a cold user gets the popular items
+    assert scores == sorted(scores, reverse=True) and 0 < sum(scores) < 1
+    newcomer = ids(cold)
     now = time.time()
     ev.put_events(
         trackingId=shop.tracking_id,
