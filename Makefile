@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-aws emulate test lint imports format bench bench-ingest bench-imports bench-cold bench-load clean
+.PHONY: run run-aws emulate test lint imports format bench bench-emulator bench-ingest bench-imports bench-cold bench-load clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ bench: $(STAMP)
 ## Ingestion and import throughput against their peers (SPEC §7).
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/ingest.py
+
+## GetRecommendations through boto3 against the emulator, beside the engine in process.
+bench-emulator: $(STAMP)
+	$(BIN)/python bench/emulator.py
 
 bench-imports: $(STAMP)
 	$(BIN)/python bench/imports.py
