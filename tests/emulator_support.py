@@ -181,7 +181,9 @@ def start_emulator(
     def start(step_seconds: float = 0.0) -> Emulated:
         if started:
             started[-1].stop()
-        running = server.start(data_dir, port=free_port(), step_seconds=step_seconds)
+        running = server.start(
+            data_dir, port=free_port(), step_seconds=step_seconds, check_replies=True
+        )
         started.append(running)
         for service in SERVICES:
             monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", running.url)

@@ -46,10 +46,31 @@ def split_s3(path: str) -> tuple[str, str]:
     return bucket, key
 
 
-def s3_objects(path: str) -> list[tuple[str, str]]:
+def s3_as(role_arn: str | None) -> Any:
+    """An S3 client acting as the job's role, as Personalize reads and writes your bucket: the
+    role is assumed through STS (at `AWS_ENDPOINT_URL_STS` or `AWS_ENDPOINT_URL`, like S3), so an
+    S3 endpoint that checks IAM (moto with IAM authorization, AWS) checks the role's policy."""
+    if not role_arn:
+        return aws.client("s3")
+    try:
+        found = aws.client("sts").assume_role(
+            RoleArn=role_arn, RoleSessionName="personalize-emulator"
+        )["Credentials"]
+    except (ClientError, BotoCoreError) as exc:
+        raise JobFailed(f"Personalize cannot assume the role {role_arn}: {exc}") from None
+    import boto3  # noqa: PLC0415 - a development requirement, as the emulator is
+
+    session = boto3.session.Session(
+        aws_access_key_id=found["AccessKeyId"],
+        aws_secret_access_key=found["SecretAccessKey"],
+        aws_session_token=found["SessionToken"],
+    )
+    return session.client("s3")
+
+
+def s3_objects(s3: Any, path: str) -> list[tuple[str, str]]:
     """The objects an s3:// path names: the object itself, or every object under a folder."""
     bucket, key = split_s3(path)
-    s3 = aws.client("s3")
     if key and not key.endswith("/"):
         return [(bucket, key)]
     found = []
@@ -114,7 +135,8 @@ class Jobs:
         store = self._group(dataset["datasetGroupArn"]).store
         validation = Validation()
         with tempfile.TemporaryDirectory() as tmp:
-            paths = list(self._download(job["dataSource"]["dataLocation"], Path(tmp)))
+            s3 = s3_as(job.get("roleArn"))
+            paths = list(self._download(s3, job["dataSource"]["dataLocation"], Path(tmp)))
             rows = _rows(paths, name, validation, fields)
             enough = name != "interactions"
 
@@ -134,10 +156,9 @@ class Jobs:
             )
         return {}
 
-    def _download(self, location: str, into: Path) -> Iterator[Path]:
-        s3 = aws.client("s3")
+    def _download(self, s3: Any, location: str, into: Path) -> Iterator[Path]:
         try:
-            for n, (bucket, key) in enumerate(s3_objects(location)):
+            for n, (bucket, key) in enumerate(s3_objects(s3, location)):
                 path = into / f"{n}-{key.rsplit('/', 1)[-1]}"
                 s3.download_file(bucket, key, str(path))
                 yield path
@@ -210,13 +231,14 @@ class Jobs:
         expression = None
         if job.get("filterArn"):
             expression = self.registry.get("Filter", job["filterArn"])["filterExpression"]
-        s3 = aws.client("s3")
+        s3 = s3_as(job["roleArn"])
         out_bucket, out_prefix = split_s3(job["jobOutput"]["s3DataDestination"]["path"])
         if out_prefix and not out_prefix.endswith("/"):
             out_prefix += "/"
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                for path in self._download(job["jobInput"]["s3DataSource"]["path"], Path(tmp)):
+                source = job["jobInput"]["s3DataSource"]["path"]
+                for path in self._download(s3, source, Path(tmp)):
                     out = path.with_name(path.name + ".out")
                     with path.open(encoding="utf-8") as src, out.open("w") as dst:
                         for raw in src:

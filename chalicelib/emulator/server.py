@@ -30,7 +30,7 @@ from chalicelib.emulator.control import Control
 from chalicelib.emulator.errors import ServiceError
 from chalicelib.emulator.groups import Groups
 from chalicelib.emulator.jobs import Jobs
-from chalicelib.emulator.model import check
+from chalicelib.emulator.model import check, check_reply
 from chalicelib.emulator.registry import Registry
 from chalicelib.emulator.runtime import Runtime
 from chalicelib.emulator.workflow import Workflow
@@ -60,7 +60,11 @@ class Emulator:
         region: str | None = None,
         account: str = DEFAULT_ACCOUNT,
         step_seconds: float = 0.05,
+        check_replies: bool = False,
     ) -> None:
+        # Tests check every reply against the output shape too: a reply the service could not
+        # give is a 500 there, not a quiet difference.
+        self.check_replies = check_replies
         region = region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self.registry = Registry(data_dir)
         self.groups = Groups(data_dir)
@@ -76,8 +80,14 @@ class Emulator:
             count = f"{len(problems)} validation error{'s' if len(problems) > 1 else ''}"
             raise ServiceError("ValidationException", f"{count} detected: {'; '.join(problems)}")
         if service == "personalize":
-            return self.control.handle(operation, body)
-        return self.runtime.handlers[operation](body)
+            reply = self.control.handle(operation, body)
+        else:
+            reply = self.runtime.handlers[operation](body)
+        if self.check_replies:
+            wrong = check_reply(service, operation, reply)
+            if wrong:
+                raise AssertionError("; ".join(wrong))
+        return reply
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -133,6 +143,9 @@ class Emulator:
             return _error(exc, rest)
         except StoreUnavailable as exc:
             return _error(ServiceError("ServiceUnavailableException", str(exc)), rest, 503)
+        except AssertionError as exc:  # a reply the service could not give (check_replies)
+            log.exception("%s %s: reply check", service, operation)
+            return _error(ServiceError("InternalFailure", f"reply check: {exc}"), rest, 500)
         except Exception:
             log.exception("%s %s failed", service, operation)
             error = ServiceError("InternalFailure", "The emulator failed; see its log.")
