@@ -20,6 +20,8 @@ its state in memory, so the emulator's must start afresh with it.
 from __future__ import annotations
 
 import argparse
+import csv
+import gzip
 import logging
 import os
 import shutil
@@ -90,6 +92,13 @@ def _wait_for_imports(expected: int, timeout: float = 1800) -> list[dict[str, An
         time.sleep(POLL_SECONDS)
 
 
+def _first_user(path: Path) -> str:
+    """A customer of the sample, for the curl line (the bundled sample's first is 13085)."""
+    with gzip.open(path, "rt", encoding="utf-8") as text:
+        reader = csv.DictReader(text)
+        return str(next(reader)["USER_ID"])
+
+
 def _first_personalized(user: str) -> bool:
     from chalicelib.api import routes  # noqa: PLC0415
     from chalicelib.api.web import Request  # noqa: PLC0415
@@ -139,9 +148,10 @@ def cmd_run_aws(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one story, 
         )
         sources.start()
         s3 = aws.client("s3")
+        sample = Path(args.sample)
         for dataset in DATASETS:
             key = f"imports/{dataset}/{dataset}.csv.gz"
-            s3.upload_file(str(SAMPLE_DIR / f"{dataset}.csv.gz"), STAGE["RECS_IMPORT_BUCKET"], key)
+            s3.upload_file(str(sample / f"{dataset}.csv.gz"), STAGE["RECS_IMPORT_BUCKET"], key)
             _say(started, f"dropped s3://{STAGE['RECS_IMPORT_BUCKET']}/{key}")
         jobs = _wait_for_imports(len(DATASETS))
         failed = [j for j in jobs if j["status"] != "ACTIVE"]
@@ -154,7 +164,7 @@ def cmd_run_aws(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one story, 
             ndcg = info.metrics.get("normalized_discounted_cumulative_gain_at_10", 0.0)
             _say(started, f"trained {info.version_id} (NDCG@10 {ndcg:.3f})")
         _apply(runtime.current().workflow.setup(None, poll_seconds=POLL_SECONDS).settings)
-        user = "13085"
+        user = _first_user(sample / "interactions.csv.gz")
         if _first_personalized(user):
             _say(started, f"first personalized answer for user {user}")
         base = f"http://{args.host}:{args.port}"
@@ -184,4 +194,8 @@ def add_command(sub: Any) -> None:
     s.add_argument("--emulator-port", type=int, default=8001)
     s.add_argument("--moto-port", type=int, default=5000)
     s.add_argument("--data-dir", default=str(PROJECT_ROOT / ".data" / "aws"))
+    s.add_argument(
+        "--sample", default=str(SAMPLE_DIR),
+        help="a directory of interactions/items/users .csv.gz files (default: the bundled shop)",
+    )  # fmt: skip
     s.set_defaults(func=cmd_run_aws)
