@@ -46,6 +46,7 @@ STAGE = {
     "RECS_DEAD_LETTER_QUEUE": "braze-recs-local-dead-letters",
     "RECS_EVENTS_STREAM": "braze-recs-local-events",
     "RECS_IMPORT_MODE": "full",
+    "RECS_PERSONALIZE_POLL_SECONDS": "0.25",
 }
 POLL_SECONDS = 0.25
 DATASETS = ("items", "users", "interactions")

@@ -17,10 +17,8 @@ import pytest
 
 from chalicelib.api import routes
 from chalicelib.api.web import Request
-from chalicelib.config import load_config
 from chalicelib.handlers import imports as import_handler
 from chalicelib.handlers import ingest
-from chalicelib.providers.personalize import training
 from chalicelib.seam import runtime
 from chalicelib.settings import Settings
 from tests.emulator_support import BUCKET, REGION, ROLE, Emulated, shop_csv, wait
@@ -104,6 +102,7 @@ def aws_shop(
         "RECS_EVENTS_QUEUE": QUEUE,
         "RECS_DEAD_LETTER_QUEUE": DLQ,
         "RECS_IMPORT_MODE": "full",
+        "RECS_PERSONALIZE_POLL_SECONDS": "0.02",  # what train and batch poll with
     }.items():
         monkeypatch.setenv(name, value)
     boto3.client("dynamodb", region_name=REGION).create_table(
@@ -176,8 +175,7 @@ def test_the_whole_aws_path_runs_on_the_emulator(
     drop(aws_shop, "interactions", shop_csv())
     drop(aws_shop, "items", items_csv())
 
-    settings, config = Settings(), load_config(Settings().config)
-    infos = training.train(settings, config, None, None, **POLL)
+    infos = runtime.current().workflow.train()  # as `python -m chalicelib train` runs it
     assert len(infos) == 3
     assert infos[0].metrics["normalized_discounted_cumulative_gain_at_10"] > 0.3
     apply_settings(monkeypatch, runtime.current().workflow.setup(None, **POLL).settings)
@@ -214,7 +212,7 @@ def test_the_whole_aws_path_runs_on_the_emulator(
     assert all(30 <= int(i["id"][1:]) < 40 for i in after)
 
     # A retrained version deployed to the campaign by `deploy`.
-    newer = training.train(settings, config, "up", None, **POLL)[0]
+    newer = runtime.current().workflow.train("up")[0]
     older = infos[0].version_id
     runtime.current().workflow.deploy("recommendations", older)
     campaign = wait(
@@ -227,10 +225,8 @@ def test_the_whole_aws_path_runs_on_the_emulator(
     # Batch inference: JSON lines up to S3, the job on the emulator, the output back down.
     source = tmp_path / "users.jsonl"
     source.write_text('{"userId": "u1"}\n{"userId": "u2"}\n')
-    from chalicelib.providers.personalize import batch
-
     output = tmp_path / "recs.jsonl"
-    done = batch.run_batch(Settings(), config, source, output, 5, solution="up", **POLL)
+    done = runtime.current().workflow.batch(source, output, 5, solution="up")
     assert done.written == 2
     lines = [json.loads(line) for line in output.read_text().splitlines()]
     assert [len(line["output"]["recommendedItems"]) for line in lines] == [5, 5]
