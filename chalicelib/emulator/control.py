@@ -77,7 +77,13 @@ class Control:
         k = KINDS[kind]
         record = self.registry.get(kind, body[k.key])
         shape = self.model.operation_model(operation).output_shape.members[k.described]
-        return {k.described: shaped(record, shape)}
+        described = shaped(record, shape)
+        if kind == "Solution":
+            versions = self.registry.all("SolutionVersion", solutionArn=record["solutionArn"])
+            if versions:
+                summary = shape.members["latestSolutionVersion"]
+                described["latestSolutionVersion"] = shaped(versions[-1], summary)
+        return {k.described: described}
 
     def list(self, kind: str, operation: str, body: dict[str, Any]) -> dict[str, Any]:
         k = KINDS[kind]

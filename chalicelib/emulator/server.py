@@ -17,6 +17,7 @@ thread (tests, `make run-aws`), `run` in the foreground (`python -m chalicelib e
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -107,7 +108,9 @@ class Emulator:
             body += message.get("body", b"")
             if len(body) > MAX_BODY or not message.get("more_body"):
                 break
-        status, reply_headers, payload = self.answer(scope, headers, body)
+        # Off the event loop: a handler may wait on a store an import is writing, and the
+        # server keeps answering Describe polls meanwhile.
+        status, reply_headers, payload = await asyncio.to_thread(self.answer, scope, headers, body)
         data = json.dumps(payload, separators=(",", ":")).encode()
         reply_headers.append(("content-length", str(len(data))))
         raw = [(k.encode(), v.encode()) for k, v in reply_headers]

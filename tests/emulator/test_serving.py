@@ -83,6 +83,9 @@ def ids(reply: dict) -> list[str]:
 
 
 def test_metrics_have_personalizes_names(shop: Shop) -> None:
+    solution = shop.version.rsplit("/", 1)[0]
+    described = shop.emulated.control.describe_solution(solutionArn=solution)["solution"]
+    assert described["latestSolutionVersion"]["solutionVersionArn"] == shop.version
     metrics = shop.emulated.control.get_solution_metrics(solutionVersionArn=shop.version)
     assert set(metrics["metrics"]) == METRICS
     assert metrics["metrics"]["normalized_discounted_cumulative_gain_at_10"] > 0.3
