@@ -188,7 +188,9 @@ class Jobs:
             "trainingHours": round(result.seconds / 3600, 6),
         }
         if result.tuning is not None:
-            best = {k: str(v) for k, v in result.tuning.best.items()}
+            # A value left None is the engine's default kept (no trial beat it significantly).
+            best = {k: str(v).lower() if isinstance(v, bool) else str(v)
+                    for k, v in result.tuning.best.items() if v is not None}  # fmt: skip
             extra["tunedHPOParams"] = {"algorithmHyperParameters": best}
         return extra
 

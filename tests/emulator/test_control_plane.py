@@ -207,3 +207,14 @@ def test_training_without_enough_data_fails_with_a_reason(emulated: Emulated) ->
             datasetGroupArn=group,
             recipeArn="arn:aws:personalize:::recipe/aws-trending-now",
         )
+
+
+def test_a_resource_a_restart_interrupted_is_finished_by_the_next_start(start_emulator) -> None:
+    first = start_emulator(step_seconds=5.0)
+    arn = first.control.create_dataset_group(name="shop")["datasetGroupArn"]
+    assert first.control.describe_dataset_group(datasetGroupArn=arn)["datasetGroup"][
+        "status"
+    ].startswith("CREATE")
+    again = start_emulator()  # stops the first: the group was still being created
+    found = wait(lambda: again.control.describe_dataset_group(datasetGroupArn=arn)["datasetGroup"])
+    assert found["status"] == "ACTIVE"

@@ -272,3 +272,41 @@ def test_a_campaign_update_moves_it_to_the_new_version_and_a_restart_keeps_every
     assert after == before
     with pytest.raises(again.control.exceptions.ResourceInUseException):
         again.control.delete_solution(solutionArn=solution)  # its campaign serves it
+
+
+def test_hpo_tunes_the_ranges_and_reports_the_chosen_values(shop: Shop) -> None:
+    c = shop.emulated.control
+    solution = c.create_solution(
+        name="tuned",
+        datasetGroupArn=shop.group,
+        recipeArn="arn:aws:personalize:::recipe/aws-user-personalization",
+        performHPO=True,
+        solutionConfig={
+            "hpoConfig": {
+                "hpoResourceConfig": {
+                    "maxNumberOfTrainingJobs": "3",
+                    "maxParallelTrainingJobs": "1",
+                },
+                "algorithmHyperParameterRanges": {
+                    "integerHyperParameterRanges": [
+                        {"name": "hidden_dimension", "minValue": 32, "maxValue": 64}
+                    ]
+                },
+            }
+        },
+    )["solutionArn"]
+    shop.emulated.active("solution", solution)
+    version = c.create_solution_version(solutionArn=solution)["solutionVersionArn"]
+    found = shop.emulated.active("solution_version", version)
+    assert found["status"] == "ACTIVE", found.get("failureReason")
+    tuned = found["tunedHPOParams"]["algorithmHyperParameters"]
+    # The tuned value, or none when the engine kept its default (no trial beat it clearly).
+    assert 32 <= int(tuned.get("hidden_dimension", 32)) <= 64
+    with pytest.raises(c.exceptions.InvalidInputException):  # 41 jobs: above Personalize's 40
+        c.create_solution(
+            name="too-many",
+            datasetGroupArn=shop.group,
+            recipeArn="arn:aws:personalize:::recipe/aws-user-personalization",
+            performHPO=True,
+            solutionConfig={"hpoConfig": {"hpoResourceConfig": {"maxNumberOfTrainingJobs": "41"}}},
+        )
