@@ -277,3 +277,28 @@ def test_lambdas_event_sources_are_played_as_lambda_would(
         )  # deleted once handled
     finally:
         sources.close()
+
+
+def test_setup_reports_what_changed_and_updates_what_personalize_can(
+    aws_shop: Emulated, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A changed schema becomes a new schema that UpdateDataset switches to; a changed filter is
+    reported and left alone (Personalize cannot update a filter)."""
+    apply_settings(monkeypatch, runtime.current().workflow.setup(None, **POLL).settings)
+    changed = CONFIG.replace('IN ("purchase")', 'IN ("purchase", "refund")')
+    changed += '\n[schemas.items]\nITEM_ID = "string"\nCATEGORY = "string categorical"\n'
+    (tmp_path / "changed.toml").write_text(changed)
+    apply_settings(monkeypatch, {"RECS_CONFIG": str(tmp_path / "changed.toml")})
+    report = runtime.current().workflow.setup(None, **POLL)
+    got = {(s.kind, s.name): s.action for s in report.steps}
+    assert got[("dataset", "shop-items")] == "updated"
+    assert got[("dataset", "shop-users")] == "exists"
+    assert got[("filter", "shop-exclude-purchased")] == "changed"
+    items = aws_shop.control.describe_dataset(
+        datasetArn=f"{Settings().dataset_group_arn.replace('dataset-group', 'dataset')}/ITEMS"
+    )["dataset"]
+    schema = aws_shop.control.describe_schema(schemaArn=items["schemaArn"])["schema"]
+    assert [f["name"] for f in json.loads(schema["schema"])["fields"]] == ["ITEM_ID", "CATEGORY"]
+    flt = aws_shop.control.list_filters(datasetGroupArn=Settings().dataset_group_arn)["Filters"]
+    described = aws_shop.control.describe_filter(filterArn=flt[0]["filterArn"])["filter"]
+    assert described["filterExpression"].endswith('IN ("purchase")')
