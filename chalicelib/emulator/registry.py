@@ -104,27 +104,35 @@ class Registry:
             self.records[kind][record[KINDS[kind].key]] = record
             self.save()
 
+    # Reads hand out copies taken under the lock: request threads and job threads share the
+    # records, and a record updated while another thread iterates it would break that thread.
+
     def get(self, kind: str, arn: str) -> dict[str, Any]:
-        found = self.records[kind].get(arn)
+        found = self.find(kind, arn)
         if found is None:
             raise not_found(arn)
         return found
 
     def find(self, kind: str, arn: str) -> dict[str, Any] | None:
-        return self.records[kind].get(arn)
+        with self.lock:
+            found = self.records[kind].get(arn)
+            return None if found is None else dict(found)
 
     def update(self, kind: str, arn: str, **fields: Any) -> dict[str, Any]:
         with self.lock:
-            record = self.get(kind, arn)
+            record = self.records[kind].get(arn)
+            if record is None:
+                raise not_found(arn)
             record.update(fields)
             record["lastUpdatedDateTime"] = time.time()
             self.save()
-            return record
+            return dict(record)
 
     def remove(self, kind: str, arn: str) -> dict[str, Any]:
         with self.lock:
-            record = self.get(kind, arn)
-            del self.records[kind][arn]
+            record = self.records[kind].pop(arn, None)
+            if record is None:
+                raise not_found(arn)
             self.save()
             return record
 
@@ -133,7 +141,7 @@ class Registry:
         first: the caller reverses)."""
         with self.lock:
             found = [
-                r
+                dict(r)
                 for r in self.records[kind].values()
                 if all(r.get(k) == v for k, v in match.items())
             ]
@@ -145,8 +153,9 @@ class Registry:
         with self.lock:
             for kind, records in self.records.items():
                 for record in list(records.values()):
-                    if record.get("status") in (PENDING, IN_PROGRESS):
-                        yield kind, record
                     update = record.get("latestCampaignUpdate") or {}
-                    if update.get("status") in (PENDING, IN_PROGRESS):
-                        yield kind, record
+                    if record.get("status") in (PENDING, IN_PROGRESS) or update.get("status") in (
+                        PENDING,
+                        IN_PROGRESS,
+                    ):
+                        yield kind, dict(record)
