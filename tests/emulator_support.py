@@ -179,8 +179,9 @@ def start_emulator(
     data_dir = tmp_path / "emulator"
 
     def start(step_seconds: float = 0.0) -> Emulated:
-        if started:
+        if started:  # a restart: nothing of the old one's may be written after this
             started[-1].stop()
+            started[-1].emulator.jobs.shutdown(wait=True)
         running = server.start(
             data_dir, port=free_port(), step_seconds=step_seconds, check_replies=True
         )
@@ -197,7 +198,8 @@ def start_emulator(
         yield start
         for running in started:
             running.stop()
-            running.emulator.jobs.shutdown()
+            # A job still running must not outlive moto: its S3 calls would leave the mock.
+            running.emulator.jobs.shutdown(wait=True)
     aws.reset()
     runtime.reset()
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-import time
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -84,6 +84,7 @@ def s3_objects(s3: Any, path: str) -> list[tuple[str, str]]:
 class Jobs:
     def __init__(self, registry: Registry, groups: Groups, step_seconds: float = 0.05) -> None:
         self.registry, self.groups, self.step = registry, groups, step_seconds
+        self.stopped = threading.Event()
         self.light = ThreadPoolExecutor(2, thread_name_prefix="emulator")
         self.heavy = ThreadPoolExecutor(1, thread_name_prefix="emulator-train")
 
@@ -96,9 +97,12 @@ class Jobs:
 
             self.submit(kind, record[KINDS[kind].key])
 
-    def shutdown(self) -> None:
-        self.light.shutdown(wait=False, cancel_futures=True)
-        self.heavy.shutdown(wait=False, cancel_futures=True)
+    def shutdown(self, wait: bool = False) -> None:
+        """Pending work is dropped (a restart takes it up again); with `wait`, the work already
+        running is finished first, and none of it is recorded: the next start runs it again."""
+        self.stopped.set()
+        self.light.shutdown(wait=wait, cancel_futures=True)
+        self.heavy.shutdown(wait=wait, cancel_futures=True)
 
     def run(self, kind: str, arn: str) -> None:
         record = self.registry.find(kind, arn)
@@ -108,16 +112,20 @@ class Jobs:
             self._update_campaign(arn, record)
             return
         try:
-            time.sleep(self.step)
+            if self.stopped.wait(self.step):
+                return
             self.registry.update(kind, arn, status=IN_PROGRESS)
-            time.sleep(self.step)
+            if self.stopped.wait(self.step):
+                return
             work = getattr(self, f"_{kind}", None)
             extra = work(record) if work else {}
+            if self.stopped.is_set():
+                return
             self.registry.update(kind, arn, status=ACTIVE, **extra)
         except Exception as exc:  # every failure is the resource's failureReason
             if not isinstance(exc, JobFailed | CsvError | FilterError | ValueError):
                 log.exception("%s %s failed", kind, arn)
-            if self.registry.find(kind, arn) is not None:
+            if not self.stopped.is_set() and self.registry.find(kind, arn) is not None:
                 self.registry.update(kind, arn, status=FAILED, failureReason=str(exc)[:1000])
 
     def _group(self, group_arn: str) -> Group:
@@ -204,12 +212,16 @@ class Jobs:
     def _update_campaign(self, arn: str, campaign: dict[str, Any]) -> None:
         update = dict(campaign["latestCampaignUpdate"])
         try:
-            time.sleep(self.step)
+            if self.stopped.wait(self.step):
+                return
             update["status"] = IN_PROGRESS
             self.registry.update("Campaign", arn, latestCampaignUpdate=dict(update))
-            time.sleep(self.step)
+            if self.stopped.wait(self.step):
+                return
             version = self.registry.get("SolutionVersion", update["solutionVersionArn"])
             self._group(version["datasetGroupArn"]).served(version)
+            if self.stopped.is_set():
+                return
             update["status"] = ACTIVE
             fields = {k: update[k] for k in ("solutionVersionArn", "minProvisionedTPS")}
             self.registry.update(
