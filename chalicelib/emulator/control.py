@@ -14,6 +14,7 @@ import binascii
 import json
 import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from chalicelib.emulator.errors import ServiceError, exists, in_use, invalid, limit
@@ -25,6 +26,8 @@ from chalicelib.filters import FilterError
 from chalicelib.filters.language import parse
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
+# The region of the request being answered (its SigV4 credential scope), set by the server.
+REQUEST_REGION: ContextVar[str | None] = ContextVar("REQUEST_REGION", default=None)
 DATASET_TYPES = {
     "INTERACTIONS": "interactions",
     "USERS": "users",
@@ -48,12 +51,14 @@ class Control:
         self, registry: Registry, groups: Groups, jobs: Jobs, region: str, account: str
     ) -> None:
         self.registry, self.groups, self.jobs = registry, groups, jobs
-        self.prefix = f"arn:aws:personalize:{region}:{account}"
+        self.region, self.account = region, account
         self.model = service_model("personalize")
         self.handlers: dict[str, Handler] = {}
 
     def arn(self, kind: str, name: str) -> str:
-        return f"{self.prefix}:{kind}/{name}"
+        # The region the request was signed for, as the service's ARNs carry it.
+        region = REQUEST_REGION.get() or self.region
+        return f"arn:aws:personalize:{region}:{self.account}:{kind}/{name}"
 
     def handle(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
         handler = self.handlers.get(operation) or getattr(self, operation, None)
@@ -222,7 +227,7 @@ class Control:
         tracking = str(uuid.uuid4())
         record = {"name": b["name"], "eventTrackerArn": arn, "datasetGroupArn": group}
         record["trackingId"] = tracking
-        record["accountId"] = self.prefix.rsplit(":", 1)[1]
+        record["accountId"] = self.account
         self.create("EventTracker", record)
         return {"eventTrackerArn": arn, "trackingId": tracking}
 

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from chalicelib.emulator.control import Control
+from chalicelib.emulator.control import REQUEST_REGION, Control
 from chalicelib.emulator.errors import ServiceError
 from chalicelib.emulator.groups import Groups
 from chalicelib.emulator.jobs import Jobs
@@ -120,6 +120,9 @@ class Emulator:
     def answer(
         self, scope: dict[str, Any], headers: dict[str, str], body: bytes
     ) -> tuple[int, list[tuple[str, str]], dict[str, Any]]:
+        # `Credential=KEY/DATE/REGION/personalize/aws4_request`: new ARNs carry that region.
+        scope_parts = headers.get("authorization", "").split("Credential=", 1)[-1].split("/")
+        REQUEST_REGION.set(scope_parts[2] if len(scope_parts) > 3 else None)
         target = headers.get("x-amz-target", "")
         path = scope.get("path") or "/"
         rest = path in REST

@@ -218,3 +218,12 @@ def test_a_resource_a_restart_interrupted_is_finished_by_the_next_start(start_em
     again = start_emulator()  # stops the first: the group was still being created
     found = wait(lambda: again.control.describe_dataset_group(datasetGroupArn=arn)["datasetGroup"])
     assert found["status"] == "ACTIVE"
+
+
+def test_arns_carry_the_region_the_request_was_signed_for(emulated: Emulated) -> None:
+    import boto3
+
+    ireland = boto3.client("personalize", region_name="eu-west-1")
+    arn = ireland.create_dataset_group(name="dublin")["datasetGroupArn"]
+    assert arn == "arn:aws:personalize:eu-west-1:123456789012:dataset-group/dublin"
+    assert emulated.group().startswith("arn:aws:personalize:us-east-1:")
