@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # The project on the venv's path: `.venv/bin/python -m chalicelib` works from any directory.
 LINKED := $(VENV)/.linked
 
-.PHONY: run test lint imports format bench bench-ingest bench-imports bench-cold bench-load clean clean-all
+.PHONY: run test lint imports format bench bench-ingest bench-imports bench-cold bench-load bench-emulator run-aws emulate clean clean-all
 
 # Before anything uses .venv: Python 3.11+ (said in one line, before a venv or pip is touched),
 # and a .venv made by another Python is removed, to be rebuilt below.
@@ -30,6 +30,15 @@ $(LINKED): $(STAMP)
 ## Load the bundled sample shop, train, and serve on http://127.0.0.1:$(PORT) (local provider).
 run: $(LINKED)
 	$(BIN)/python -m chalicelib serve --bootstrap --port $(PORT)
+
+## The whole AWS path on one machine: moto (S3, SQS, Kinesis, DynamoDB), the Personalize
+## emulator, Lambda's event sources played locally, the API on the personalize provider at :8000.
+run-aws: $(LINKED)
+	$(BIN)/python -m chalicelib run-aws
+
+## Amazon Personalize's three APIs on the local engine at http://127.0.0.1:8001.
+emulate: $(LINKED)
+	$(BIN)/python -m chalicelib emulate
 
 ## The whole test suite.
 test: $(LINKED)
@@ -57,6 +66,10 @@ bench: $(STAMP)
 ## Ingestion and import throughput against their peers (SPEC §7).
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/ingest.py
+
+## GetRecommendations through boto3 against the emulator, beside the engine in process.
+bench-emulator: $(STAMP)
+	$(BIN)/python bench/emulator.py
 
 bench-imports: $(STAMP)
 	$(BIN)/python bench/imports.py

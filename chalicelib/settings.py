@@ -71,6 +71,9 @@ class Settings(BaseModel):
     catalogue_ttl: int = Field(default=300, ge=0, le=86_400)
     # Braze waits about 2 s: Personalize gets this much, the item table and Lambda the rest.
     personalize_budget_ms: int = Field(default=1200, ge=100, le=10_000)
+    # How often `train` and `batch` poll Personalize for a version or job to finish (unset: 15 s
+    # and 30 s); a second or less against the emulator (`python -m chalicelib emulate`).
+    personalize_poll_seconds: float | None = Field(default=None, gt=0, le=600)
 
     # `{id}` is the item's id; `{recommendation_id}` (optional) the answer's, so that a click on
     # the link in an email carries it back through Braze Currents (`?rid={recommendation_id}`).

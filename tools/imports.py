@@ -6,7 +6,8 @@
 The layers, from the top down; a module imports only from its own layer or those below it:
 
     app        app.py, chalicelib/__main__.py, chalicelib/cli/      (wiring and commands)
-    edges      chalicelib/api/ (HTTP), chalicelib/handlers/ (event-source Lambdas)
+    edges      chalicelib/api/ (HTTP), chalicelib/handlers/ (event-source Lambdas),
+               chalicelib/emulator/ (Personalize's APIs served on the engine)
     seam       chalicelib/seam/       (role Protocols, the fallback policy, the runtime)
     providers  chalicelib/providers/  (local, personalize)
     engine     chalicelib/engine/     (numpy/scipy recommender)
@@ -31,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "chalicelib"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("app", ("app", "chalicelib.__main__", "chalicelib.cli")),
-    ("edges", ("chalicelib.api", "chalicelib.handlers")),
+    ("edges", ("chalicelib.api", "chalicelib.handlers", "chalicelib.emulator")),
     ("seam", ("chalicelib.seam",)),
     ("providers", ("chalicelib.providers",)),
     ("engine", ("chalicelib.engine",)),

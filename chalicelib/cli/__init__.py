@@ -1,5 +1,5 @@
 """The command line: `python -m chalicelib {import,train,metrics,versions,deploy,recommend,batch,
-braze-push,setup,popular,catalogue,attribution,segments,serve}`.
+braze-push,setup,popular,catalogue,attribution,segments,serve,emulate,run-aws}`.
 
 Commands run against the provider of the current `RECS_*` environment (default: `local`),
 through the same seam the Lambda functions use: `workflow` holds the Personalize workflow's
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from chalicelib.cli import answers, loop, serve, workflow
+from chalicelib.cli import answers, emulate, loop, run_aws, serve, workflow
 from chalicelib.seam import runtime
 from chalicelib.vocabulary import ProviderError
 
@@ -40,6 +40,8 @@ def parser() -> argparse.ArgumentParser:
     answers.add_commands(sub)
     loop.add_commands(sub)
     serve.add_command(sub)
+    emulate.add_command(sub)
+    run_aws.add_command(sub)
     return p
 
 

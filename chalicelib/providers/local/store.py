@@ -85,10 +85,14 @@ class LocalStore(Database):
         rows: Iterable[tuple[Any, ...]],
         replace: bool,
         keep: Callable[[], bool],
+        *,
         chunk: int = 20_000,
+        keep_events: bool = False,
     ) -> int:
         """Load rows in one transaction, committed only if `keep()` says so once all rows are
-        read (a file with a bad row loads nothing). `replace` empties the dataset first."""
+        read (a file with a bad row loads nothing). `replace` empties the dataset first; with
+        `keep_events`, interactions that came one at a time (with a session) stay, as
+        Personalize's FULL import keeps what PutEvents recorded."""
         table = {"interactions": "interactions", "users": "users", "items": "items"}[dataset]
         if table == "interactions":
             sql = (
@@ -108,7 +112,9 @@ class LocalStore(Database):
         db.execute("BEGIN IMMEDIATE")
         try:
             if replace:
-                db.execute(f"DELETE FROM {table}")
+                events = keep_events and table == "interactions"
+                only_bulk = " WHERE session_id IS NULL" if events else ""
+                db.execute(f"DELETE FROM {table}{only_bulk}")
             loaded = 0
             for batch in _chunks(rows, chunk):
                 db.executemany(sql, batch)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalicelib.filters import FilterRequest
 from chalicelib.settings import Settings
@@ -157,7 +157,9 @@ class PersonalizeWorkflow:
         # The CLI reports ValueErrors as "training failed: ..." without a traceback; the
         # message (no dataset group yet, Personalize's own reason) is what to act on.
         return _as_value_error(
-            lambda: training.train(self.settings, self.config, solution, progress)
+            lambda: training.train(
+                self.settings, self.config, solution, progress, **self._polling()
+            )
         )
 
     def metrics(
@@ -206,7 +208,12 @@ class PersonalizeWorkflow:
                 solution=solution,
                 flt=flt,
                 progress=progress,
+                **self._polling(),
             )
+
+    def _polling(self) -> dict[str, Any]:
+        seconds = self.settings.personalize_poll_seconds
+        return {} if seconds is None else {"poll_seconds": seconds}
 
 
 def _as_value_error(call: Callable[[], T]) -> T:
