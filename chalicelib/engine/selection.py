@@ -8,7 +8,8 @@ blend, the repeat boost and, where most held-out items were bought before, the s
 A knob set in the configuration is kept as given and never searched.
 
 It stays cheap because each expensive part is fitted once and every candidate is then a
-recombination: one EASE inverse per λ (run two at a time), neighbours at the largest count (a
+recombination: one EASE inverse per λ the search reaches (λ's grid is walked from its middle
+while a step improves, the first two fitted side by side), neighbours at the largest count (a
 smaller count is a prefix of each sorted row), the factor model at the largest rank (a smaller
 rank is a prefix of its columns). Validation users are scored as one matrix per component and
 half-life, and candidates are compared by coordinate ascent on NDCG@10. `blend` mirrors
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from chalicelib.engine.data import Interactions
 from chalicelib.engine.evaluation import Split, split
@@ -61,6 +63,9 @@ REPEAT_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0)
 # before (a shop of consumables); elsewhere it stays Personalize's exclusion.
 REPEAT_SHARE = 0.5
 ROUNDS = 2
+# Knobs whose every value costs a fit (an EASE inverse, items³): walked along their sorted grid
+# from the current value, up then down, only while each step improves.
+WALKED = ("lambda_scale",)
 
 
 def validation_split(train_users: Interactions, repeat: int = 0) -> Split:
@@ -122,12 +127,28 @@ def _fit_components(
     recipe.repeat_rate = repeat_rates(learn)
     max_k = params.neighbours if "neighbours" in fixed else max(NEIGHBOURS)
     gram = gram_matrix(x)
+    ease = EaseByScale(x, gram, m)
+    # The start's λ and the next one up are fitted beside the rest; another only if the ascent
+    # walks to it.
+    first = scales[len(scales) // 2 :][:2] if use_ease else []
     with ThreadPoolExecutor(max_workers=2) as pool:
-        eases = {s: pool.submit(ease_weights, x, s * m, gram) for s in scales} if use_ease else {}
+        eases = {s: pool.submit(ease_weights, x, s * m, gram) for s in first}
         nbr = cooccurrence_neighbours(x, max_k, 0.5, 1, binary_gram(x, gram)) if use_nbr else None
         factors = item_factors(x, max_rank) if max_rank else None
-        ease = {s: f.result() for s, f in eases.items()}
+        ease.update({s: f.result() for s, f in eases.items()})
     return Components(dense, ease, nbr, factors, recipe)
+
+
+class EaseByScale(dict[float, np.ndarray]):
+    """EASE weights per λ scale; one not fitted yet is fitted when first asked for."""
+
+    def __init__(self, x: sp.csr_matrix, gram: sp.csr_matrix, mean_count: float) -> None:
+        super().__init__()
+        self.x, self.gram, self.mean_count = x, gram, mean_count
+
+    def __missing__(self, scale: float) -> np.ndarray:
+        self[scale] = ease_weights(self.x, scale * self.mean_count, self.gram)
+        return self[scale]
 
 
 def _candidates(
@@ -235,6 +256,10 @@ def _ascend(
                 continue  # the boost applies to seen items only
             if knob == "factor_blend" and dense and not cfg["hidden_dimension"]:
                 continue  # no factor model to blend
+            if knob in WALKED:
+                cfg, best, moved = _walk(value, knob, values, cfg, best)
+                changed = changed or moved
+                continue
             for v in values:
                 if v == cfg[knob]:
                     continue
@@ -245,6 +270,32 @@ def _ascend(
         if not changed:
             break
     return cfg, best
+
+
+def _walk(
+    value: Callable[[Mapping[str, Any]], float],
+    knob: str,
+    values: tuple[Any, ...],
+    cfg: dict[str, Any],
+    best: float,
+) -> tuple[dict[str, Any], float, bool]:
+    """`knob` stepped along its sorted `values` from `cfg`'s, up first, then down if the first
+    step up did not improve; a direction stops at its first step that does not improve (the
+    score is taken to be unimodal in it)."""
+    grid = sorted(values)
+    start = grid.index(cfg[knob])
+    for direction in (1, -1):
+        j, moved = start + direction, False
+        while 0 <= j < len(grid):
+            trial = {**cfg, knob: grid[j]}
+            result = value(trial)
+            if result <= best + 1e-6:
+                break
+            cfg, best, moved = trial, result, True
+            j += direction
+        if moved:
+            return cfg, best, True
+    return cfg, best, False
 
 
 def _repeat_share(parts: Split) -> float:

@@ -108,9 +108,8 @@ class ValidationScores:
         found: list[list[np.ndarray]] = [[] for _ in self.inputs]
         for h in {cfg["recency_half_life"], None}:
             for make in self._makers(cfg, h, dense_only=True):
-                best = np.argpartition(-make(), take - 1, axis=1)[:, :take]
-                for u in range(len(self.inputs)):
-                    found[u].append(best[u])
+                for u, best in enumerate(top_columns(make(), take)):
+                    found[u].append(best)
             if self.fitted.nbr is not None:  # sparse rows: the best of each row's non-zeros
                 k = self.fitted.nbr[0].shape[1]
                 for u, row in enumerate(self._nbr_rows(k, h)):
@@ -282,6 +281,26 @@ class ValidationScores:
         finite = np.isfinite(np.take_along_axis(values, order, axis=1))
         hits = np.take_along_axis(self.truth, top, axis=1) & finite
         return float(np.mean((hits * self.discount).sum(axis=1) / self.ideal))
+
+
+def top_columns(values: np.ndarray, take: int, block: int = 64) -> list[np.ndarray]:
+    """Each row's `take` largest entries' columns, in no order. A whole-row argpartition costs
+    about 50 ns an entry (1.4 s on 620 users × 48k items under load); instead the `take`-th
+    largest of a row's block maxima is a floor under its `take`-th largest entry (those maxima
+    are `take` distinct entries), and only the entries at or above it are partitioned."""
+    rows, n = values.shape
+    whole = n - n % block
+    if whole // block < take:
+        return list(np.argpartition(-values, take - 1, axis=1)[:, :take])
+    maxima = values[:, :whole].reshape(rows, whole // block, block).max(axis=2)
+    floor = np.partition(maxima, maxima.shape[1] - take, axis=1)[:, maxima.shape[1] - take]
+    out = []
+    for u in range(rows):
+        found = np.flatnonzero(values[u] >= floor[u])
+        if len(found) > take:
+            found = found[np.argpartition(-values[u, found], take - 1)[:take]]
+        out.append(found)
+    return out
 
 
 def blend(scores: ValidationScores, cfg: Mapping[str, Any]) -> np.ndarray:
