@@ -55,7 +55,14 @@ Recommender = Callable[[np.ndarray, int], Sequence[int] | np.ndarray]
 def evaluate(recommend: Recommender, data: Split, n_items: int) -> dict[str, float]:
     """Metrics under Personalize's names; `recommend(history, k)` returns item indices."""
     k_max = max(CUTOFFS)
-    lists: list[list[int]] = [list(recommend(hist, k_max)) for hist in data.inputs]
+    return evaluate_lists([recommend(hist, k_max) for hist in data.inputs], data, n_items)
+
+
+def evaluate_lists(
+    recommended: Sequence[Sequence[int] | np.ndarray], data: Split, n_items: int
+) -> dict[str, float]:
+    """`evaluate` of lists already made: each held-out user's top 25 (or more), in order."""
+    lists: list[list[int]] = [list(recs) for recs in recommended]
     metrics: dict[str, float] = {}
     for k in CUTOFFS:
         metrics[f"normalized_discounted_cumulative_gain_at_{k}"] = _mean(

@@ -116,6 +116,18 @@ class SolutionModel:
     ) -> np.ndarray:
         return self._best(history, n, allowed, weights)[0]
 
+    def recommend_many(self, histories: Sequence[np.ndarray], n: int) -> list[np.ndarray]:
+        """`recommend_indices` of each history (no event weights, no filter), scored in
+        batches where the recipe can (the held-out evaluation at `train`)."""
+        batched = getattr(self.recipe, "scores_many", None)
+        rows = batched(histories) if batched else (self.recipe.scores(h) for h in histories)
+        lists = []
+        for history, scores in zip(histories, rows, strict=True):
+            if self.exclude_seen and len(history):
+                scores[history] = -np.inf
+            lists.append(top_k(scores, n))
+        return lists
+
     def _best(
         self,
         history: np.ndarray,

@@ -225,3 +225,17 @@ def test_without_ease_a_factor_model_is_on_by_default() -> None:
     assert large.recipe.factors.shape == (data.n_items, SPARSE_RANK)
     small = fit("user-personalization", params(**ALL_USERS), data)  # EASE fits: no factors
     assert small.recipe.weights is not None and small.recipe.factors is None
+
+
+@pytest.mark.parametrize("values", [{"hidden_dimension": 8}, {"dense_item_limit": 1}, {}])
+def test_batched_recommendations_are_the_one_at_a_time_ones(values: dict[str, object]) -> None:
+    """`train` scores its held-out users in batches (the factor products as one matrix
+    product): each list is the one a single request gets."""
+    data = themed()
+    model = fit("user-personalization", params(**values, **ALL_USERS), data)
+    rng = np.random.default_rng(5)
+    histories = [rng.choice(data.n_items, size=int(n), replace=False) for n in range(0, 9)]
+    histories += [np.asarray([3]), np.asarray([7, 1, 40])] * 150  # more than one batch
+    lists = model.recommend_many(histories, 25)
+    for history, listed in zip(histories, lists, strict=True):
+        np.testing.assert_array_equal(listed, model.recommend_indices(history, 25))

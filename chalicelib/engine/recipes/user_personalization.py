@@ -17,6 +17,7 @@ they already have, so new items with few interactions reach some lists before th
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -178,10 +179,43 @@ class UserPersonalization:
         return self
 
     def scores(self, history: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        history, w = self._weighted(history, weights)
+        factor = None
+        if self.factors is not None and len(history):
+            factor = self.factors @ self._user_vector(history, w)
+        return self._combine(history, w, factor)
+
+    def scores_many(
+        self, histories: Sequence[np.ndarray], chunk: int = 256
+    ) -> Iterator[np.ndarray]:
+        """`scores` of each history (no event weights), the factor products of `chunk` users
+        at a time in one matrix product: a user's own product reads the whole items × rank
+        matrix (12 MB at 48k items, about 1 ms) for 64 multiply-adds an item."""
+        for start in range(0, len(histories), chunk):
+            part = [self._weighted(h, None) for h in histories[start : start + chunk]]
+            products = None
+            if self.factors is not None:
+                users = [self._user_vector(h, w) for h, w in part]
+                products = np.stack(users) @ self.factors.T if users else None
+            for j, (history, w) in enumerate(part):
+                factor = products[j] if products is not None and len(history) else None
+                yield self._combine(history, w, factor)
+
+    def _weighted(
+        self, history: np.ndarray, weights: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         history = history[-self.depth :]
         w = recency_weights(len(history), self.params.recency_half_life)
         if weights is not None:
             w = w * weights[-len(history) :] if len(history) else w
+        return history, w
+
+    def _user_vector(self, history: np.ndarray, w: np.ndarray) -> np.ndarray:
+        assert self.factors is not None
+        user: np.ndarray = (w * self.factor_scale[history]) @ self.factors[history]
+        return user
+
+    def _combine(self, history: np.ndarray, w: np.ndarray, factor: np.ndarray | None) -> np.ndarray:
         ease = None
         if self.weights is not None:
             # One gather of the history's rows and a BLAS gemv rather than a Python loop adding
@@ -198,9 +232,7 @@ class UserPersonalization:
                 blend = self.params.ease_blend
                 out *= (1.0 - blend) / max(float(out.max()), 1e-12)
                 out += (blend / max(float(ease.max()), 1e-12)) * ease
-        if self.factors is not None and len(history):
-            user = (w * self.factor_scale[history]) @ self.factors[history]
-            factor = self.factors @ user
+        if factor is not None:
             blend = self.params.factor_blend
             out *= (1.0 - blend) / max(float(out.max()), 1e-12)
             out += (blend / max(float(factor.max()), 1e-12)) * factor
