@@ -30,6 +30,7 @@ import scipy.sparse as sp
 from chalicelib.engine.data import Interactions
 from chalicelib.engine.evaluation import Split, split
 from chalicelib.engine.preparation import apply_history_percentiles
+from chalicelib.engine.recipes.implicit_als import ALS_RANK, als_factors
 from chalicelib.engine.recipes.item_item import (
     binary_gram,
     cooccurrence_neighbours,
@@ -66,6 +67,10 @@ ROUNDS = 2
 # Knobs whose every value costs a fit (an EASE inverse, items³): walked along their sorted grid
 # from the current value, up then down, only while each step improves.
 WALKED = ("lambda_scale",)
+# ALS (the other factor model) is a candidate up to this many interactions: above it, its three
+# fits (choice, evaluation, version; about 1 CPU-s per 150k interactions each) would take a
+# 400k-interaction version past the SPEC's 10 s on 2 cores.
+ALS_INTERACTIONS = 200_000
 
 
 def validation_split(train_users: Interactions, repeat: int = 0) -> Split:
@@ -135,8 +140,16 @@ def _fit_components(
         eases = {s: pool.submit(ease_weights, x, s * m, gram) for s in first}
         nbr = cooccurrence_neighbours(x, max_k, 0.5, 1, binary_gram(x, gram)) if use_nbr else None
         factors = item_factors(x, max_rank) if max_rank else None
+        als = als_factors(x, ALS_RANK) if _als_allowed(learn, params, fixed) else None
         ease.update({s: f.result() for s, f in eases.items()})
-    return Components(dense, ease, nbr, factors, recipe)
+    return Components(dense, ease, nbr, factors, recipe, als)
+
+
+def _als_allowed(learn: Interactions, params: UserPersonalizationParams, fixed: set[str]) -> bool:
+    if "factor_model" in fixed:
+        return params.factor_model == "als"
+    rank_given = "hidden_dimension" in fixed and params.hidden_dimension not in (None, ALS_RANK)
+    return len(learn) <= ALS_INTERACTIONS and not rank_given
 
 
 class EaseByScale(dict[float, np.ndarray]):
@@ -152,7 +165,11 @@ class EaseByScale(dict[float, np.ndarray]):
 
 
 def _candidates(
-    params: UserPersonalizationParams, fixed: set[str], dense: bool, scales: list[float]
+    params: UserPersonalizationParams,
+    fixed: set[str],
+    dense: bool,
+    scales: list[float],
+    als: bool,
 ) -> dict[str, tuple[Any, ...]]:
     space: dict[str, tuple[Any, ...]] = {
         "recency_half_life": HALF_LIVES,
@@ -166,6 +183,8 @@ def _candidates(
         space["ease_blend"] = BLENDS
     if "regularization" in fixed:
         space.pop("lambda_scale", None)
+    if als:
+        space["factor_model"] = ("svd", "als")
     return {k: v for k, v in space.items() if k not in fixed}
 
 
@@ -185,13 +204,15 @@ def choose(
     scales = [params.regularization / m] if "regularization" in fixed else list(LAMBDA_STEPS)
     fitted = _fit_components(learn, params, fixed, scales)
     scores = ValidationScores(fitted, validation, params, train_users.n_items)
-    space = _candidates(params, fixed, fitted.dense, scales)
+    space = _candidates(params, fixed, fitted.dense, scales, fitted.als is not None)
     start = {**params.model_dump(), "lambda_scale": scales[len(scales) // 2]}
     scores.use_pool(start)
     memo: dict[tuple[Any, ...], float] = {}
 
     def value(cfg: Mapping[str, Any]) -> float:
         key = tuple(sorted(_relevant(cfg, fitted.dense).items()))
+        if cfg.get("factor_model") == "als" and _rank(cfg, fitted.dense) not in (0, ALS_RANK):
+            return -1.0  # ALS is fitted at one rank only
         if key not in memo:  # a later round revisits settings already scored
             memo[key] = scores.ndcg_at_10(blend(scores, cfg), cfg["exclude_seen"])
         return memo[key]
@@ -208,8 +229,11 @@ def choose(
     chosen = {k: cfg[k] for k in searched}
     if cfg["exclude_seen"]:
         chosen.pop("repeat_weight", None)  # boosts seen items only
-    if fitted.dense and not cfg["hidden_dimension"]:
+    if not _rank(cfg, fitted.dense):
         chosen.pop("factor_blend", None)  # no factor model to blend
+        chosen.pop("factor_model", None)
+    elif chosen.get("factor_model") == "als":
+        chosen["hidden_dimension"] = ALS_RANK
     figures = {
         "validation_users": len(validation.inputs),
         "validation_ndcg_at_10_defaults": round(at_defaults, 6),
@@ -233,11 +257,17 @@ def _relevant(cfg: Mapping[str, Any], dense: bool) -> dict[str, Any]:
         keys += ["lambda_scale", "ease_blend"]
     if not (ease and cfg["ease_blend"] >= 1):
         keys += ["neighbours", "ease_blend"]
-    if cfg["hidden_dimension"] or (not dense and cfg["hidden_dimension"] is None):
-        keys.append("factor_blend")
+    if _rank(cfg, dense):
+        keys += ["factor_blend", "factor_model"]
     if not cfg["exclude_seen"]:
         keys.append("repeat_weight")
     return {k: cfg[k] for k in keys}
+
+
+def _rank(cfg: Mapping[str, Any], dense: bool) -> int:
+    """The factor model's rank under `cfg` (0: none), as the recipe resolves it."""
+    rank = cfg["hidden_dimension"]
+    return int(SPARSE_RANK if rank is None and not dense else rank or 0)
 
 
 def _ascend(
@@ -254,7 +284,7 @@ def _ascend(
         for knob, values in space.items():
             if knob == "repeat_weight" and cfg["exclude_seen"]:
                 continue  # the boost applies to seen items only
-            if knob == "factor_blend" and dense and not cfg["hidden_dimension"]:
+            if knob in ("factor_blend", "factor_model") and not _rank(cfg, dense):
                 continue  # no factor model to blend
             if knob in WALKED:
                 cfg, best, moved = _walk(value, knob, values, cfg, best)

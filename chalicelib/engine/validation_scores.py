@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from chalicelib.engine.evaluation import Split
+from chalicelib.engine.recipes.implicit_als import fold_in
 from chalicelib.engine.recipes.item_item import neighbour_scores
 from chalicelib.engine.recipes.user_personalization import (
     SPARSE_RANK,
@@ -44,6 +45,7 @@ class Components:
     nbr: tuple[np.ndarray, np.ndarray] | None  # (indices, scores), rows sorted best first
     factors: tuple[np.ndarray, np.ndarray] | None  # (item vectors, input scale)
     recipe: UserPersonalization  # explore, new items and repeat rates of the fit data
+    als: tuple[np.ndarray, np.ndarray] | None = None  # (ALS item factors, their Gram YᵀY)
 
     @classmethod
     def of(cls, recipe: UserPersonalization, lambda_scale: float = 1.0) -> Components:
@@ -52,9 +54,12 @@ class Components:
         if recipe.nbr_idx is not None and recipe.nbr_score is not None:
             nbr = (recipe.nbr_idx, recipe.nbr_score)
         factors = None if recipe.factors is None else (recipe.factors, recipe.factor_scale)
+        als = None
+        if recipe.factors is not None and recipe.factor_gram is not None:
+            factors, als = None, (recipe.factors, recipe.factor_gram)
         ease = {} if recipe.weights is None else {lambda_scale: recipe.weights}
         dense = recipe.n_items <= recipe.params.dense_item_limit
-        return cls(dense, ease, nbr, factors, recipe)
+        return cls(dense, ease, nbr, factors, recipe, als)
 
 
 class Part(NamedTuple):
@@ -141,6 +146,8 @@ class ValidationScores:
             makers.append(self._nbr_maker(fitted.nbr[0].shape[1], h))
         if fitted.factors is not None:
             makers.append(self._factor_maker(fitted.factors[0].shape[1], h))
+        if fitted.als is not None:
+            makers.append(lambda: self._als_users(h) @ self._als_vectors().T)
         return makers
 
     def _get(
@@ -266,6 +273,30 @@ class ValidationScores:
 
         return self._get(("factor", rank, h), self._factor_maker(rank, h), pooled)
 
+    def _als_vectors(self) -> np.ndarray:
+        assert self.fitted.als is not None
+        return self.fitted.als[0]
+
+    def _als_users(self, h: float | None) -> np.ndarray:
+        """Each validation user's ALS vector, folded in as a request folds it in."""
+        assert self.fitted.als is not None
+        vectors, gram = self.fitted.als
+        w = self.weights(h)
+        users = np.zeros((len(self.inputs), vectors.shape[1]), dtype=np.float32)
+        for u in range(len(self.inputs)):
+            start, end = w.indptr[u], w.indptr[u + 1]
+            users[u] = fold_in(vectors, gram, w.indices[start:end], w.data[start:end])
+        return users
+
+    def als(self, h: float | None) -> Part:
+        def pooled() -> np.ndarray:
+            assert self.pool is not None
+            vectors = self._als_vectors()
+            out: np.ndarray = np.einsum("ur,upr->up", self._als_users(h), vectors[self.pool])
+            return out
+
+        return self._get(("als", h), lambda: self._als_users(h) @ self._als_vectors().T, pooled)
+
     def ndcg_at_10(self, out: np.ndarray, exclude: bool) -> float:
         """Mean NDCG@10 of the validation users (the protocol's metric), vectorised; `out` is
         overwritten."""
@@ -324,7 +355,8 @@ def blend(scores: ValidationScores, cfg: Mapping[str, Any]) -> np.ndarray:
     if rank is None and not fitted.dense:
         rank = SPARSE_RANK
     if rank:
-        factor = scores.factor(rank, h)
+        als = cfg.get("factor_model") == "als" and fitted.als is not None
+        factor = scores.als(h) if als else scores.factor(rank, h)
         fb = cfg["factor_blend"]
         best = np.maximum(out.max(axis=1), 1e-12)[:, None] if top is None else top
         out = out * ((1.0 - fb) / best) + (fb / factor.top) * factor.values

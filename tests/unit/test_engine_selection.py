@@ -35,6 +35,8 @@ CONFIGS = [
     {"ease_blend": 1.0, "hidden_dimension": 8, "factor_blend": 0.3},
     {"exclude_seen": False, "repeat_weight": 1.0, "recency_half_life": 3.0},
     {"dense_item_limit": 10, "neighbours": 7},  # no EASE: neighbours and a factor model
+    {"hidden_dimension": 8, "factor_model": "als", "recency_half_life": 2.0},
+    {"dense_item_limit": 10, "factor_model": "als", "exclude_seen": False},
 ]
 
 

@@ -18,13 +18,14 @@ they already have, so new items with few interactions reach some lists before th
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from chalicelib.engine.data import Interactions
 from chalicelib.engine.recipes.base import RecipeParams
+from chalicelib.engine.recipes.implicit_als import als_factors, fold_in
 from chalicelib.engine.recipes.item_item import (
     binary_gram,
     cooccurrence_neighbours,
@@ -88,6 +89,10 @@ class UserPersonalizationParams(RecipeParams):
     # 0.0701 at 0.5, 0.0741 at 0.7, 0.0702 at 0.8, 0.0584 factors alone; coverage falls as the
     # weight grows (0.40, 0.24, 0.15, 0.06).
     factor_blend: float = Field(default=0.7, ge=0.0, le=1.0)
+    # Which factor model: "svd" (PureSVD, rank `hidden_dimension`) or "als" (implicit-feedback
+    # ALS with fold-in, the same rank; chalicelib.engine.recipes.implicit_als). At `train` it is
+    # chosen on validation users where ALS fits the training budget (selection.ALS_INTERACTIONS).
+    factor_model: Literal["svd", "als"] = "svd"
 
     @model_validator(mode="before")
     @classmethod
@@ -146,6 +151,7 @@ class UserPersonalization:
         self.repeat_rate = np.zeros(0, dtype=np.float32)
         self.factors: np.ndarray | None = None  # items × hidden_dimension (PureSVD)
         self.factor_scale = np.zeros(0, dtype=np.float32)
+        self.factor_gram: np.ndarray | None = None  # rank × rank YᵀY of ALS factors (fold-in)
         self.n_items = 0
 
     @property
@@ -172,7 +178,10 @@ class UserPersonalization:
         if rank is None and not dense:
             rank = SPARSE_RANK
         if rank:
-            self.factors, self.factor_scale = item_factors(x, rank)
+            if self.params.factor_model == "als":
+                self.factors, self.factor_gram = als_factors(x, rank)
+            else:
+                self.factors, self.factor_scale = item_factors(x, rank)
         self.explore = exploration_bonus(data, self.params.exploration_item_age_cut_off)
         self.new_items = np.flatnonzero(self.explore > 0)
         self.repeat_rate = repeat_rates(data)
@@ -182,7 +191,7 @@ class UserPersonalization:
         history, w = self._weighted(history, weights)
         factor = None
         if self.factors is not None and len(history):
-            factor = self.factors @ self._user_vector(history, w)
+            factor = self.factors @ self.user_vector(history, w)
         return self._combine(history, w, factor)
 
     def scores_many(
@@ -195,7 +204,7 @@ class UserPersonalization:
             part = [self._weighted(h, None) for h in histories[start : start + chunk]]
             products = None
             if self.factors is not None:
-                users = [self._user_vector(h, w) for h, w in part]
+                users = [self.user_vector(h, w) for h, w in part]
                 products = np.stack(users) @ self.factors.T if users else None
             for j, (history, w) in enumerate(part):
                 factor = products[j] if products is not None and len(history) else None
@@ -210,8 +219,10 @@ class UserPersonalization:
             w = w * weights[-len(history) :] if len(history) else w
         return history, w
 
-    def _user_vector(self, history: np.ndarray, w: np.ndarray) -> np.ndarray:
+    def user_vector(self, history: np.ndarray, w: np.ndarray) -> np.ndarray:
         assert self.factors is not None
+        if self.factor_gram is not None:
+            return fold_in(self.factors, self.factor_gram, history, w)
         user: np.ndarray = (w * self.factor_scale[history]) @ self.factors[history]
         return user
 
@@ -267,6 +278,8 @@ class UserPersonalization:
             out.update(nbr_idx=self.nbr_idx, nbr_score=self.nbr_score)
         if self.factors is not None:
             out.update(factors=self.factors, factor_scale=self.factor_scale)
+        if self.factor_gram is not None:
+            out["factor_gram"] = self.factor_gram
         return out
 
     @classmethod
@@ -280,6 +293,7 @@ class UserPersonalization:
             recipe.n_items = recipe.nbr_idx.shape[0]
         if "factors" in arrays:
             recipe.factors, recipe.factor_scale = arrays["factors"], arrays["factor_scale"]
+            recipe.factor_gram = arrays.get("factor_gram")
         recipe.explore = arrays.get("explore", np.zeros(recipe.n_items, dtype=np.float32))
         recipe.new_items = np.flatnonzero(recipe.explore > 0)
         recipe.repeat_rate = arrays.get("repeat_rate", np.ones(recipe.n_items, dtype=np.float32))
