@@ -218,13 +218,16 @@ def choose(
         return memo[key]
 
     at_defaults = value(start)
-    cfg, best = _ascend(value, space, fitted.dense, dict(start), at_defaults)
     repeats = _repeat_share(validation)
-    if "exclude_seen" not in fixed and repeats >= REPEAT_SHARE:
-        flipped = {**cfg, "exclude_seen": not cfg["exclude_seen"]}
-        other, other_best = _ascend(value, space, fitted.dense, flipped, value(flipped))
-        if other_best > best:
-            cfg, best = other, other_best
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        cfg, best = _ascend(value, space, fitted.dense, dict(start), at_defaults, pool=pool)
+        if "exclude_seen" not in fixed and repeats >= REPEAT_SHARE:
+            flipped = {**cfg, "exclude_seen": not cfg["exclude_seen"]}
+            other, other_best = _ascend(
+                value, space, fitted.dense, flipped, value(flipped), pool=pool
+            )
+            if other_best > best:
+                cfg, best = other, other_best
     searched = [k for k in (*space, "exclude_seen") if k != "lambda_scale" and k not in fixed]
     chosen = {k: cfg[k] for k in searched}
     if cfg["exclude_seen"]:
@@ -276,6 +279,8 @@ def _ascend(
     dense: bool,
     cfg: dict[str, Any],
     best: float,
+    *,
+    pool: ThreadPoolExecutor,
 ) -> tuple[dict[str, Any], float]:
     """Coordinate ascent from `cfg` (worth `best`): one knob at a time, each candidate value
     tried with the others held, a better one kept at once; until a round changes nothing."""
@@ -290,11 +295,11 @@ def _ascend(
                 cfg, best, moved = _walk(value, knob, values, cfg, best)
                 changed = changed or moved
                 continue
-            for v in values:
-                if v == cfg[knob]:
-                    continue
-                trial = {**cfg, knob: v}
-                result = value(trial)
+            # The trials differ from `cfg` in this knob only, so scoring them all first (two at a
+            # time: numpy's kernels release the GIL) and keeping the first best is the same as
+            # trying them one by one.
+            trials = [{**cfg, knob: v} for v in values if v != cfg[knob]]
+            for trial, result in zip(trials, pool.map(value, trials), strict=True):
                 if result > best + 1e-6:
                     cfg, best, changed = trial, result, True
         if not changed:

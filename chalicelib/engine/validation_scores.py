@@ -12,6 +12,7 @@ s per candidate on whole rows). Below `FULL_ITEMS` the rows are whole and `blend
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -76,6 +77,7 @@ class ValidationScores:
         self.fitted, self.inputs, self.params, self.n_items = fitted, parts.inputs, params, n_items
         self.truths = parts.truths
         self._cache: dict[tuple[Any, ...], Part] = {}
+        self._lock = threading.Lock()
         self._weights: dict[float | None, sp.csr_matrix] = {}
         self.pool: np.ndarray | None = None  # users × pool item indices; None: whole rows
         self._set_masks(None)
@@ -155,16 +157,18 @@ class ValidationScores:
     ) -> Part:
         """A cached part, least recently used dropped past CACHED (memory stays bounded). With a
         pool, only the pool's entries are computed, and a row's best score is its pool's."""
-        if key in self._cache:
-            self._cache[key] = self._cache.pop(key)
-            return self._cache[key]
+        with self._lock:  # candidates are scored on two threads
+            if key in self._cache:
+                self._cache[key] = self._cache.pop(key)
+                return self._cache[key]
         values = make() if self.pool is None else pooled()
         masked = values if self.invalid is None else np.where(self.invalid, -np.inf, values)
-        top = np.maximum(masked.max(axis=1), 1e-12)[:, None]
-        self._cache[key] = Part(values, top)
-        while len(self._cache) > CACHED:
-            self._cache.pop(next(iter(self._cache)))
-        return self._cache[key]
+        part = Part(values, np.maximum(masked.max(axis=1), 1e-12)[:, None])
+        with self._lock:
+            self._cache[key] = part
+            while len(self._cache) > CACHED:
+                self._cache.pop(next(iter(self._cache)))
+        return part
 
     def weights(self, half_life: float | None) -> sp.csr_matrix:
         """Users × items recency weights of each user's history, cut to the recipe's depth."""
