@@ -6,9 +6,10 @@ time (trained history plus events posted since), so new events change the next r
 no retraining and a brand-new user is served after a single event. While the catalogue fits a
 dense items × items matrix, scores blend EASE with co-occurrence neighbours (`ease_blend`); above
 `dense_item_limit` items only the sparse neighbours remain, whose memory grows with items × k.
-Without EASE (and wherever `hidden_dimension` asks for one) a factor model (PureSVD) is blended in
-with weight `factor_blend`: it finds items that share a theme with the history without ever having
-been bought together, which sparse neighbours cannot (bench/engine.py, on the 50k set).
+Without EASE (and wherever `hidden_dimension` asks for one) a factor model (PureSVD, or
+implicit-feedback ALS with fold-in: `factor_model`) is blended in with weight `factor_blend`: it
+finds items that share a theme with the history without ever having been bought together, which
+sparse neighbours cannot (bench/engine.py, on the 50k and sparse sets).
 
 Exploration (Personalize's `exploration_weight`, `exploration_item_age_cut_off`): items first seen
 within the cut-off (days before the newest training event) get a bonus that shrinks with the data
