@@ -140,16 +140,22 @@ def _fit_components(
         eases = {s: pool.submit(ease_weights, x, s * m, gram) for s in first}
         nbr = cooccurrence_neighbours(x, max_k, 0.5, 1, binary_gram(x, gram)) if use_nbr else None
         factors = item_factors(x, max_rank) if max_rank else None
-        als = als_factors(x, ALS_RANK) if _als_allowed(learn, params, fixed) else None
+        als = (
+            als_factors(x, _als_rank(params, fixed)) if _als_allowed(learn, params, fixed) else None
+        )
         ease.update({s: f.result() for s, f in eases.items()})
     return Components(dense, ease, nbr, factors, recipe, als)
+
+
+def _als_rank(params: UserPersonalizationParams, fixed: set[str]) -> int:
+    given = params.hidden_dimension if "hidden_dimension" in fixed else None
+    return given or ALS_RANK
 
 
 def _als_allowed(learn: Interactions, params: UserPersonalizationParams, fixed: set[str]) -> bool:
     if "factor_model" in fixed:
         return params.factor_model == "als"
-    rank_given = "hidden_dimension" in fixed and params.hidden_dimension not in (None, ALS_RANK)
-    return len(learn) <= ALS_INTERACTIONS and not rank_given
+    return len(learn) <= ALS_INTERACTIONS and _als_rank(params, fixed) == ALS_RANK
 
 
 class EaseByScale(dict[float, np.ndarray]):
@@ -211,7 +217,8 @@ def choose(
 
     def value(cfg: Mapping[str, Any]) -> float:
         key = tuple(sorted(_relevant(cfg, fitted.dense).items()))
-        if cfg.get("factor_model") == "als" and _rank(cfg, fitted.dense) not in (0, ALS_RANK):
+        als_rank = fitted.als[0].shape[1] if fitted.als is not None else 0
+        if cfg.get("factor_model") == "als" and _rank(cfg, fitted.dense) not in (0, als_rank):
             return -1.0  # ALS is fitted at one rank only
         if key not in memo:  # a later round revisits settings already scored
             memo[key] = scores.ndcg_at_10(blend(scores, cfg), cfg["exclude_seen"])
@@ -235,7 +242,7 @@ def choose(
     if not _rank(cfg, fitted.dense):
         chosen.pop("factor_blend", None)  # no factor model to blend
         chosen.pop("factor_model", None)
-    elif chosen.get("factor_model") == "als":
+    elif chosen.get("factor_model") == "als" and "hidden_dimension" in chosen:
         chosen["hidden_dimension"] = ALS_RANK
     figures = {
         "validation_users": len(validation.inputs),
