@@ -6,7 +6,7 @@ their events are the input and the newest 10% (at least one event) are the truth
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,11 +59,22 @@ def evaluate(
     """Metrics under Personalize's names; `recommend(history, k)` returns item indices.
     `progress` hears of the held-out users done, against their number."""
     k_max = max(CUTOFFS)
+    return evaluate_lists((recommend(hist, k_max) for hist in data.inputs), data, n_items, progress)
+
+
+def evaluate_lists(
+    recommended: Iterable[Sequence[int] | np.ndarray],
+    data: Split,
+    n_items: int,
+    progress: Progress | None = None,
+) -> dict[str, float]:
+    """`evaluate` of lists made elsewhere: each held-out user's top 25 (or more), in order,
+    counted for `progress` as they come."""
     lists: list[list[int]] = []
     total = len(data.inputs)
     every = max(1, total // 100)
-    for n, hist in enumerate(data.inputs, start=1):
-        lists.append(list(recommend(hist, k_max)))
+    for n, recs in enumerate(recommended, start=1):
+        lists.append(list(recs))
         if progress and (n % every == 0 or n == total):
             progress("evaluating", n, total)
     metrics: dict[str, float] = {}

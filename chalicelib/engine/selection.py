@@ -8,7 +8,8 @@ blend, the repeat boost and, where most held-out items were bought before, the s
 A knob set in the configuration is kept as given and never searched.
 
 It stays cheap because each expensive part is fitted once and every candidate is then a
-recombination: one EASE inverse per λ (run two at a time), neighbours at the largest count (a
+recombination: one EASE inverse per λ the search reaches (λ's grid is walked from its middle
+while a step improves, the first two fitted side by side), neighbours at the largest count (a
 smaller count is a prefix of each sorted row), the factor model at the largest rank (a smaller
 rank is a prefix of its columns). Validation users are scored as one matrix per component and
 half-life, and candidates are compared by coordinate ascent on NDCG@10. `blend` mirrors
@@ -24,10 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from chalicelib.engine.data import Interactions
 from chalicelib.engine.evaluation import Split, split
 from chalicelib.engine.preparation import apply_history_percentiles
+from chalicelib.engine.recipes.implicit_als import ALS_RANK, als_factors
 from chalicelib.engine.recipes.item_item import (
     binary_gram,
     cooccurrence_neighbours,
@@ -61,6 +64,13 @@ REPEAT_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0)
 # before (a shop of consumables); elsewhere it stays Personalize's exclusion.
 REPEAT_SHARE = 0.5
 ROUNDS = 2
+# Knobs whose every value costs a fit (an EASE inverse, items³): walked along their sorted grid
+# from the current value, up then down, only while each step improves.
+WALKED = ("lambda_scale",)
+# ALS (the other factor model) is a candidate up to this many interactions: above it, its three
+# fits (choice, evaluation, version; about 1 CPU-s per 150k interactions each) would take a
+# 400k-interaction version past the SPEC's 10 s on 2 cores.
+ALS_INTERACTIONS = 200_000
 
 
 def validation_split(train_users: Interactions, repeat: int = 0) -> Split:
@@ -122,16 +132,50 @@ def _fit_components(
     recipe.repeat_rate = repeat_rates(learn)
     max_k = params.neighbours if "neighbours" in fixed else max(NEIGHBOURS)
     gram = gram_matrix(x)
+    ease = EaseByScale(x, gram, m)
+    # The start's λ and the next one up are fitted beside the rest; another only if the ascent
+    # walks to it.
+    first = scales[len(scales) // 2 :][:2] if use_ease else []
     with ThreadPoolExecutor(max_workers=2) as pool:
-        eases = {s: pool.submit(ease_weights, x, s * m, gram) for s in scales} if use_ease else {}
+        eases = {s: pool.submit(ease_weights, x, s * m, gram) for s in first}
         nbr = cooccurrence_neighbours(x, max_k, 0.5, 1, binary_gram(x, gram)) if use_nbr else None
         factors = item_factors(x, max_rank) if max_rank else None
-        ease = {s: f.result() for s, f in eases.items()}
-    return Components(dense, ease, nbr, factors, recipe)
+        als = (
+            als_factors(x, _als_rank(params, fixed)) if _als_allowed(learn, params, fixed) else None
+        )
+        ease.update({s: f.result() for s, f in eases.items()})
+    return Components(dense, ease, nbr, factors, recipe, als)
+
+
+def _als_rank(params: UserPersonalizationParams, fixed: set[str]) -> int:
+    given = params.hidden_dimension if "hidden_dimension" in fixed else None
+    return given or ALS_RANK
+
+
+def _als_allowed(learn: Interactions, params: UserPersonalizationParams, fixed: set[str]) -> bool:
+    if "factor_model" in fixed:
+        return params.factor_model == "als"
+    return len(learn) <= ALS_INTERACTIONS and _als_rank(params, fixed) == ALS_RANK
+
+
+class EaseByScale(dict[float, np.ndarray]):
+    """EASE weights per λ scale; one not fitted yet is fitted when first asked for."""
+
+    def __init__(self, x: sp.csr_matrix, gram: sp.csr_matrix, mean_count: float) -> None:
+        super().__init__()
+        self.x, self.gram, self.mean_count = x, gram, mean_count
+
+    def __missing__(self, scale: float) -> np.ndarray:
+        self[scale] = ease_weights(self.x, scale * self.mean_count, self.gram)
+        return self[scale]
 
 
 def _candidates(
-    params: UserPersonalizationParams, fixed: set[str], dense: bool, scales: list[float]
+    params: UserPersonalizationParams,
+    fixed: set[str],
+    dense: bool,
+    scales: list[float],
+    als: bool,
 ) -> dict[str, tuple[Any, ...]]:
     space: dict[str, tuple[Any, ...]] = {
         "recency_half_life": HALF_LIVES,
@@ -145,6 +189,8 @@ def _candidates(
         space["ease_blend"] = BLENDS
     if "regularization" in fixed:
         space.pop("lambda_scale", None)
+    if als:
+        space["factor_model"] = ("svd", "als")
     return {k: v for k, v in space.items() if k not in fixed}
 
 
@@ -175,7 +221,7 @@ def choose(
     fitted = _fit_components(learn, params, fixed, scales)
     report(1)
     scores = ValidationScores(fitted, validation, params, train_users.n_items)
-    space = _candidates(params, fixed, fitted.dense, scales)
+    space = _candidates(params, fixed, fitted.dense, scales, fitted.als is not None)
     start = {**params.model_dump(), "lambda_scale": scales[len(scales) // 2]}
     scores.use_pool(start)
     report(2)
@@ -183,25 +229,34 @@ def choose(
 
     def value(cfg: Mapping[str, Any]) -> float:
         key = tuple(sorted(_relevant(cfg, fitted.dense).items()))
+        als_rank = fitted.als[0].shape[1] if fitted.als is not None else 0
+        if cfg.get("factor_model") == "als" and _rank(cfg, fitted.dense) not in (0, als_rank):
+            return -1.0  # ALS is fitted at one rank only
         if key not in memo:  # a later round revisits settings already scored
             memo[key] = scores.ndcg_at_10(blend(scores, cfg), cfg["exclude_seen"])
         return memo[key]
 
     at_defaults = value(start)
-    cfg, best = _ascend(value, space, fitted.dense, dict(start), at_defaults)
     repeats = _repeat_share(validation)
-    if "exclude_seen" not in fixed and repeats >= REPEAT_SHARE:
-        flipped = {**cfg, "exclude_seen": not cfg["exclude_seen"]}
-        other, other_best = _ascend(value, space, fitted.dense, flipped, value(flipped))
-        if other_best > best:
-            cfg, best = other, other_best
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        cfg, best = _ascend(value, space, fitted.dense, dict(start), at_defaults, pool=pool)
+        if "exclude_seen" not in fixed and repeats >= REPEAT_SHARE:
+            flipped = {**cfg, "exclude_seen": not cfg["exclude_seen"]}
+            other, other_best = _ascend(
+                value, space, fitted.dense, flipped, value(flipped), pool=pool
+            )
+            if other_best > best:
+                cfg, best = other, other_best
     report(3)
     searched = [k for k in (*space, "exclude_seen") if k != "lambda_scale" and k not in fixed]
     chosen = {k: cfg[k] for k in searched}
     if cfg["exclude_seen"]:
         chosen.pop("repeat_weight", None)  # boosts seen items only
-    if fitted.dense and not cfg["hidden_dimension"]:
+    if not _rank(cfg, fitted.dense):
         chosen.pop("factor_blend", None)  # no factor model to blend
+        chosen.pop("factor_model", None)
+    elif chosen.get("factor_model") == "als" and "hidden_dimension" in chosen:
+        chosen["hidden_dimension"] = ALS_RANK
     figures = {
         "validation_users": len(validation.inputs),
         "validation_ndcg_at_10_defaults": round(at_defaults, 6),
@@ -225,11 +280,17 @@ def _relevant(cfg: Mapping[str, Any], dense: bool) -> dict[str, Any]:
         keys += ["lambda_scale", "ease_blend"]
     if not (ease and cfg["ease_blend"] >= 1):
         keys += ["neighbours", "ease_blend"]
-    if cfg["hidden_dimension"] or (not dense and cfg["hidden_dimension"] is None):
-        keys.append("factor_blend")
+    if _rank(cfg, dense):
+        keys += ["factor_blend", "factor_model"]
     if not cfg["exclude_seen"]:
         keys.append("repeat_weight")
     return {k: cfg[k] for k in keys}
+
+
+def _rank(cfg: Mapping[str, Any], dense: bool) -> int:
+    """The factor model's rank under `cfg` (0: none), as the recipe resolves it."""
+    rank = cfg["hidden_dimension"]
+    return int(SPARSE_RANK if rank is None and not dense else rank or 0)
 
 
 def _ascend(
@@ -238,6 +299,8 @@ def _ascend(
     dense: bool,
     cfg: dict[str, Any],
     best: float,
+    *,
+    pool: ThreadPoolExecutor,
 ) -> tuple[dict[str, Any], float]:
     """Coordinate ascent from `cfg` (worth `best`): one knob at a time, each candidate value
     tried with the others held, a better one kept at once; until a round changes nothing."""
@@ -246,18 +309,48 @@ def _ascend(
         for knob, values in space.items():
             if knob == "repeat_weight" and cfg["exclude_seen"]:
                 continue  # the boost applies to seen items only
-            if knob == "factor_blend" and dense and not cfg["hidden_dimension"]:
+            if knob in ("factor_blend", "factor_model") and not _rank(cfg, dense):
                 continue  # no factor model to blend
-            for v in values:
-                if v == cfg[knob]:
-                    continue
-                trial = {**cfg, knob: v}
-                result = value(trial)
+            if knob in WALKED:
+                cfg, best, moved = _walk(value, knob, values, cfg, best)
+                changed = changed or moved
+                continue
+            # The trials differ from `cfg` in this knob only, so scoring them all first (two at a
+            # time: numpy's kernels release the GIL) and keeping the first best is the same as
+            # trying them one by one.
+            trials = [{**cfg, knob: v} for v in values if v != cfg[knob]]
+            for trial, result in zip(trials, pool.map(value, trials), strict=True):
                 if result > best + 1e-6:
                     cfg, best, changed = trial, result, True
         if not changed:
             break
     return cfg, best
+
+
+def _walk(
+    value: Callable[[Mapping[str, Any]], float],
+    knob: str,
+    values: tuple[Any, ...],
+    cfg: dict[str, Any],
+    best: float,
+) -> tuple[dict[str, Any], float, bool]:
+    """`knob` stepped along its sorted `values` from `cfg`'s, up first, then down if the first
+    step up did not improve; a direction stops at its first step that does not improve (the
+    score is taken to be unimodal in it)."""
+    grid = sorted(values)
+    start = grid.index(cfg[knob])
+    for direction in (1, -1):
+        j, moved = start + direction, False
+        while 0 <= j < len(grid):
+            trial = {**cfg, knob: grid[j]}
+            result = value(trial)
+            if result <= best + 1e-6:
+                break
+            cfg, best, moved = trial, result, True
+            j += direction
+        if moved:
+            return cfg, best, True
+    return cfg, best, False
 
 
 def _repeat_share(parts: Split) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -115,6 +115,17 @@ class SolutionModel:
         weights: np.ndarray | None = None,
     ) -> np.ndarray:
         return self._best(history, n, allowed, weights)[0]
+
+    def recommend_many(self, histories: Sequence[np.ndarray], n: int) -> Iterator[np.ndarray]:
+        """`recommend_indices` of each history (no event weights, no filter), scored in
+        batches where the recipe can (the held-out evaluation at `train`), yielded as they
+        come so that a caller can show progress."""
+        batched = getattr(self.recipe, "scores_many", None)
+        rows = batched(histories) if batched else (self.recipe.scores(h) for h in histories)
+        for history, scores in zip(histories, rows, strict=True):
+            if self.exclude_seen and len(history):
+                scores[history] = -np.inf
+            yield top_k(scores, n)
 
     def _best(
         self,

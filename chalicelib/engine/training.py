@@ -13,7 +13,7 @@ from typing import Any
 
 from chalicelib.config import EventOptions, HpoConfig
 from chalicelib.engine.data import Interactions
-from chalicelib.engine.evaluation import evaluate, split
+from chalicelib.engine.evaluation import CUTOFFS, evaluate_lists, split
 from chalicelib.engine.preparation import apply_events
 from chalicelib.engine.recipes import RECIPES
 from chalicelib.engine.recipes.user_personalization import (
@@ -124,7 +124,8 @@ def train(
     with ThreadPoolExecutor(max_workers=1) as pool:
         final = pool.submit(fit, recipe_name, params, data, events) if side_by_side else None
         held_out = fit(recipe_name, held_params, parts.train, events)
-        metrics = evaluate(held_out.recommend_indices, parts, data.n_items, progress)
+        lists = held_out.recommend_many(parts.inputs, max(CUTOFFS))
+        metrics = evaluate_lists(lists, parts, data.n_items, progress)
         del held_out
         report("fitting", 0, 1)
         model = final.result() if final else fit(recipe_name, params, data, events)

@@ -225,3 +225,41 @@ def test_without_ease_a_factor_model_is_on_by_default() -> None:
     assert large.recipe.factors.shape == (data.n_items, SPARSE_RANK)
     small = fit("user-personalization", params(**ALL_USERS), data)  # EASE fits: no factors
     assert small.recipe.weights is not None and small.recipe.factors is None
+
+
+@pytest.mark.parametrize("values", [{"hidden_dimension": 8}, {"dense_item_limit": 1}, {}])
+def test_batched_recommendations_are_the_one_at_a_time_ones(values: dict[str, object]) -> None:
+    """`train` scores its held-out users in batches (the factor products as one matrix
+    product): each list is the one a single request gets."""
+    data = themed()
+    model = fit("user-personalization", params(**values, **ALL_USERS), data)
+    rng = np.random.default_rng(5)
+    histories = [rng.choice(data.n_items, size=int(n), replace=False) for n in range(0, 9)]
+    histories += [np.asarray([3]), np.asarray([7, 1, 40])] * 150  # more than one batch
+    lists = list(model.recommend_many(histories, 25))
+    for history, listed in zip(histories, lists, strict=True):
+        np.testing.assert_array_equal(listed, model.recommend_indices(history, 25))
+
+
+def test_als_factor_model_folds_in_a_history_and_survives_saving(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`factor_model="als"`: implicit's ALS item factors, a user solved for from the history at
+    request time: three items of a theme put only that theme's items in the top 20 (there are
+    30), and a saved model scores the same once loaded."""
+    from chalicelib.engine.solution import SolutionModel
+
+    data = themed()
+    values = {"dense_item_limit": 1, "exploration_weight": 0.0, **ALL_USERS}
+    model = fit(
+        "user-personalization", params(factor_model="als", factor_blend=1.0, **values), data
+    )
+    assert model.recipe.factors.shape == (data.n_items, 32)
+    assert model.recipe.factor_gram.shape == (32, 32)
+    theme = np.array([i.startswith("t0-") for i in data.item_ids.tolist()])
+    history = np.asarray([model.item_index[f"t0-{n}"] for n in range(3)])
+    best = model.recommend_indices(history, 20)
+    assert theme[best].all() and not set(best) & set(history.tolist())
+    path = tmp_path / "model.npz"
+    model.save(path)
+    loaded = SolutionModel.load(path)
+    history = np.asarray([1, 5, 9])
+    assert np.allclose(loaded.recipe.scores(history), model.recipe.scores(history))

@@ -35,6 +35,8 @@ CONFIGS = [
     {"ease_blend": 1.0, "hidden_dimension": 8, "factor_blend": 0.3},
     {"exclude_seen": False, "repeat_weight": 1.0, "recency_half_life": 3.0},
     {"dense_item_limit": 10, "neighbours": 7},  # no EASE: neighbours and a factor model
+    {"hidden_dimension": 8, "factor_model": "als", "recency_half_life": 2.0},
+    {"dense_item_limit": 10, "factor_model": "als", "exclude_seen": False},
 ]
 
 
@@ -134,3 +136,13 @@ def test_pooled_rows_give_the_whole_rows_figure(
     pooled.use_pool(cfg)
     assert pooled.pool is not None
     assert pooled.ndcg_at_10(blend(pooled, cfg), params.exclude_seen) == pytest.approx(expected)
+
+
+def test_a_given_als_rank_is_the_rank_the_choice_scores() -> None:
+    """`factor_model = "als"` with its rank set: the knob choice fits ALS at that rank, so the
+    candidates it scores are the model `train` serves."""
+    given = {"factor_model": "als", "hidden_dimension": 8}
+    result = training.train("user-personalization", given, walks())
+    assert result.choice is not None and result.choice["validation_ndcg_at_10_chosen"] > 0
+    assert result.model.recipe.factor_gram is not None
+    assert result.model.recipe.factors.shape[1] == 8

@@ -177,11 +177,23 @@ def item_factors(
     sample = rng.standard_normal((scaled.shape[1], rank + oversample)).astype(np.float32)
     basis = scaled @ sample
     for _ in range(power_iterations):
-        basis, _ = np.linalg.qr(basis)
-        basis = scaled @ (scaled.T @ basis)
-    basis, _ = np.linalg.qr(basis)
-    # The right singular vectors of the (rank + oversample) × items projection, through a QR of
-    # its transpose and an SVD of the small triangle, not an SVD of the wide matrix itself.
-    q, r = np.linalg.qr(np.asarray(scaled.T @ basis))
-    _, _, wt = np.linalg.svd(r.T)
-    return np.ascontiguousarray((q @ wt.T)[:, :rank], dtype=np.float32), scale
+        basis = scaled @ (scaled.T @ _orthonormal(basis))
+    basis = _orthonormal(basis)
+    # The right singular vectors of the (rank + oversample) × items projection M from the
+    # eigenvectors of the small M·Mᵀ (in float64): V = Mᵀ·U·Σ⁻¹, best first.
+    projected = np.asarray(scaled.T @ basis, dtype=np.float64)
+    values, vectors = np.linalg.eigh(projected.T @ projected)
+    top = np.argsort(values)[::-1][:rank]
+    sigma = np.sqrt(np.maximum(values[top], values.max(initial=0.0) * 1e-12 + 1e-30))
+    return np.ascontiguousarray((projected @ vectors[:, top]) / sigma, dtype=np.float32), scale
+
+
+def _orthonormal(a: np.ndarray) -> np.ndarray:
+    """An orthonormal basis of the columns of a tall, thin matrix, through the eigenvectors of
+    its small Gram matrix in float64 (a GEMM): LAPACK's Householder QR, which numpy's `qr`
+    runs, took 0.27 s on 18k users × 74 columns and 0.87 s on 48k items, this 0.02-0.05 s
+    (measured under load 6)."""
+    wide = np.asarray(a, dtype=np.float64)
+    values, vectors = np.linalg.eigh(wide.T @ wide)
+    floor = values.max(initial=0.0) * 1e-12 + 1e-30  # a rank-deficient basis stays finite
+    return np.asarray(wide @ (vectors / np.sqrt(np.maximum(values, floor))), dtype=np.float32)
