@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote_plus
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from chalicelib.models import Id
 
@@ -43,6 +43,12 @@ class PreviewQuery(BaseModel):
     template: Annotated[str, StringConstraints(max_length=MAX_TEMPLATE_CHARS)] | None = Field(
         default=None, description="the card's Liquid template (default: the README's)"
     )
+
+    @field_validator("user_id", "item_id", "filter", mode="before")
+    @classmethod
+    def _empty_is_absent(cls, value: object) -> object:
+        """A form sends its empty fields (`item_id=`): an empty one means not given."""
+        return None if value == "" else value
 
 
 def url_param_escape(value: object) -> str:

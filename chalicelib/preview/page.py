@@ -91,6 +91,14 @@ HEADERS = {
     "X-Frame-Options": "DENY",
 }
 
+# The badge (style) and words of a failure case's outcome.
+FAILURE_OUTCOMES = {
+    "aborted": ("sent", "not sent (aborted)"),
+    "sent": ("blank", "sent anyway"),
+    "blank": ("blank", "sent blank"),
+    "error": ("error", "Liquid error"),
+}
+
 _PAGE_ENV: Environment | None = None
 
 
@@ -175,7 +183,9 @@ def _outcomes(
     out = []
     for label, case in cases:
         rendered = braze_liquid.render(text, case, attributes)
-        state, state_label = _state(rendered)
+        state, _ = _state(rendered)
+        # Here aborting is what should happen: a message sent on an error is the problem.
+        badge, state_label = FAILURE_OUTCOMES[state]
         call = rendered.calls[0] if rendered.calls else None
         detail = f"HTTP {call.response.status}" if call else "no call made"
         if rendered.aborted is not None:
@@ -183,8 +193,8 @@ def _outcomes(
         if rendered.error is not None:
             detail += f", {rendered.error.splitlines()[0]}"
         output = rendered.output.strip() if state == "sent" else ""
-        out.append({"label": label, "state": state, "state_label": state_label,
-                    "detail": detail, "output": output})  # fmt: skip
+        outcome = {"label": label, "state": badge, "state_label": state_label}
+        out.append(outcome | {"detail": detail, "output": output})
     return out
 
 

@@ -103,7 +103,7 @@ def test_what_errors_and_empty_lists_render_is_shown(client: Client) -> None:
     # A template without the guard shows the blank card an error would send.
     bare = "{% for item in recommendations %}{{ item.name }}{% endfor %}"
     text = page(client, "user_id=u3&template=" + _q(bare))
-    assert "renders a blank card" in html.unescape(text[text.index('id="outcomes"') :])
+    assert "sent blank" in html.unescape(text[text.index('id="outcomes"') :])
 
 
 def test_the_related_items_card(client: Client) -> None:

@@ -8,7 +8,11 @@
   let latest = 0;
 
   async function refresh(parts) {
-    const url = form.getAttribute("action") + "?" + new URLSearchParams(new FormData(form));
+    const params = new URLSearchParams();
+    for (const [name, value] of new FormData(form)) {
+      if (value !== "" || name === "template") params.append(name, value);
+    }
+    const url = form.getAttribute("action") + "?" + params;
     const mine = ++latest;
     document.body.classList.add("busy");
     try {
