@@ -54,8 +54,19 @@ Recommender = Callable[[np.ndarray, int], Sequence[int] | np.ndarray]
 
 def evaluate(recommend: Recommender, data: Split, n_items: int) -> dict[str, float]:
     """Metrics under Personalize's names; `recommend(history, k)` returns item indices."""
+    return metrics_of(recommend_lists(recommend, data), data, n_items)
+
+
+def recommend_lists(
+    recommend: Callable[[np.ndarray, int], Sequence[int]], data: Split
+) -> list[list[int]]:
+    """Each held-out user's top 25 (item indices), from their input history."""
     k_max = max(CUTOFFS)
-    lists: list[list[int]] = [list(recommend(hist, k_max)) for hist in data.inputs]
+    return [list(recommend(hist, k_max)) for hist in data.inputs]
+
+
+def metrics_of(lists: Sequence[Sequence[int]], data: Split, n_items: int) -> dict[str, float]:
+    """The metrics table of the held-out users' lists."""
     metrics: dict[str, float] = {}
     for k in CUTOFFS:
         metrics[f"normalized_discounted_cumulative_gain_at_{k}"] = _mean(
