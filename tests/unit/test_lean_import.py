@@ -57,3 +57,17 @@ def test_the_personalize_provider_path_loads_no_engine_library():
         f"print(','.join(m for m in {ENGINE_MODULES!r} if m in sys.modules))"
     )
     assert _cold(code, PERSONALIZE_ENV) == ""
+
+
+def test_only_the_preview_route_loads_python_liquid():
+    """python-liquid is a development requirement (the Lambda does not serve /preview): the API
+    path, /openapi.json included, never imports it."""
+    code = (
+        "import sys, app\n"
+        "from chalicelib import serving, openapi\n"
+        "openapi.document(['exclude-purchased'])\n"
+        "print(','.join(m for m in ('liquid', 'babel', 'markupsafe') if m in sys.modules))"
+    )
+    assert _cold(code, PERSONALIZE_ENV) == ""
+    names = (PROJECT_ROOT / "requirements.txt").read_text().lower()
+    assert "liquid" not in names
