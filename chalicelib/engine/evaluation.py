@@ -58,7 +58,7 @@ def evaluate(recommend: Recommender, data: Split, n_items: int) -> dict[str, flo
 
 
 def recommend_lists(
-    recommend: Callable[[np.ndarray, int], Sequence[int]], data: Split
+    recommend: Callable[[np.ndarray, int], Sequence[int] | np.ndarray], data: Split
 ) -> list[list[int]]:
     """Each held-out user's top 25 (item indices), from their input history."""
     k_max = max(CUTOFFS)

@@ -31,6 +31,7 @@ from liquid import BoundTemplate, Environment, RenderContext, Tag, TokenStream
 from liquid.ast import Node
 from liquid.builtin.expressions import FilteredExpression, tokenize
 from liquid.exceptions import LiquidError
+from liquid.expression import Expression
 from liquid.token import TOKEN_EXPRESSION, Token
 
 from chalicelib.preview.message import url_param_escape
@@ -79,6 +80,7 @@ class ConnectedContentFailed(MessageAborted):
 _SESSION = "braze"
 # `${name}` after a dot (`custom_attribute.${Favourite colour}`) or alone (`{{${user_id}}}`).
 _ATTRIBUTE = re.compile(r"(\.)?\$\{([^}]+)\}")
+_BAD_HEADERS = 'connected_content :headers must be a JSON object, e.g. {"x-api-key": "KEY"}'
 _OPTION = re.compile(r"(?:^|\s+):([a-z_]+)(?=\s|$)")
 
 
@@ -153,7 +155,7 @@ class ConnectedContentTag(Tag):
 class _AbortNode(Node):
     __slots__ = ("reason",)
 
-    def __init__(self, token: Token, reason: FilteredExpression | None) -> None:
+    def __init__(self, token: Token, reason: Expression | None) -> None:
         super().__init__(token)
         self.reason = reason
 
@@ -240,9 +242,9 @@ def _headers(options: Mapping[str, str]) -> dict[str, str]:
         try:
             parsed = json.loads(options["headers"])
         except ValueError:
-            raise LiquidError("connected_content :headers is not a JSON object") from None
+            raise LiquidError(_BAD_HEADERS, token=None) from None
         if not isinstance(parsed, dict):
-            raise LiquidError("connected_content :headers is not a JSON object")
+            raise LiquidError(_BAD_HEADERS, token=None)
         headers = {str(k).lower(): str(v) for k, v in parsed.items()}
     content_type = options.get("content_type")
     if content_type:

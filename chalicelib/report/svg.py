@@ -28,7 +28,7 @@ class Series:
 def _nice_step(span: float, ticks: int = 4) -> float:
     raw = span / ticks if span > 0 else 1.0
     power = 10 ** math.floor(math.log10(raw))
-    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    return float(next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw))
 
 
 def _fmt(value: float) -> str:

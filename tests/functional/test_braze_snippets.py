@@ -143,6 +143,7 @@ def test_the_pushed_attribute_snippet(client: Client) -> None:
     )
     assert rendered.aborted is None
     assert rendered.output.count("<a href=") == 3
+    missing: list[object] | None
     for missing in ([], None):
         rendered = render_for(
             client, PUSHED, "u3", DEV_KEY, custom_attribute={"recommendations": missing}

@@ -177,6 +177,12 @@ def test_broken_and_endless_templates_are_reported_not_run_forever(client: Clien
     assert "loop iteration limit" in text
 
 
+def test_a_bad_connected_content_option_is_a_liquid_error(client: Client) -> None:
+    template = "{% connected_content https://x/api/recommendations?user_id=1 :headers nope %}"
+    text = page(client, "user_id=u3&template=" + _q(template))
+    assert "Liquid error" in text and ":headers must be a JSON object" in html.unescape(text)
+
+
 def test_a_template_cannot_call_the_preview_or_another_host(client: Client) -> None:
     template = (
         "{% connected_content https://elsewhere.example/api/preview?user_id=1 :save x %}"
