@@ -211,10 +211,16 @@ def _paths(filters: Sequence[str]) -> dict[str, Any]:
     accepted = _json("stored", {"$ref": REF.format(model="Accepted")}, {})
     busy = _error(503, "the store cannot take writes now; retry after Retry-After")
     writes = {202: accepted, **body_errors, 503: busy}
-    csp = _header("no other origin; the page's script by its hash", {"type": "string"}, True)
+    text = {"type": "string"}
+    page_headers = {
+        "Content-Security-Policy": _header("no other origin; its one script by hash", text, True),
+        "X-Content-Type-Options": _header("nosniff", text, True),
+        "X-Frame-Options": _header("DENY: the page is never framed", text, True),
+        "Referrer-Policy": _header("no-referrer", text, True),
+    }
     page = {
         "description": "the page",
-        "headers": NO_STORE | {"Content-Security-Policy": csp},
+        "headers": NO_STORE | page_headers,
         "content": {"text/html": {"schema": {"type": "string"}}},
     }
     missing = _error(404, "not served here (python-liquid is not deployed to Lambda)")
