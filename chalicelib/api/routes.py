@@ -204,10 +204,10 @@ def health(_request: Request | None = None) -> Reply:
 
 @_guarded(item_list=False)
 def preview(request: Request, rt: Runtime) -> Reply:
-    """The Content Card preview (chalicelib.preview): python-liquid is loaded by this route only,
-    and only where it is installed (the development requirements; not the Lambda package)."""
+    """The Content Card preview (`api.preview`): python-liquid is loaded by this route only, and
+    only where it is installed (the development requirements; not the Lambda package)."""
     try:
-        from chalicelib.preview.page import render_page  # noqa: PLC0415
+        from chalicelib.api.preview.page import render_page  # noqa: PLC0415
     except ImportError:
         message = "the preview runs on `python -m chalicelib serve` (python-liquid is not deployed)"
         raise ApiError(404, "not_found", message) from None
@@ -229,7 +229,7 @@ def _challenge(handler: Handler) -> Handler:
 
 @_guarded(item_list=False)
 def openapi(_request: Request, rt: Runtime) -> Reply:
-    from chalicelib.openapi import document  # noqa: PLC0415 - built on first use, then cached
+    from chalicelib.api.openapi import document  # noqa: PLC0415 - built on first use, then cached
 
     body = document(list(rt.config.filters))
     return Reply(200, body, {"Content-Type": JSON, "Cache-Control": "no-store"})

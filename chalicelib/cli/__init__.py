@@ -1,9 +1,10 @@
 """The command line: `python -m chalicelib {import,train,metrics,versions,deploy,recommend,batch,
-braze-push,setup,popular,catalogue,serve}`.
+braze-push,setup,popular,catalogue,serve,report}`.
 
 Commands run against the provider of the current `RECS_*` environment (default: `local`),
 through the same seam the Lambda functions use: `workflow` holds the Personalize workflow's
-commands, `answers` the ones that give recommendations, `serve` the server `make run` starts.
+commands, `answers` the ones that give recommendations, `serve` the server `make run` starts,
+`report` the evaluation report.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from chalicelib.cli import answers, serve, workflow
+from chalicelib.cli import answers, report, serve, workflow
 from chalicelib.seam import runtime
 
 bootstrap = serve.bootstrap
@@ -25,6 +26,7 @@ def parser() -> argparse.ArgumentParser:
     workflow.add_commands(sub)
     answers.add_commands(sub)
     serve.add_command(sub)
+    report.add_command(sub)
     return p
 
 

@@ -8,12 +8,12 @@ archived or opened from disk. Every value from the store is escaped.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from typing import Any
 
-from chalicelib.providers.base import SolutionVersionInfo
 from chalicelib.report.svg import PALETTE, Series, bar_chart, hbar_chart, line_chart
+from chalicelib.vocabulary import SolutionVersionInfo
 
 METRICS = (
     ("NDCG@5", "normalized_discounted_cumulative_gain_at_5"),
@@ -68,7 +68,7 @@ def _metrics_table(versions: Sequence[SolutionVersionInfo], served: set[str]) ->
             for x in values
         )
         rows.append(f"<tr><td>{name}</td>{cells}</tr>")
-    facts = [
+    facts: list[tuple[str, Callable[[SolutionVersionInfo], str]]] = [
         ("created (UTC)", lambda v: time.strftime("%Y-%m-%d %H:%M", time.gmtime(v.created))),
         ("training s", lambda v: f"{v.training_seconds:.1f}"),
         ("interactions", lambda v: f"{v.counts.get('interactions', 0):,}"),

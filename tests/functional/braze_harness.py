@@ -1,6 +1,6 @@
 """Braze's side of a message in tests: the README's Liquid snippets, rendered with python-liquid
 and the project's emulation of Braze's `connected_content` and `abort_message` tags
-(`chalicelib.preview.braze_liquid`), whose calls go to the app through `chalice.test.Client`.
+(`chalicelib.api.preview.braze_liquid`), whose calls go to the app through `chalice.test.Client`.
 
 It is an emulation, not Braze: it follows Braze's documented behaviour (JSON objects get
 `__http_status_code__`, arrays do not; a 404 saves nothing; `abort_message` stops the message),
@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 from chalice.test import Client
 
-from chalicelib.preview.braze_liquid import Fetch, Rendered, Response, render
-from chalicelib.preview.message import KEY_PLACEHOLDER
+from chalicelib.api.preview.braze_liquid import Fetch, Rendered, Response, render
+from chalicelib.api.preview.message import KEY_PLACEHOLDER
 from chalicelib.settings import PROJECT_ROOT
 
 README = PROJECT_ROOT / "README.md"

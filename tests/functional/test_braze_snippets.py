@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from chalice.test import Client
 
-from chalicelib import runtime
-from chalicelib.preview.message import DEFAULT_CARD, PreviewQuery, message
+from chalicelib.api.preview.message import DEFAULT_CARD, PreviewQuery, message
+from chalicelib.seam import runtime
 from chalicelib.settings import PROJECT_ROOT
 from tests.conftest import DEV_KEY
 from tests.functional.braze_harness import client_fetch, readme_snippets, render_for
@@ -74,7 +74,7 @@ def test_an_email_address_as_user_id_reaches_the_app_intact(client: Client) -> N
     bought = items_of(get(client, recs_path("u5", num_results=2)))
     assert post(client, "/events", purchases(email, *(i["id"] for i in bought))).status_code == 202
     calls: list[str] = []
-    from chalicelib.preview.braze_liquid import render
+    from chalicelib.api.preview.braze_liquid import render
 
     rendered = render(MESSAGE, client_fetch(client, DEV_KEY, calls), {"user_id": email})
     assert calls == ["/recommendations?user_id=jane.doe%2Bbraze%40example.com&num_results=3"]

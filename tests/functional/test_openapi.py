@@ -20,7 +20,7 @@ import pytest
 from chalice.test import Client
 from openapi_spec_validator import validate
 
-from chalicelib import serving
+from chalicelib.api import routes
 from chalicelib.config import load_config
 from chalicelib.settings import Settings
 from tests.conftest import AUTH, DEV_KEY
@@ -48,7 +48,7 @@ def test_the_description_is_valid_openapi_3_1_of_every_route(client: Client) -> 
     paths = spec["paths"]
     assert isinstance(paths, dict)
     described = {(p, m.upper()) for p, ops in paths.items() for m in ops}
-    served = {(p, m) for p, methods in serving.ROUTES.items() for m in methods}
+    served = {(p, m) for p, methods in routes.ROUTES.items() for m in methods}
     assert described == served
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from chalice.test import Client, HTTPResponse
 
-from chalicelib import runtime
+from chalicelib.seam import runtime
 from chalicelib.settings import PROJECT_ROOT
 from tests.conftest import DEV_KEY
 from tests.functional.support import assert_error, get, post
@@ -195,7 +195,7 @@ def test_a_template_cannot_call_the_preview_or_another_host(client: Client) -> N
 def test_without_python_liquid_the_route_says_where_it_runs(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "chalicelib.preview.page", None)  # as on Lambda
+    monkeypatch.setitem(sys.modules, "chalicelib.api.preview.page", None)  # as on Lambda
     response: HTTPResponse = client.http.get("/preview?user_id=u1", headers=BASIC)
     message = assert_error(response, 404, "not_found")
     assert "python -m chalicelib serve" in message

@@ -13,9 +13,9 @@ from chalicelib.engine.diagnostics import diagnose
 from chalicelib.engine.evaluation import metrics_of, recommend_lists, split
 from chalicelib.engine.recipes import RECIPES
 from chalicelib.engine.solution import fit
-from chalicelib.providers.base import SolutionVersionInfo
 from chalicelib.report.build import render
 from chalicelib.report.svg import Series, bar_chart, hbar_chart, line_chart
+from chalicelib.vocabulary import SolutionVersionInfo
 
 
 def _shop(seed: int = 4) -> Interactions:

@@ -34,7 +34,7 @@ from liquid.exceptions import LiquidError
 from liquid.expression import Expression
 from liquid.token import TOKEN_EXPRESSION, Token
 
-from chalicelib.preview.message import url_param_escape
+from chalicelib.api.preview.message import url_param_escape
 
 
 @dataclass(frozen=True)

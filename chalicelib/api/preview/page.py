@@ -3,7 +3,7 @@ item), as an HTML page a marketer can edit.
 
 The card is the message `message.message()` builds (the Connected Content call of the page's
 controls, then the card template) rendered by `braze_liquid` with python-liquid; its
-connected_content call goes to this app in-process, through the same `serving.route` a real
+connected_content call goes to this app in-process, through the same `routes.route` a real
 request takes, with the caller's own credentials: the JSON the template sees is byte for byte
 what `GET /recommendations` answers. The page shows the source of the list, the item fields
 Liquid can use, the message to paste into Braze, and what the same template renders when the
@@ -29,12 +29,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 from liquid import CachingFileSystemLoader, Environment
 from markupsafe import Markup
 
-from chalicelib import web
-from chalicelib.catalogue import CORE_FIELDS
-from chalicelib.filter_values import values_from_query
-from chalicelib.preview import braze_liquid
-from chalicelib.preview.braze_liquid import Fetch, Rendered, Response
-from chalicelib.preview.message import (
+from chalicelib.api import web
+from chalicelib.api.preview import braze_liquid
+from chalicelib.api.preview.braze_liquid import Fetch, Rendered, Response
+from chalicelib.api.preview.message import (
     RESERVED,
     SAVE_AS,
     PreviewQuery,
@@ -42,8 +40,10 @@ from chalicelib.preview.message import (
     message,
     placeholders,
 )
-from chalicelib.runtime import Runtime
-from chalicelib.web import ApiError, Reply, Request
+from chalicelib.api.web import ApiError, Reply, Request
+from chalicelib.catalogue import CORE_FIELDS
+from chalicelib.filters.values import values_from_query
+from chalicelib.seam.runtime import Runtime
 
 Route = Callable[[str, Request], Reply]
 HERE = Path(__file__).parent

@@ -13,7 +13,7 @@ from urllib.parse import quote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from chalicelib.models import Id
+from chalicelib.payloads import Id
 
 # The README's placeholders: the deployed API's URL with its API Gateway stage, and the key.
 API_BASE = "https://YOUR-API/api"

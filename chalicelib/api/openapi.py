@@ -1,10 +1,10 @@
 """`GET /openapi.json`: the OpenAPI 3.1 description of the HTTP API, generated from the pydantic
-models of its requests (`chalicelib.models`, the preview's query) and of its responses (below):
+models of its requests (`chalicelib.payloads`, the preview's query) and of its responses (below):
 every route, parameter, body, response and header, and the `{"error", "message"}` envelope with
 the codes each status carries. The configured filter names are its `filter` enum, so the
 description is the configuration's. Built once per process and configuration.
 
-The response models here describe what `serving` writes (it writes JSON directly, for speed);
+The response models here describe what `routes` writes (it writes JSON directly, for speed);
 `tests/functional/test_openapi.py` runs schemathesis over every route to keep them in step.
 """
 
@@ -18,7 +18,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
-from chalicelib.models import (
+from chalicelib.api.preview.message import PreviewQuery
+from chalicelib.payloads import (
     EventBatch,
     ItemBatch,
     RankingRequest,
@@ -26,7 +27,6 @@ from chalicelib.models import (
     RelatedItemsQuery,
     UserBatch,
 )
-from chalicelib.preview.message import PreviewQuery
 
 ErrorCode = Literal[
     "invalid_request",
