@@ -224,6 +224,9 @@ def _paths(filters: Sequence[str]) -> dict[str, Any]:
         "content": {"text/html": {"schema": {"type": "string"}}},
     }
     missing = _error(404, "not served here (python-liquid is not deployed to Lambda)")
+    # A long template in the query can exceed what a server reads of a request line: `chalice
+    # local` (http.server) answers 414 itself, with its own HTML page, before the app sees it.
+    too_long = {"description": "the URL is longer than the server reads (chalice local: 64 KiB)"}
     health = {"$ref": REF.format(model="Health")}
     document = {"type": "object", "description": "this document"}
     return {
@@ -270,7 +273,7 @@ def _paths(filters: Sequence[str]) -> dict[str, Any]:
         "/preview": {
             "get": _operation(
                 "The Content Card Braze would render (an HTML page)",
-                {200: page, 400: reads[400], 401: unauthorized, 404: missing},
+                {200: page, 400: reads[400], 401: unauthorized, 404: missing, 414: too_long},
                 parameters=_parameters(PreviewQuery, filters),
             )
         },

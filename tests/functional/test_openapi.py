@@ -29,7 +29,13 @@ from tests.functional.live import LiveServer
 from tests.functional.support import assert_error, get
 
 ST = Path(sys.executable).parent / "st"
-MAX_EXAMPLES = "20"
+# The run is bounded (about a minute on a quiet machine): every phase on the production server;
+# on `chalice local` (the same app through Chalice's routing) the coverage phase, which tries
+# every parameter's boundaries and every method, and a shorter fuzzing phase.
+RUNS = {
+    "production": ("examples,coverage,fuzzing,stateful", "15"),
+    "chalice": ("examples,coverage,fuzzing", "8"),
+}
 
 
 def _spec(client: Client) -> dict[str, object]:
@@ -84,7 +90,7 @@ def test_the_description_needs_the_key(client: Client) -> None:
     assert client.http.get("/openapi.json", headers=AUTH).status_code == 200
 
 
-@pytest.mark.parametrize("server", ["production", "chalice"])
+@pytest.mark.parametrize("server", list(RUNS))
 def test_schemathesis_over_every_route(data_dir: Path, tmp_path: Path, server: str) -> None:
     args = ["--workers", "1"] if server == "production" else ["--server", "chalice"]
     config = tmp_path / "schemathesis.toml"
@@ -115,8 +121,10 @@ def test_schemathesis_over_every_route(data_dir: Path, tmp_path: Path, server: s
             "all",
             "--exclude-checks",
             "negative_data_rejection",
+            "--phases",
+            RUNS[server][0],
             "--max-examples",
-            MAX_EXAMPLES,
+            RUNS[server][1],
             "--seed",
             "1",
             "--generation-database",
