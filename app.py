@@ -70,6 +70,11 @@ def preview() -> Response:
     return _call("/preview")
 
 
+@app.route("/report", methods=ALL_METHODS, content_types=ANY_TYPE)
+def report() -> Response:
+    return _call("/report")
+
+
 @app.route("/openapi.json", methods=ALL_METHODS, content_types=ANY_TYPE)
 def openapi() -> Response:
     return _call("/openapi.json")

@@ -223,6 +223,11 @@ def _paths(filters: Sequence[str]) -> dict[str, Any]:
         "headers": NO_STORE | page_headers,
         "content": {"text/html": {"schema": {"type": "string"}}},
     }
+    no_script = _header("no script, no request: inline styles and data: images only", text, True)
+    report = page | {
+        "description": "the report (no script)",
+        "headers": NO_STORE | page_headers | {"Content-Security-Policy": no_script},
+    }
     missing = _error(404, "not served here (python-liquid is not deployed to Lambda)")
     # A long template in the query can exceed what a server reads of a request line: `chalice
     # local` (http.server) answers 414 itself, with its own HTML page, before the app sees it.
@@ -275,6 +280,12 @@ def _paths(filters: Sequence[str]) -> dict[str, Any]:
                 "The Content Card Braze would render (an HTML page)",
                 {200: page, 400: reads[400], 401: unauthorized, 404: missing, 414: too_long},
                 parameters=_parameters(PreviewQuery, filters),
+            )
+        },
+        "/report": {
+            "get": _operation(
+                "The evaluation report of the solution versions, and what each campaign serves",
+                {200: report, 401: unauthorized, 404: missing},
             )
         },
         "/openapi.json": {

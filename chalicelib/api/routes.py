@@ -214,6 +214,17 @@ def preview(request: Request, rt: Runtime) -> Reply:
     return render_page(request, rt, route)
 
 
+@_guarded(item_list=False)
+def report(_request: Request, rt: Runtime) -> Reply:
+    """The evaluation report (`chalicelib.report`), served where the preview is."""
+    try:
+        from chalicelib.api.preview.console import report_page  # noqa: PLC0415
+    except ImportError:
+        message = "the report runs on `python -m chalicelib serve` (python-liquid is not deployed)"
+        raise ApiError(404, "not_found", message) from None
+    return report_page(rt)
+
+
 def _challenge(handler: Handler) -> Handler:
     """A browser asks for the key (Basic auth, the key as password) when a page answers 401."""
 
@@ -246,6 +257,7 @@ ROUTES: dict[str, dict[str, Handler]] = {
     "/items": {"POST": items},
     "/health": {"GET": health},
     "/preview": {"GET": _challenge(preview)},
+    "/report": {"GET": _challenge(report)},
     "/openapi.json": {"GET": openapi},
 }
 

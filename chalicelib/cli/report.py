@@ -7,53 +7,35 @@ from the engine benchmark's results file (`bench/engine.py --json`) when present
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from chalicelib.report.sources import DEFAULT_LIMIT, PEERS_FILE, newest, read_peers
 from chalicelib.seam import runtime
-
-DEFAULT_LIMIT = 6
-
-
-def _peers(path: Path) -> dict[str, Any] | None:
-    try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        print(
-            f"benchmark results at {path} not read ({exc}); the report leaves peers out",
-            file=sys.stderr,
-        )
-        return None
-    return loaded if isinstance(loaded, dict) else None
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from chalicelib.report.build import render  # noqa: PLC0415
 
     rt = runtime.current()
-    versions = rt.workflow.versions(args.solution)
-    kept: dict[str, int] = {}
-    shown = []
-    for info in versions:  # newest first: the latest `limit` of each solution
-        kept[info.solution] = kept.get(info.solution, 0) + 1
-        if kept[info.solution] <= args.limit:
-            shown.append(info)
+    shown = newest(rt.workflow.versions(args.solution), args.limit)
     campaigns = rt.serving.health().get("campaigns")
-    peers_path = Path(args.peers) if args.peers else rt.settings.data_dir / "bench-engine.json"
+    peers_path = Path(args.peers) if args.peers else rt.settings.data_dir / PEERS_FILE
+    peers, problem = read_peers(peers_path)
+    if problem:
+        print(problem, file=sys.stderr)
     html = render(
         shown,
         campaigns if isinstance(campaigns, dict) else {},
-        _peers(peers_path),
+        peers,
         peers_source=str(peers_path),
         provider=rt.settings.provider,
     )
     output = Path(args.output)
     output.write_text(html, encoding="utf-8")
-    print(f"{output}: {len(shown)} solution version(s) of {len(kept)} solution(s)")
+    solutions = len({info.solution for info in shown})
+    print(f"{output}: {len(shown)} solution version(s) of {solutions} solution(s)")
     return 0
 
 

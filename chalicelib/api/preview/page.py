@@ -254,6 +254,14 @@ def _result(
     return result
 
 
+def served_versions(rt: Runtime) -> dict[str, str | None]:
+    """Each campaign and the version it serves (None: nothing deployed yet), as /health says."""
+    campaigns = rt.serving.health().get("campaigns")
+    if not isinstance(campaigns, dict):
+        return {}
+    return {str(name): None if v is None else str(v) for name, v in campaigns.items()}
+
+
 def render_page(request: Request, rt: Runtime, route: Route) -> Reply:
     query = web.query(PreviewQuery, request)
     filters = rt.config.filters
@@ -278,6 +286,7 @@ def render_page(request: Request, rt: Runtime, route: Route) -> Reply:
             filter_values=[{"name": n, "value": ",".join(values[n])} for n in names],
             result=_result(query, values, route, request) if wanted else None,
             save_as=SAVE_AS,
+            campaigns=[{"name": n, "version": v or ""} for n, v in served_versions(rt).items()],
             script=Markup(SCRIPT),  # the project's own file, allowed by its hash
             style=Markup(STYLE),
         )
