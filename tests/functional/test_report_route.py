@@ -37,7 +37,9 @@ def test_the_preview_page_shows_what_each_campaign_serves_and_links_the_report(
     assert '<a id="report-link" href="report">' in console
 
 
-def test_the_report_is_served_with_the_key_and_allows_no_script(client: Client) -> None:
+def test_the_report_is_served_with_the_key_and_allows_no_script(
+    client: Client, data_dir: Path
+) -> None:
     response = client.http.get("/report")
     assert_error(response, 401, "unauthorized")
     assert response.headers["WWW-Authenticate"].startswith("Basic ")
@@ -53,6 +55,8 @@ def test_the_report_is_served_with_the_key_and_allows_no_script(client: Client) 
     for campaign, version in _served(client).items():
         assert f"<td>{campaign}</td><td><code>{version}</code></td>" in html
     assert len(re.findall(r"<svg ", html)) >= 15
+    assert "No benchmark results at <code>RECS_DATA_DIR/bench-engine.json</code>" in html
+    assert str(data_dir) not in html  # the server's own paths stay its own
 
 
 def test_the_report_follows_a_deploy(client: Client, data_dir: Path) -> None:

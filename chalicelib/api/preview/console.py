@@ -23,7 +23,7 @@ def report_page(rt: Runtime) -> Reply:
         newest(rt.workflow.versions(), DEFAULT_LIMIT),
         served_versions(rt),
         peers,
-        peers_source=str(peers_path),
+        peers_source=f"RECS_DATA_DIR/{PEERS_FILE}",  # the server's paths are its own
         provider=rt.settings.provider,
     )
     return Reply(200, html, {**HEADERS, "Content-Security-Policy": CSP})
