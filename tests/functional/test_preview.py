@@ -167,6 +167,13 @@ def test_nothing_on_the_page_loads_from_another_origin(client: Client) -> None:
     assert not re.findall(r'(?:src|href|action)="(?:https?:)?//', outside_srcdoc)
     # The card frame is sandboxed: no script, no same-origin access.
     assert '<iframe class="card" sandbox=""' in text
+    # Its document states its own policy before anything it loads: images from data: alone.
+    found = re.search(r'srcdoc="([^"]*)"', text)
+    assert found is not None
+    srcdoc = html.unescape(found.group(1))
+    policy = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+    assert srcdoc.startswith(f'<meta http-equiv="Content-Security-Policy" content="{policy}">')
+    assert '<img src="https://shop.example/' in srcdoc  # what the policy keeps from loading
 
 
 def test_broken_and_endless_templates_are_reported_not_run_forever(client: Client) -> None:

@@ -55,8 +55,12 @@ CALLABLE = frozenset({"/recommendations", "/related-items", "/rankings", "/healt
 MAX_JSON_SHOWN = 60_000
 UNKNOWN_FILTER = "no-such-filter"
 # A neutral Content Card frame around the rendered HTML (the HTML itself is shown as rendered).
-# Images from the shop's host are not loaded: each shows as a grey square with its alt text.
+# Images from the shop's host are not loaded: each shows as a grey square with its alt text. A
+# srcdoc frame inherits the page's policy; the frame states its own as well, first in its
+# document, so that the card's HTML is held to it wherever that HTML is shown.
+FRAME_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 CARD_FRAME = (
+    f'<meta http-equiv="Content-Security-Policy" content="{FRAME_CSP}">'
     "<style>body{font:14px system-ui,sans-serif;margin:12px;color:#1d1d26}"
     "a{display:flex;gap:12px;align-items:center;margin:0 0 10px;color:inherit;"
     "text-decoration:none}img{width:64px;height:64px;flex:none;background:#e7e7ef;"
