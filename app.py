@@ -65,6 +65,21 @@ def health() -> Response:
     return _call("/health")
 
 
+@app.route("/preview", methods=ALL_METHODS, content_types=ANY_TYPE)
+def preview() -> Response:
+    return _call("/preview")
+
+
+@app.route("/report", methods=ALL_METHODS, content_types=ANY_TYPE)
+def report() -> Response:
+    return _call("/report")
+
+
+@app.route("/openapi.json", methods=ALL_METHODS, content_types=ANY_TYPE)
+def openapi() -> Response:
+    return _call("/openapi.json")
+
+
 # Chalice reads no view argument from a greedy `{proxy+}` (its parameter pattern is `{\w+}`).
 @app.route("/{proxy+}", methods=ALL_METHODS, content_types=ANY_TYPE)
 def unknown_route() -> Response:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
+import json
 import os
 import sys
 import time
@@ -46,6 +47,7 @@ from chalicelib.engine.data import Interactions  # noqa: E402
 from chalicelib.engine.evaluation import Split, evaluate, split  # noqa: E402
 from chalicelib.engine.selection import validation_split  # noqa: E402
 from chalicelib.engine.training import train  # noqa: E402
+from chalicelib.settings import Settings  # noqa: E402
 
 LATENCY_USERS = 300
 OURS = "this engine (defaults)"
@@ -97,8 +99,12 @@ def row(name: str, cells: list[str]) -> str:
     return f"| {name:44s} | " + " | ".join(f"{c:>7s}" for c in cells) + " |"
 
 
+ROWS: list[dict[str, object]] = []  # the current dataset's rows, for the JSON results
+
+
 def print_row(name: str, m: dict[str, float], seconds: float) -> None:
     print(row(name, [f"{m[key]:.4f}" for _, key in COLUMNS] + [f"{seconds:.1f}"]), flush=True)
+    ROWS.append({"model": name, "metrics": dict(m), "fit_seconds": round(seconds, 3)})
 
 
 def latency_ms(one: Callable[[int], object], n_users: int) -> float:
@@ -205,6 +211,7 @@ def run(key: str, trials: int, hpo: int) -> dict[str, object]:
         f"{len(parts.inputs)} test users, {len(validation.inputs)} validation users "
         f"(load {os.getloadavg()[0]:.1f})\n"
     )
+    ROWS.clear()
     header = [c for c, _ in COLUMNS] + ["fit s"]
     print(row("seen items excluded", header))
     print(row("-" * 44, ["-" * 7] * len(header)))
@@ -254,6 +261,11 @@ def run(key: str, trials: int, hpo: int) -> dict[str, object]:
     seconds = solution_version(data)
     return {
         "dataset": key,
+        "title": title,
+        "users": data.n_users,
+        "items": n,
+        "test_users": len(parts.inputs),
+        "rows": list(ROWS),
         "ours": ndcg[OURS],
         "best": best_peer,
         "peer": peers_only[best_peer],
@@ -281,6 +293,20 @@ def summary(results: list[dict[str, object]]) -> None:
         )
 
 
+def write_results(path: Path, results: list[dict[str, object]], trials: int) -> None:
+    """The figures of this run as JSON, for the report's peers section (seen items excluded)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": "bench/engine.py " + " ".join(sys.argv[1:]),
+        "trials": trials,
+        "load": round(os.getloadavg()[0], 2),
+        "datasets": results,
+    }
+    path.write_text(json.dumps(document, indent=1) + "\n")
+    print(f"results written to {path}")
+
+
 def main() -> int:
     warnings.filterwarnings("ignore", message="Method expects CSR input")
     parser = argparse.ArgumentParser()
@@ -288,6 +314,12 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=8, help="tuning trials per peer")
     parser.add_argument("--hpo", type=int, default=0, help="also train with performHPO")
     parser.add_argument("--list", action="store_true")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=Settings().data_dir / "bench-engine.json",
+        help="where to write the results (read by `python -m chalicelib report`)",
+    )
     args = parser.parse_args()
     if args.list:
         for key, (title, _) in DATASETS.items():
@@ -298,6 +330,7 @@ def main() -> int:
     results = [run(key, args.trials, args.hpo) for key in args.only or DATASETS]
     summary(results)
     print(f"\n{time.perf_counter() - started:.0f} s in all (load {os.getloadavg()[0]:.1f})")
+    write_results(args.json, results, args.trials)
     return 0
 
 

@@ -19,6 +19,7 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -26,6 +27,21 @@ MAX_ID = 256
 Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID)]
 # Epoch seconds beyond this are almost surely milliseconds sent by mistake (year 2100).
 MAX_EPOCH_SECONDS = 4_102_444_800
+# `timestamp` as /openapi.json states it: a subset of what `parse_timestamp` takes, so that every
+# value the description allows is accepted (epoch seconds, or ISO-8601 dates of 1971-2099).
+_ISO_8601 = (
+    r"^(197[1-9]|19[89][0-9]|20[0-9][0-9])-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
+    r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?"
+    r"(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])?)?$"
+)
+TIMESTAMP_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "minimum": 0, "maximum": MAX_EPOCH_SECONDS},
+        {"type": "string", "pattern": r"^([0-9]{1,9}|[1-3][0-9]{9})(\.[0-9]{1,6})?$"},
+        {"type": "string", "pattern": _ISO_8601},
+    ],
+    "description": "epoch seconds (number or string) or ISO-8601 (UTC if no offset); default now",
+}
 RESERVED_EVENT_PROPERTIES = frozenset(
     {"userid", "sessionid", "eventtype", "timestamp", "recommendationid", "impression"}
 )
@@ -42,6 +58,22 @@ class _Edge(BaseModel):
     model_config = ConfigDict(
         extra="forbid", frozen=True, coerce_numbers_to_str=True, defer_build=True
     )
+
+
+_EVENT_PROPERTIES: dict[str, Any] = {
+    "minProperties": 1,
+    "propertyNames": {
+        "not": {
+            "pattern": "^("
+            + "|".join(
+                "".join(f"[{c}{c.upper()}]" for c in name)
+                for name in sorted(RESERVED_EVENT_PROPERTIES)
+            )
+            + ")$"
+        }
+    },
+    "description": "at most 1,024 characters as JSON; Personalize's reserved names refused",
+}
 
 
 def _json_limited(value: dict[str, Any], limit: int) -> dict[str, Any]:
@@ -80,10 +112,10 @@ def parse_timestamp(value: object) -> float:
 class Event(_Edge):
     event_type: Id
     item_id: Id
-    timestamp: float = Field(default_factory=time.time)
+    timestamp: Annotated[float, WithJsonSchema(TIMESTAMP_SCHEMA)] = Field(default_factory=time.time)
     event_value: float | None = None
     event_id: Id | None = None
-    properties: dict[str, Any] | None = None
+    properties: dict[str, Any] | None = Field(default=None, json_schema_extra=_EVENT_PROPERTIES)
     recommendation_id: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = None
     impression: Annotated[list[Id], Field(min_length=1, max_length=25)] | None = None
 

@@ -166,6 +166,9 @@ class SolutionVersionInfo:
     training_seconds: float
     created: float
     params: Mapping[str, object] = field(default_factory=dict)
+    # Evaluation detail beyond the metric names (engine.diagnostics: metrics at every k, by
+    # history length, popularity), where the provider records it; empty otherwise.
+    evaluation: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

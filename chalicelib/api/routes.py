@@ -250,6 +250,53 @@ def health(_request: Request | None = None) -> Reply:
     return json_reply(status, body, {"Cache-Control": "no-store"})
 
 
+# -- pages and the API description -----------------------------------------------------------
+
+
+@_guarded(item_list=False)
+def preview(request: Request, rt: Runtime) -> Reply:
+    """The Content Card preview (`api.preview`): python-liquid is loaded by this route only, and
+    only where it is installed (the development requirements; not the Lambda package)."""
+    try:
+        from chalicelib.api.preview.page import render_page  # noqa: PLC0415
+    except ImportError:
+        message = "the preview runs on `python -m chalicelib serve` (python-liquid is not deployed)"
+        raise ApiError(404, "not_found", message) from None
+    return render_page(request, rt, route)
+
+
+@_guarded(item_list=False)
+def report(_request: Request, rt: Runtime) -> Reply:
+    """The evaluation report (`chalicelib.report`), served where the preview is."""
+    try:
+        from chalicelib.api.preview.console import report_page  # noqa: PLC0415
+    except ImportError:
+        message = "the report runs on `python -m chalicelib serve` (python-liquid is not deployed)"
+        raise ApiError(404, "not_found", message) from None
+    return report_page(rt)
+
+
+def _challenge(handler: Handler) -> Handler:
+    """A browser asks for the key (Basic auth, the key as password) when a page answers 401."""
+
+    def wrapped(request: Request) -> Reply:
+        reply = handler(request)
+        if reply.status == 401:
+            reply.headers["WWW-Authenticate"] = 'Basic realm="recommendations", charset="UTF-8"'
+        return reply
+
+    wrapped.__name__ = handler.__name__
+    return wrapped
+
+
+@_guarded(item_list=False)
+def openapi(_request: Request, rt: Runtime) -> Reply:
+    from chalicelib.api.openapi import document  # noqa: PLC0415 - built on first use, then cached
+
+    body = document(list(rt.config.filters))
+    return Reply(200, body, {"Content-Type": JSON, "Cache-Control": "no-store"})
+
+
 # -- routing ---------------------------------------------------------------------------------
 
 ROUTES: dict[str, dict[str, Handler]] = {
@@ -260,6 +307,9 @@ ROUTES: dict[str, dict[str, Handler]] = {
     "/users": {"POST": users},
     "/items": {"POST": items},
     "/health": {"GET": health},
+    "/preview": {"GET": _challenge(preview)},
+    "/report": {"GET": _challenge(report)},
+    "/openapi.json": {"GET": openapi},
 }
 
 

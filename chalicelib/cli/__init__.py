@@ -1,9 +1,10 @@
 """The command line: `python -m chalicelib {import,train,metrics,versions,deploy,recommend,batch,
-braze-push,setup,popular,catalogue,attribution,segments,serve,emulate,run-aws}`.
+braze-push,setup,popular,catalogue,attribution,segments,serve,emulate,run-aws,report}`.
 
 Commands run against the provider of the current `RECS_*` environment (default: `local`),
 through the same seam the Lambda functions use: `workflow` holds the Personalize workflow's
-commands, `answers` the ones that give recommendations, `serve` the server `make run` starts.
+commands, `answers` the ones that give recommendations, `serve` the server `make run` starts,
+`report` the evaluation report.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from chalicelib.cli import answers, emulate, loop, run_aws, serve, workflow
+from chalicelib.cli import answers, emulate, loop, report, run_aws, serve, workflow
 from chalicelib.seam import runtime
 from chalicelib.vocabulary import ProviderError
 
@@ -42,6 +43,7 @@ def parser() -> argparse.ArgumentParser:
     serve.add_command(sub)
     emulate.add_command(sub)
     run_aws.add_command(sub)
+    report.add_command(sub)
     return p
 
 

@@ -59,17 +59,25 @@ def evaluate(
     """Metrics under Personalize's names; `recommend(history, k)` returns item indices.
     `progress` hears of the held-out users done, against their number."""
     k_max = max(CUTOFFS)
-    return evaluate_lists((recommend(hist, k_max) for hist in data.inputs), data, n_items, progress)
+    lists = collect((recommend(hist, k_max) for hist in data.inputs), data, progress)
+    return metrics_of(lists, data, n_items)
 
 
-def evaluate_lists(
+def recommend_lists(
+    recommend: Callable[[np.ndarray, int], Sequence[int] | np.ndarray], data: Split
+) -> list[list[int]]:
+    """Each held-out user's top 25 (item indices), from their input history."""
+    k_max = max(CUTOFFS)
+    return collect((recommend(hist, k_max) for hist in data.inputs), data)
+
+
+def collect(
     recommended: Iterable[Sequence[int] | np.ndarray],
     data: Split,
-    n_items: int,
     progress: Progress | None = None,
-) -> dict[str, float]:
-    """`evaluate` of lists made elsewhere: each held-out user's top 25 (or more), in order,
-    counted for `progress` as they come."""
+) -> list[list[int]]:
+    """The held-out users' lists as they come (in `data.inputs`' order), counted for
+    `progress` against their number."""
     lists: list[list[int]] = []
     total = len(data.inputs)
     every = max(1, total // 100)
@@ -77,6 +85,11 @@ def evaluate_lists(
         lists.append(list(recs))
         if progress and (n % every == 0 or n == total):
             progress("evaluating", n, total)
+    return lists
+
+
+def metrics_of(lists: Sequence[Sequence[int]], data: Split, n_items: int) -> dict[str, float]:
+    """The metrics table of the held-out users' lists."""
     metrics: dict[str, float] = {}
     for k in CUTOFFS:
         metrics[f"normalized_discounted_cumulative_gain_at_{k}"] = _mean(

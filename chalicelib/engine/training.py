@@ -13,7 +13,8 @@ from typing import Any
 
 from chalicelib.config import EventOptions, HpoConfig
 from chalicelib.engine.data import Interactions
-from chalicelib.engine.evaluation import CUTOFFS, evaluate_lists, split
+from chalicelib.engine.diagnostics import diagnose
+from chalicelib.engine.evaluation import CUTOFFS, collect, metrics_of, split
 from chalicelib.engine.preparation import apply_events
 from chalicelib.engine.recipes import RECIPES
 from chalicelib.engine.recipes.user_personalization import (
@@ -69,6 +70,8 @@ class TrainingResult:
     tuning: TuningResult | None = None
     # What `auto_tune` chose and its validation figures (None: nothing was chosen).
     choice: dict[str, Any] | None = None
+    # The report's figures (engine.diagnostics) on the same held-out lists as `metrics`.
+    diagnostics: dict[str, Any] | None = None
 
 
 def train(
@@ -124,9 +127,10 @@ def train(
     with ThreadPoolExecutor(max_workers=1) as pool:
         final = pool.submit(fit, recipe_name, params, data, events) if side_by_side else None
         held_out = fit(recipe_name, held_params, parts.train, events)
-        lists = held_out.recommend_many(parts.inputs, max(CUTOFFS))
-        metrics = evaluate_lists(lists, parts, data.n_items, progress)
+        lists = collect(held_out.recommend_many(parts.inputs, max(CUTOFFS)), parts, progress)
         del held_out
+        metrics = metrics_of(lists, parts, data.n_items)
+        diagnostics = diagnose(lists, parts, data.n_items)
         report("fitting", 0, 1)
         model = final.result() if final else fit(recipe_name, params, data, events)
         report("fitting", 1, 1)
@@ -137,4 +141,4 @@ def train(
         "items": data.n_items,
     }
     seconds = time.perf_counter() - started
-    return TrainingResult(model, metrics, counts, seconds, tuning, choice)
+    return TrainingResult(model, metrics, counts, seconds, tuning, choice, diagnostics)

@@ -81,3 +81,17 @@ def test_fastavro_loads_with_the_currents_function_alone():
         "print('fastavro' in sys.modules)"
     )
     assert _cold(read, PERSONALIZE_ENV) == "True"
+
+
+def test_only_the_preview_route_loads_python_liquid():
+    """python-liquid is a development requirement (the Lambda does not serve /preview): the API
+    path, /openapi.json included, never imports it."""
+    code = (
+        "import sys, app\n"
+        "from chalicelib.api import routes, openapi\n"
+        "openapi.document(['exclude-purchased'])\n"
+        "print(','.join(m for m in ('liquid', 'babel', 'markupsafe') if m in sys.modules))"
+    )
+    assert _cold(code, PERSONALIZE_ENV) == ""
+    names = (PROJECT_ROOT / "requirements.txt").read_text().lower()
+    assert "liquid" not in names

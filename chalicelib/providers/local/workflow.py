@@ -19,7 +19,7 @@ from chalicelib.currents.ingest import CurrentsReport
 from chalicelib.engine.data import Interactions
 from chalicelib.engine.training import train
 from chalicelib.filters import FilterRequest
-from chalicelib.providers.local import segments
+from chalicelib.providers.local import evaluations, segments
 from chalicelib.providers.local.batch import BatchJob
 from chalicelib.providers.local.currents import LocalCurrents
 from chalicelib.providers.local.filtering import LocalFilters
@@ -186,12 +186,14 @@ class LocalWorkflow:
                 "created": time.time(),
                 "max_seq": max_seq,
             }
+            if result.diagnostics is not None:  # beside the model, for the report
+                evaluations.save(self.state.artifact(version_id), result.diagnostics)
             self.store.save_version(info)
             for campaign, conf in self.config.campaigns.items():
                 if conf.solution == sol.name and not conf.solution_version:
                     self.store.deploy(campaign, version_id)
             self.state.invalidate()
-            infos.append(_info(info))
+            infos.append(_info(info, result.diagnostics))
         return infos
 
     def metrics(
@@ -206,11 +208,14 @@ class LocalWorkflow:
             version = served.version if served else None
         else:
             version = self.store.latest_version(solution)
-        return _info(version) if version else None
+        return self._with_evaluation(version) if version else None
 
     def versions(self, solution: str | None = None) -> list[SolutionVersionInfo]:
         """Every stored solution version (of one solution), newest first."""
-        return [_info(v) for v in self.store.versions(solution)]
+        return [self._with_evaluation(v) for v in self.store.versions(solution)]
+
+    def _with_evaluation(self, version: dict[str, Any]) -> SolutionVersionInfo:
+        return _info(version, evaluations.load(self.state.artifact(version["version_id"])))
 
     def deploy(self, campaign: str, version_id: str) -> None:
         """Make `campaign` serve a stored version (Personalize's UpdateCampaign)."""
@@ -297,7 +302,7 @@ def _data_lines(path: Path) -> int:
     return max(0, lines + (last != b"\n") - 1)
 
 
-def _info(version: dict[str, Any]) -> SolutionVersionInfo:
+def _info(version: dict[str, Any], evaluation: dict[str, Any] | None = None) -> SolutionVersionInfo:
     return SolutionVersionInfo(
         version_id=version["version_id"],
         solution=version["solution"],
@@ -308,4 +313,5 @@ def _info(version: dict[str, Any]) -> SolutionVersionInfo:
         training_seconds=version["training_seconds"],
         created=version["created"],
         params=version["params"],
+        evaluation=evaluation or {},
     )
