@@ -16,6 +16,7 @@ from chalice.test import Client
 from chalicelib.api.preview.message import DEFAULT_CARD, PreviewQuery, message
 from chalicelib.seam import runtime
 from chalicelib.settings import PROJECT_ROOT
+from tests.configs import with_filter
 from tests.conftest import DEV_KEY
 from tests.functional.braze_harness import client_fetch, readme_snippets, render_for
 from tests.functional.support import get, items_of, post, purchases, recs_path
@@ -36,10 +37,8 @@ def cat_client(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     """The shop with the README's `by-category` filter configured (on CATEGORY)."""
     from app import app
 
-    base = (PROJECT_ROOT / "chalicelib" / "recs.toml").read_text()
-    config = tmp_path / "recs.toml"
     expression = "INCLUDE ItemID WHERE Items.CATEGORY IN ($CATEGORY)"
-    config.write_text(f"{base.rstrip()}\nby-category = '{expression}'\n")
+    config = with_filter(tmp_path, "by-category", expression)
     monkeypatch.setenv("RECS_CONFIG", str(config))
     runtime.reset()
     with Client(app, stage_name="local", project_dir=str(PROJECT_ROOT)) as c:
@@ -77,7 +76,10 @@ def test_an_email_address_as_user_id_reaches_the_app_intact(client: Client) -> N
     from chalicelib.api.preview.braze_liquid import render
 
     rendered = render(MESSAGE, client_fetch(client, DEV_KEY, calls), {"user_id": email})
-    assert calls == ["/recommendations?user_id=jane.doe%2Bbraze%40example.com&num_results=3"]
+    # Outside a Braze campaign (a test send) `campaign.${api_id}` is empty: no campaign.
+    assert calls == [
+        "/recommendations?user_id=jane.doe%2Bbraze%40example.com&num_results=3&campaign="
+    ]
     # The events were posted under the exact address: the app knows this user.
     assert rendered.calls[0].response.headers["x-recommendation-source"] == "personalized"
     assert rendered.aborted is None
@@ -92,11 +94,11 @@ def test_a_wrong_or_missing_key_aborts_the_message(client: Client, key: str | No
 
 
 def test_an_unknown_filter_aborts_the_message(client: Client) -> None:
-    """With the shipped configuration `by-category` does not exist: the README's filter snippet
-    gets a 400 object, and its guard (the default card's) aborts."""
+    """The README's filter snippet naming a filter the configuration lacks gets a 400 object,
+    and its guard (the default card's) aborts."""
     rendered = render_for(
         client,
-        FILTERED + "\n" + DEFAULT_CARD,
+        FILTERED.replace("filter=by-category", "filter=no-such-filter") + "\n" + DEFAULT_CARD,
         "u3",
         DEV_KEY,
         custom_attribute={"favourite_category": "garden"},

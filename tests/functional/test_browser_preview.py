@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.settings import PROJECT_ROOT
+from tests.configs import with_filter
 from tests.conftest import DEV_KEY
 from tests.functional.artifacts import ARTIFACTS
 from tests.functional.browser import browser  # noqa: F401 - the fixture
@@ -25,9 +25,7 @@ CATEGORY_FILTER = "INCLUDE ItemID WHERE Items.CATEGORY IN ($CATEGORY)"
 
 @pytest.fixture
 def server(data_dir: Path, tmp_path: Path) -> Iterator[LiveServer]:
-    base = (PROJECT_ROOT / "chalicelib" / "recs.toml").read_text()
-    config = tmp_path / "recs.toml"
-    config.write_text(f"{base.rstrip()}\nby-category = '{CATEGORY_FILTER}'\n")
+    config = with_filter(tmp_path, "by-category", CATEGORY_FILTER)
     live = LiveServer(data_dir, "--workers", "1", env={"RECS_CONFIG": str(config)})
     yield live
     live.stop()

@@ -94,13 +94,21 @@ def test_the_description_needs_the_key(client: Client) -> None:
 def test_schemathesis_over_every_route(data_dir: Path, tmp_path: Path, server: str) -> None:
     args = ["--workers", "1"] if server == "production" else ["--server", "chalice"]
     config = tmp_path / "schemathesis.toml"
-    config.write_text("")
+    # Which query parameters a filter needs (its $PLACEHOLDERs) and on which route it works
+    # (CurrentItem: related items only) depend on the filter named, which OpenAPI cannot state:
+    # such a schema-valid request gets the described 400 (missing_filter_value, invalid_filter),
+    # whose body the response-schema check still checks against the error envelope.
+    accepted = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]
+    checks = f"[checks.positive_data_acceptance]\nexpected-statuses = {json.dumps(accepted)}\n"
+    config.write_text(checks)
     if server == "chalice":
         # `chalice local`'s HTTP server (http.server) answers TRACE and QUERY itself with 501,
         # before the app sees them (API Gateway passes neither to a Lambda): the other methods
         # a route does not take must still get the app's 405.
         methods = ["get", "put", "post", "delete", "options", "patch"]
-        config.write_text(f"[phases.coverage]\nunexpected-methods = {json.dumps(methods)}\n")
+        config.write_text(
+            f"{checks}\n[phases.coverage]\nunexpected-methods = {json.dumps(methods)}\n"
+        )
     live = LiveServer(data_dir, *args)
     try:
         answer = live.request("GET", "/openapi.json", headers={"x-api-key": DEV_KEY})

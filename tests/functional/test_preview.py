@@ -19,6 +19,7 @@ from chalice.test import Client, HTTPResponse
 
 from chalicelib.seam import runtime
 from chalicelib.settings import PROJECT_ROOT
+from tests.configs import with_filter
 from tests.conftest import DEV_KEY
 from tests.functional.support import assert_error, get, post
 
@@ -43,11 +44,8 @@ def section(text: str, element_id: str) -> str:
 def cat_client(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
     from app import app
 
-    base = (PROJECT_ROOT / "chalicelib" / "recs.toml").read_text()
-    config = tmp_path / "recs.toml"
-    config.write_text(
-        f"{base.rstrip()}\nby-category = 'INCLUDE ItemID WHERE Items.CATEGORY IN ($CATEGORY)'\n"
-    )
+    expression = "INCLUDE ItemID WHERE Items.CATEGORY IN ($CATEGORY)"
+    config = with_filter(tmp_path, "by-category", expression)
     monkeypatch.setenv("RECS_CONFIG", str(config))
     runtime.reset()
     with Client(app, stage_name="local", project_dir=str(PROJECT_ROOT)) as c:

@@ -22,8 +22,12 @@ SAVE_AS = "recommendations"
 MAX_TEMPLATE_CHARS = 20_000
 DEFAULT_NUM_RESULTS = 3
 DEFAULT_CARD = (Path(__file__).parent / "templates" / "card.liquid").read_text(encoding="utf-8")
-RESERVED = frozenset({"user_id", "item_id", "num_results", "filter", "template"})
+RESERVED = frozenset(
+    {"user_id", "item_id", "num_results", "filter", "template", "campaign", "canvas_step"}
+)
 USER_ID_LIQUID = "{{${user_id} | url_param_escape}}"
+# The Braze campaign or Canvas step, so that what was served can be joined to its clicks.
+CAMPAIGN_LIQUID = "{{campaign.${api_id}}}"
 _PLACEHOLDER = re.compile(r"\$([A-Za-z0-9_]+)")
 
 
@@ -75,6 +79,7 @@ def connected_content_tag(query: PreviewQuery, values: Mapping[str, Sequence[str
         route = "recommendations"
         params = [f"user_id={USER_ID_LIQUID}"]
     params.append(f"num_results={query.num_results}")
+    params.append(f"campaign={CAMPAIGN_LIQUID}")
     if query.filter:
         params.append(f"filter={url_param_escape(query.filter)}")
         for name, given in values.items():
