@@ -88,6 +88,10 @@ class Settings(BaseModel):
     served_max_records: int = Field(default=1_000_000, ge=1000)
     # Where Braze Currents writes its Avro files (under `currents/`); default: the import bucket.
     currents_bucket: str = ""
+    # A Currents record is claimed (pending) before PutEvents and marked done after; a pending
+    # claim this old is taken again (its sender died before marking it). A little longer than
+    # `ingest_currents`' lambda_timeout (900 s), so that no live sender loses its claim.
+    currents_lease_seconds: int = Field(default=960, ge=1, le=86_400)
     # A purchase of a recommended item counts for the list whose click came at most this long
     # before it (Personalize's metric attribution looks at events after the recommendation).
     attribution_window_hours: float = Field(default=24.0, gt=0, le=24 * 90)

@@ -195,6 +195,10 @@ class ServedList:
 
 
 EngagementKind = Literal["impression", "click", "purchase", "event"]
+# What claiming a Currents record found: `taken` (new, or a pending claim whose lease ran out:
+# now this caller's to send), `done` (forwarded before: a duplicate), `held` (pending under
+# another delivery's lease: that one may still send it).
+ClaimOutcome = Literal["taken", "done", "held"]
 
 
 @dataclass(frozen=True, slots=True)

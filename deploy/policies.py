@@ -216,11 +216,12 @@ def ingest_currents(names: StageResources) -> list[dict[str, Any]]:
     return [
         _logs(names, "ingest_currents"),
         _statement("ReadCurrents", ["s3:GetObject"], f"arn:aws:s3:::{bucket}/currents/*"),
-        _statement(  # the served lists Content Cards join, claims (conditional), engagements
-            "ServedTable",
+        _statement(  # the served lists Content Cards join, claims (conditional puts, marked
+            "ServedTable",  # done by a conditional update, released by a delete), engagements
             [
                 "dynamodb:Query",
                 "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
                 "dynamodb:DeleteItem",
                 "dynamodb:BatchWriteItem",
             ],

@@ -38,7 +38,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def _import_currents(args: argparse.Namespace) -> int:
     """Braze Currents Avro files (a file or a folder; s3:// on AWS), each record once: a
-    report per file; exit 1 when a record was dead-lettered or must be sent again."""
+    report per file; exit 1 when a record was dead-lettered or must be sent again (failed,
+    or held under another import's lease)."""
     try:
         with progress_bar() as report:
             reports = runtime.current().workflow.import_currents(args.path, args.event_type, report)
@@ -46,7 +47,7 @@ def _import_currents(args: argparse.Namespace) -> int:
         print(f"import currents failed: {exc}", file=sys.stderr)
         return 2
     print_json([r.as_dict() for r in reports])
-    return 1 if any(r.dead_lettered or r.retry for r in reports) else 0
+    return 1 if any(r.dead_lettered or r.retry or r.pending for r in reports) else 0
 
 
 def cmd_setup(args: argparse.Namespace) -> int:

@@ -1,12 +1,15 @@
 """One Currents file through the mapping and a provider's sender, once per record.
 
 Records are taken in chunks (memory flat in the file's size). Each chunk's meaningful records
-are claimed by their Currents id first: a record claimed before (its file delivered twice, or
-the same event in two files) is a duplicate and is not sent again. The sender gives each
-record a verdict: accepted (its engagement is kept), invalid (dead-lettered by the sender, its
-claim kept: it can never succeed), or retry (its claim released, so that the file's next
-delivery sends it). Records with no external id, of unmapped types or bad are counted by
-reason in the report, never fatal.
+are claimed by their Currents id first, as a lease (pending): a record whose claim is done (its
+file delivered twice, or the same event in two files) is a duplicate and is not sent again. The
+sender gives each record a verdict: accepted (its engagement is kept) or invalid (dead-lettered
+by the sender: it can never succeed) mark the claim done; retry releases it, so that the file's
+next delivery sends it. A sender that dies between the claim and the mark leaves the claim
+pending: once its lease runs out, a redelivery takes it again and sends it under the same
+Personalize event id. A claim still within another sender's lease is `held` and counted as
+pending: the file must be delivered again (see `CurrentsReport.pending`). Records with no
+external id, of unmapped types or bad are counted by reason in the report, never fatal.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any, Literal, Protocol
 
 from chalicelib.currents.avro import NotAvroError
 from chalicelib.currents.mapping import Mapped, Mapper, Skip
-from chalicelib.vocabulary import Engagement, Progress
+from chalicelib.vocabulary import ClaimOutcome, Engagement, Progress
 
 log = logging.getLogger("recs.currents")
 CHUNK = 1000
@@ -34,7 +37,9 @@ Sender = Callable[[Sequence[Mapped]], Mapping[str, tuple[Verdict, str]]]
 class Claims(Protocol):
     """What ingestion needs of the loop (`chalicelib.seam.roles.Loop` fills it)."""
 
-    def claim(self, record_ids: Sequence[str]) -> set[str]: ...
+    def claim(self, record_ids: Sequence[str]) -> dict[str, ClaimOutcome]: ...
+
+    def done(self, record_ids: Sequence[str]) -> None: ...
 
     def release(self, record_ids: Sequence[str]) -> None: ...
 
@@ -51,6 +56,11 @@ class CurrentsReport:
     duplicates: int = 0  # records forwarded before
     dead_lettered: int = 0
     retry: int = 0  # failed for a passing reason: sent again on the next delivery
+    # Claimed by another delivery whose lease still runs: that one may be sending them, or may
+    # have died. Skipping them as duplicates could lose them, so the file counts as unfinished
+    # (the Lambda raises, and Lambda delivers it again; the command exits 1): a later delivery
+    # finds them done (skipped) or their lease over (taken and sent).
+    pending: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
 
@@ -109,26 +119,33 @@ def _next_chunk(iterator: Iterator[Mapping[str, Any]], report: CurrentsReport) -
 def _settle(mapped: list[Mapped], report: CurrentsReport, claims: Claims, send: Sender) -> None:
     if not mapped:
         return
-    taken = claims.claim([m.record_id for m in mapped])
-    report.duplicates += len(mapped) - len(taken)
-    fresh = [m for m in mapped if m.record_id in taken]
+    outcomes = claims.claim([m.record_id for m in mapped])
+    fresh = [m for m in mapped if outcomes.get(m.record_id) == "taken"]
+    held = sum(1 for m in mapped if outcomes.get(m.record_id) == "held")
+    report.pending += held
+    report.duplicates += len(mapped) - len(fresh) - held
+    # A crash inside `send` leaves these claims pending: their lease makes them sendable again.
     verdicts = send([m for m in fresh if m.entry is not None])
     kept: list[Engagement] = []
+    settled: list[str] = []
     released: list[str] = []
     for meaning in fresh:
-        if meaning.entry is None:
-            kept.append(meaning.engagement)
-            continue
-        verdict, reason = verdicts.get(meaning.record_id, ("retry", "no verdict"))
+        verdict, reason = ("accepted", "")
+        if meaning.entry is not None:
+            verdict, reason = verdicts.get(meaning.record_id, ("retry", "no verdict"))
+            report.forwarded += verdict == "accepted"
         if verdict == "accepted":
-            report.forwarded += 1
             kept.append(meaning.engagement)
+            settled.append(meaning.record_id)
         elif verdict == "invalid":
             report.dead_lettered += 1
             report.error(f"record {meaning.record_id}: {reason}")
+            settled.append(meaning.record_id)
         else:
             report.retry += 1
             released.append(meaning.record_id)
+    if settled:
+        claims.done(settled)
     if released:
         claims.release(released)
     report.kept += claims.record_engagements(kept) if kept else 0

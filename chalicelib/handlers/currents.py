@@ -1,7 +1,8 @@
 """The `ingest_currents` Lambda: each Braze Currents Avro file S3 announces (keys under
 `currents/` of RECS_CURRENTS_BUCKET) forwarded to PutEvents, each record once; then Lambda is
-told to deliver the event again when any record failed for a passing reason (what was accepted
-is claimed, so the next delivery sends only the rest)."""
+told to deliver the event again when any record failed for a passing reason or is held under
+another delivery's lease (what was accepted is claimed done, so the next delivery sends only the
+rest)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ def handle_s3(event: dict[str, Any], settings: Settings | None = None) -> list[C
         if not key.endswith(".avro"):
             continue  # Currents writes nothing else there; anything else is not ours to read
         reports.append(forwarder.forward_object(bucket, key))
-    waiting = sum(r.retry for r in reports)
+    # Records another delivery holds under its lease count too: raising keeps this S3 event
+    # with Lambda (retried), where returning would drop it even if that delivery had died.
+    waiting = sum(r.retry + r.pending for r in reports)
     if waiting:
         raise CurrentsRetryError(f"{waiting} Currents records will be sent again")
     return reports

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         Answer,
         BatchReport,
         CatalogueLoad,
+        ClaimOutcome,
         Dataset,
         Engagement,
         ImportMode,
@@ -151,9 +152,14 @@ class Loop(Protocol):
         or Canvas step when one is given."""
         ...
 
-    def claim(self, record_ids: Sequence[str]) -> set[str]:
-        """Of these Currents record ids, those not forwarded before, now marked as taken (a
-        file Currents delivers twice forwards each record once)."""
+    def claim(self, record_ids: Sequence[str]) -> dict[str, ClaimOutcome]:
+        """Claim these Currents record ids under a lease (pending): new ones and pending ones
+        whose lease ran out are `taken`; `done` ones were forwarded before (a file Currents
+        delivers twice forwards each record once); `held` ones are another sender's still."""
+        ...
+
+    def done(self, record_ids: Sequence[str]) -> None:
+        """Mark taken claims settled (forwarded or dead-lettered): never sent again."""
         ...
 
     def release(self, record_ids: Sequence[str]) -> None:

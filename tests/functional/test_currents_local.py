@@ -191,3 +191,41 @@ def test_a_100k_record_file_streams_in_flat_memory(
     # Read, claimed and stored a chunk at a time: the 100k records decoded at once would take
     # over 100 MB (about 1 KB each as dicts); the import peaks at a few MB.
     assert peak < 20_000_000, peak
+
+
+def test_an_import_that_dies_after_claiming_is_finished_by_one_after_the_lease(
+    data_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chalicelib.providers.local.store import LocalStore
+
+    clock = cs.Clock()
+    monkeypatch.setattr("chalicelib.providers.local.loop.time", clock)
+    rows = [cs.purchase(n, "u8", f"toys-{n}", 1.0, NOW - 10 + n) for n in range(3)]
+    path = cs.write(tmp_path, cs.PURCHASE, rows)
+    before = len(_events("u8"))
+    add_events = LocalStore.add_events
+
+    class Killed(BaseException):
+        """The import's process ends between its claims and its writes (kill -9, power)."""
+
+    def dies(*args: Any) -> None:
+        raise Killed
+
+    monkeypatch.setattr(LocalStore, "add_events", dies)
+    with pytest.raises(Killed):
+        main(["import", "currents", str(path)])
+    monkeypatch.setattr(LocalStore, "add_events", add_events)
+    capsys.readouterr()
+    # Run again within the lease: nothing stored, nothing dropped, and the exit code says so.
+    code, [held] = _import(path, capsys)
+    assert code == 1 and (held["forwarded"], held["pending"], held["duplicates"]) == (0, 3, 0)
+    assert len(_events("u8")) == before
+    clock.sleep(961)  # past RECS_CURRENTS_LEASE_SECONDS
+    code, [report] = _import(path, capsys)
+    assert code == 0 and (report["forwarded"], report["pending"]) == (3, 0)
+    code, [again] = _import(path, capsys)
+    assert code == 0 and (again["forwarded"], again["duplicates"]) == (0, 3)
+    assert len(_events("u8")) == before + 3

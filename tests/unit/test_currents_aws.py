@@ -183,3 +183,91 @@ def test_the_command_forwards_local_files_and_s3_objects_on_aws(
     assert sorted(e["itemId"] for e in stage.accepted) == ["i1", "i2"]
     assert main(["import", "currents", "s3://no-key-here"]) == 2
     runtime.reset()
+
+
+class Killed(BaseException):
+    """Lambda's timeout or a crash: the invocation ends where it stands, nothing handles it."""
+
+
+def _die(*args: Any) -> Any:
+    raise Killed
+
+
+def test_a_delivery_that_dies_after_claiming_is_sent_once_by_one_after_the_lease(
+    stage: FakeEvents, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = cs.Clock()
+    monkeypatch.setattr("chalicelib.providers.personalize.loop.time", clock)
+    rows = [cs.purchase(n, f"u{n % 2}", f"i{n}", 1.0, NOW) for n in range(6)]
+    event = cs.s3_event(BUCKET, _upload(tmp_path, cs.PURCHASE, rows))
+    stage.refuse = _die  # killed in PutEvents, after the claims, before any event is taken
+    with pytest.raises(Killed):
+        currents.handle_s3(event)
+    stage.refuse = lambda op, body: None
+    # Delivered again within the lease: neither sent (its owner may be sending) nor dropped.
+    clock.sleep(900)
+    with pytest.raises(currents.CurrentsRetryError, match=r"^6 Currents"):
+        currents.handle_s3(event)
+    assert stage.accepted == []
+    clock.sleep(61)  # past RECS_CURRENTS_LEASE_SECONDS (960)
+    [report] = currents.handle_s3(event)
+    assert (report.forwarded, report.pending, report.duplicates) == (6, 0, 0)
+    assert sorted(e["itemId"] for e in stage.accepted) == [f"i{n}" for n in range(6)]
+    [again] = currents.handle_s3(event)
+    assert (again.forwarded, again.duplicates) == (0, 6) and len(stage.accepted) == 6
+
+
+def test_a_death_after_the_send_before_the_mark_repeats_the_same_event_ids(
+    stage: FakeEvents, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.providers.personalize.loop import DynamoLoop
+
+    clock = cs.Clock()
+    monkeypatch.setattr("chalicelib.providers.personalize.loop.time", clock)
+    rows = [cs.purchase(n, "u1", f"i{n}", 1.0, NOW) for n in range(3)]
+    event = cs.s3_event(BUCKET, _upload(tmp_path, cs.PURCHASE, rows))
+    done = DynamoLoop.done
+    monkeypatch.setattr(DynamoLoop, "done", _die)
+    with pytest.raises(Killed):
+        currents.handle_s3(event)
+    monkeypatch.setattr(DynamoLoop, "done", done)
+    clock.sleep(961)
+    [report] = currents.handle_s3(event)
+    assert report.forwarded == 3
+    # Sent twice in that window, under one event id each: Personalize's duplicate is traceable.
+    ids = [e["eventId"] for e in stage.accepted]
+    assert len(ids) == 6 and len(set(ids)) == 3
+    [again] = currents.handle_s3(event)
+    assert again.duplicates == 3 and len(stage.accepted) == 6
+
+
+def test_a_redelivery_while_the_first_delivery_sends_never_sends_twice(
+    stage: FakeEvents, tmp_path: Path
+) -> None:
+    rows = [cs.purchase(n, "u1", f"i{n}", 1.0, NOW) for n in range(4)]  # one PutEvents call
+    event = cs.s3_event(BUCKET, _upload(tmp_path, cs.PURCHASE, rows))
+    overlapped = []
+
+    def redeliver(op: str, body: dict[str, Any]) -> None:
+        if not overlapped:  # Currents' second delivery arrives while the first one sends
+            overlapped.append(True)
+            with pytest.raises(currents.CurrentsRetryError, match=r"^4 Currents"):
+                currents.handle_s3(event)
+            assert stage.accepted == []
+
+    stage.refuse = redeliver
+    [first] = currents.handle_s3(event)
+    assert overlapped and first.forwarded == 4
+    [retried] = currents.handle_s3(event)  # Lambda's retry of the second delivery
+    assert (retried.forwarded, retried.duplicates, retried.pending) == (0, 4, 0)
+    assert sorted(e["itemId"] for e in stage.accepted) == [f"i{n}" for n in range(4)]
+
+
+def test_the_claims_lease_outlasts_the_functions_timeout() -> None:
+    config = json.loads((Path(__file__).parents[2] / ".chalice" / "config.json").read_text())
+    timeouts = [
+        stage["lambda_functions"]["ingest_currents"]["lambda_timeout"]
+        for stage in config["stages"].values()
+        if "ingest_currents" in stage.get("lambda_functions", {})
+    ]
+    assert timeouts and Settings().currents_lease_seconds > max(timeouts)

@@ -4,8 +4,10 @@ store's writers (imports, events).
 
 Bounded in time and size: lists older than `RECS_SERVED_TTL_DAYS` go, and beyond
 `RECS_SERVED_MAX_RECORDS` the oldest go; pruned every `PRUNE_EVERY` writes rather than on each
-(a delete per answer would cost more than the insert). Currents record ids are claimed with
-`INSERT OR IGNORE` on a primary key: a record delivered twice is forwarded once.
+(a delete per answer would cost more than the insert). A Currents record id is claimed with a
+lease (`leases`, until `RECS_CURRENTS_LEASE_SECONDS` from now) and moved to `claimed` once
+settled: a record delivered twice is forwarded once, and one whose import died between the claim
+and the mark is taken again by a later import once its lease is over.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.providers.local.database import Database, guarded
-from chalicelib.vocabulary import Engagement, ServedList
+from chalicelib.vocabulary import ClaimOutcome, Engagement, ServedList
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS served (
@@ -46,6 +48,7 @@ CREATE TABLE IF NOT EXISTS engagements (
 );
 CREATE INDEX IF NOT EXISTS engagements_time ON engagements (ts);
 CREATE TABLE IF NOT EXISTS claimed (record_id TEXT PRIMARY KEY, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS leases (record_id TEXT PRIMARY KEY, lease_until REAL NOT NULL);
 """
 PRUNE_EVERY = 1000
 _COLUMNS = (
@@ -60,8 +63,11 @@ def _served(row: Sequence[Any]) -> ServedList:
 
 
 class LocalLoop(Database):
-    def __init__(self, data_dir: Path, ttl_days: int, max_records: int) -> None:
+    def __init__(
+        self, data_dir: Path, ttl_days: int, max_records: int, lease_seconds: float = 960.0
+    ) -> None:
         super().__init__(data_dir / "loop.sqlite3", SCHEMA)
+        self.lease = lease_seconds
         self.ttl = ttl_days * 86_400.0
         self.max_records = max_records
         self._writes = 0
@@ -96,6 +102,7 @@ class LocalLoop(Database):
             db.execute("DELETE FROM served WHERE served_at < ?", (cutoff,))
             db.execute("DELETE FROM engagements WHERE ts < ?", (cutoff,))
             db.execute("DELETE FROM claimed WHERE at < ?", (cutoff,))
+            db.execute("DELETE FROM leases WHERE lease_until < ?", (cutoff,))
             db.execute(
                 "DELETE FROM served WHERE served_at <= (SELECT served_at FROM served "
                 "ORDER BY served_at DESC LIMIT 1 OFFSET ?)",
@@ -114,22 +121,37 @@ class LocalLoop(Database):
         return None if row is None else _served(row)
 
     @guarded
-    def claim(self, record_ids: Sequence[str]) -> set[str]:
+    def claim(self, record_ids: Sequence[str]) -> dict[str, ClaimOutcome]:
         now = time.time()
-        taken: set[str] = set()
+        outcomes: dict[str, ClaimOutcome] = {}
         with self.transaction() as db:
             for record_id in record_ids:
+                if db.execute("SELECT 1 FROM claimed WHERE record_id = ?", (record_id,)).fetchone():
+                    outcomes[record_id] = "done"
+                    continue
                 cursor = db.execute(
-                    "INSERT OR IGNORE INTO claimed (record_id, at) VALUES (?, ?)", (record_id, now)
+                    "INSERT INTO leases (record_id, lease_until) VALUES (?, ?) "
+                    "ON CONFLICT (record_id) DO UPDATE SET lease_until = excluded.lease_until "
+                    "WHERE leases.lease_until < ?",
+                    (record_id, now + self.lease, now),
                 )
-                if cursor.rowcount:
-                    taken.add(record_id)
-        return taken
+                outcomes[record_id] = "taken" if cursor.rowcount else "held"
+        return outcomes
+
+    @guarded
+    def done(self, record_ids: Sequence[str]) -> None:
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO claimed (record_id, at) VALUES (?, ?)",
+                [(r, now) for r in record_ids],
+            )
+            db.executemany("DELETE FROM leases WHERE record_id = ?", [(r,) for r in record_ids])
 
     @guarded
     def release(self, record_ids: Sequence[str]) -> None:
         with self.transaction() as db:
-            db.executemany("DELETE FROM claimed WHERE record_id = ?", [(r,) for r in record_ids])
+            db.executemany("DELETE FROM leases WHERE record_id = ?", [(r,) for r in record_ids])
 
     @guarded
     def record_engagements(self, engagements: Sequence[Engagement]) -> int:

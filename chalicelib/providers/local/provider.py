@@ -25,7 +25,10 @@ class LocalProvider:
         self.serving = LocalServing(self.store, self.state, filters)
         self.events = LocalEvents(self.store, self.state)
         self.loop = LocalLoop(
-            settings.data_dir, settings.served_ttl_days, settings.served_max_records
+            settings.data_dir,
+            settings.served_ttl_days,
+            settings.served_max_records,
+            settings.currents_lease_seconds,
         )
         self.workflow = LocalWorkflow(
             settings, config, self.store, self.state, filters, loop=self.loop

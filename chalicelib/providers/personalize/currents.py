@@ -1,7 +1,8 @@
 """Braze Currents files to PutEvents (`ingest_currents`, and `import currents` on AWS).
 
 The Avro object is streamed from S3 (fastavro reads the body as it arrives); each chunk's
-records are claimed in the served table (`DynamoLoop.claim`, conditional writes), then sent
+records are claimed in the served table (`DynamoLoop.claim`: conditional writes, a lease until
+marked done once accepted, so that a function killed between the two loses nothing), then sent
 grouped by user, ten events a call, each under an event id derived from its Currents id. A
 call Personalize refuses as invalid is sent again event by event to find the bad one, which
 goes to the dead-letter queue with the reason (`RECS_DEAD_LETTER_QUEUE`, as `ingest_sqs`

@@ -5,8 +5,11 @@ the Currents records already forwarded.
 Items, by key (`pk`, `sk`):
 - `U#<user>`, `S#<served ms>#<rid>`: a served list (items in order, version, campaign);
 - `U#<user>`, `E#<ts ms>#<record id>`: an engagement (impression, click, purchase) from Currents;
-- `C#<record id>`, `C`: a claimed Currents record, put with `attribute_not_exists`, so that of
-  two deliveries of one record (Currents is at-least-once) exactly one forwards it.
+- `C#<record id>`, `C`: a claimed Currents record (`status` pending until `lease_until`, then
+  done), put only when absent or pending with its lease over, so that of two deliveries of one
+  record (Currents is at-least-once) one forwards it, and a sender that died before marking it
+  done leaves it to the next delivery after the lease (`RECS_CURRENTS_LEASE_SECONDS`). A claim
+  without `status` (written before leases) counts as done.
 
 A user's lists and engagements share a partition: the Content Card join reads the latest list of
 one user with one Query. Nothing is kept without a table: every call then does nothing.
@@ -18,11 +21,12 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from typing import Any
 
 from chalicelib import aws
 from chalicelib.settings import Settings
-from chalicelib.vocabulary import Engagement, EngagementKind, ServedList
+from chalicelib.vocabulary import ClaimOutcome, Engagement, EngagementKind, ServedList
 
 log = logging.getLogger("recs.loop")
 CLAIM_THREADS = 8  # conditional puts in flight: a 100k-record file claims in minutes, not hours
@@ -48,6 +52,10 @@ def _str(item: dict[str, Any], key: str) -> str | None:
 def _num(item: dict[str, Any], key: str) -> float | None:
     value = item.get(key)
     return None if value is None else float(value["N"])
+
+
+def _claim_key(record_id: str) -> dict[str, dict[str, str]]:
+    return {"pk": {"S": f"C#{record_id}"}, "sk": {"S": "C"}}
 
 
 def _ms(ts: float) -> str:
@@ -91,6 +99,7 @@ class DynamoLoop:
     def __init__(self, settings: Settings) -> None:
         self.table = settings.served_table
         self.ttl = settings.served_ttl_days * 86_400
+        self.lease = settings.currents_lease_seconds
 
     def _expires(self, ts: float) -> dict[str, str]:
         return {"N": str(int(max(ts, time.time()) + self.ttl))}
@@ -137,33 +146,70 @@ class DynamoLoop:
                 return served_of(item)
         return None
 
-    def claim(self, record_ids: Sequence[str]) -> set[str]:
+    def claim(self, record_ids: Sequence[str]) -> dict[str, ClaimOutcome]:
         if not self.table or not record_ids:
-            return set(record_ids)
+            return dict.fromkeys(record_ids, "taken")
         client = aws.client("dynamodb")
-        expires = self._expires(time.time())
+        now = time.time()
+        expires = self._expires(now)
 
-        def one(record_id: str) -> str | None:
+        def one(record_id: str) -> ClaimOutcome:
             try:
                 client.put_item(
                     TableName=self.table,
-                    Item={"pk": {"S": f"C#{record_id}"}, "sk": {"S": "C"}, "expires_at": expires},
-                    ConditionExpression="attribute_not_exists(pk)",
+                    Item={
+                        **_claim_key(record_id),
+                        "status": {"S": "pending"},
+                        "lease_until": {"N": repr(now + self.lease)},
+                        "expires_at": expires,
+                    },
+                    ConditionExpression="attribute_not_exists(pk) OR "
+                    "(#status = :pending AND lease_until < :now)",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={
+                        ":pending": {"S": "pending"},
+                        ":now": {"N": repr(now)},
+                    },
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
-            except client.exceptions.ConditionalCheckFailedException:
-                return None
-            return record_id
+            except client.exceptions.ConditionalCheckFailedException as exc:
+                old = exc.response.get("Item", {})
+                return "held" if _str(old, "status") == "pending" else "done"
+            return "taken"
 
         with ThreadPoolExecutor(CLAIM_THREADS) as pool:
-            return {r for r in pool.map(one, record_ids) if r is not None}
+            return dict(zip(record_ids, pool.map(one, record_ids), strict=True))
+
+    def done(self, record_ids: Sequence[str]) -> None:
+        if not self.table or not record_ids:
+            return
+        client = aws.client("dynamodb")
+
+        def one(record_id: str) -> None:
+            # Conditional: an update never makes a claim that is not there (released, or gone
+            # with the TTL), and a claim already done stays as it is.
+            with suppress(client.exceptions.ConditionalCheckFailedException):
+                client.update_item(
+                    TableName=self.table,
+                    Key=_claim_key(record_id),
+                    UpdateExpression="SET #status = :done REMOVE lease_until",
+                    ConditionExpression="#status = :pending",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={
+                        ":done": {"S": "done"},
+                        ":pending": {"S": "pending"},
+                    },
+                )
+
+        with ThreadPoolExecutor(CLAIM_THREADS) as pool:
+            list(pool.map(one, record_ids))
 
     def release(self, record_ids: Sequence[str]) -> None:
         if not self.table:
             return
         client = aws.client("dynamodb")
         for record_id in record_ids:
-            key = {"pk": {"S": f"C#{record_id}"}, "sk": {"S": "C"}}
-            client.delete_item(TableName=self.table, Key=key)
+            client.delete_item(TableName=self.table, Key=_claim_key(record_id))
 
     def record_engagements(self, engagements: Sequence[Engagement]) -> int:
         if not self.table:
