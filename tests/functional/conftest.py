@@ -14,6 +14,7 @@ from chalice.test import Client, HTTPResponse, TestHTTPClient
 from chalicelib.seam import runtime
 from chalicelib.settings import PROJECT_ROOT
 from tests.braze_support import fake_braze
+from tests.configs import with_filter
 
 __all__ = ["fake_braze"]  # the fake Braze of the push tests
 
@@ -72,4 +73,17 @@ def stage_client(data_dir: Path, tmp_path: Path) -> Iterator[Callable[[str], Cli
         return Client(app, stage_name="local", project_dir=str(project))
 
     yield make
+    runtime.reset()
+
+
+@pytest.fixture
+def cat_client(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+    """The shop with the README's `by-category` filter set on the test items' CATEGORY."""
+    from app import app
+
+    expression = "INCLUDE ItemID WHERE Items.CATEGORY IN ($CATEGORY)"
+    monkeypatch.setenv("RECS_CONFIG", str(with_filter(tmp_path, "by-category", expression)))
+    runtime.reset()
+    with Client(app, stage_name="local", project_dir=str(PROJECT_ROOT)) as c:
+        yield c
     runtime.reset()

@@ -7,16 +7,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from chalice.test import Client
 
 from chalicelib.api.preview.message import DEFAULT_CARD, PreviewQuery, message
-from chalicelib.seam import runtime
-from chalicelib.settings import PROJECT_ROOT
-from tests.configs import with_filter
 from tests.conftest import DEV_KEY
 from tests.functional.braze_harness import client_fetch, readme_snippets, render_for
 from tests.functional.support import get, items_of, post, purchases, recs_path
@@ -30,20 +25,6 @@ CALL_FAILED, NOTHING = "recommendations call failed", "no recommendations"
 
 def _names(output: str) -> list[str]:
     return re.findall(r"\n  (.+?) — £", output)
-
-
-@pytest.fixture
-def cat_client(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
-    """The shop with the README's `by-category` filter configured (on CATEGORY)."""
-    from app import app
-
-    expression = "INCLUDE ItemID WHERE Items.CATEGORY IN ($CATEGORY)"
-    config = with_filter(tmp_path, "by-category", expression)
-    monkeypatch.setenv("RECS_CONFIG", str(config))
-    runtime.reset()
-    with Client(app, stage_name="local", project_dir=str(PROJECT_ROOT)) as c:
-        yield c
-    runtime.reset()
 
 
 def test_the_readme_message_is_the_preview_default() -> None:

@@ -11,15 +11,10 @@ import html
 import json
 import re
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from chalice.test import Client, HTTPResponse
 
-from chalicelib.seam import runtime
-from chalicelib.settings import PROJECT_ROOT
-from tests.configs import with_filter
 from tests.conftest import DEV_KEY
 from tests.functional.support import assert_error, get, post
 
@@ -38,19 +33,6 @@ def section(text: str, element_id: str) -> str:
     match = re.search(rf'id="{element_id}"[^>]*>(.*?)</(pre|span|table)>', text, re.DOTALL)
     assert match, element_id
     return html.unescape(match.group(1))
-
-
-@pytest.fixture
-def cat_client(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
-    from app import app
-
-    expression = "INCLUDE ItemID WHERE Items.CATEGORY IN ($CATEGORY)"
-    config = with_filter(tmp_path, "by-category", expression)
-    monkeypatch.setenv("RECS_CONFIG", str(config))
-    runtime.reset()
-    with Client(app, stage_name="local", project_dir=str(PROJECT_ROOT)) as c:
-        yield c
-    runtime.reset()
 
 
 def test_a_browser_is_asked_for_the_key(client: Client) -> None:

@@ -20,6 +20,7 @@ from chalicelib.providers.local.loop import LocalLoop
 from chalicelib.seam import runtime
 from chalicelib.settings import PROJECT_ROOT
 from chalicelib.vocabulary import ServedList
+from tests.currents_support import create_served_table
 from tests.functional.support import get, ids_of, items_of, post, recs_path, source_of
 from tests.personalize_fakes import CAMPAIGN_ARN, FakeRuntime, items_reply
 
@@ -142,23 +143,7 @@ def test_served_lists_are_bounded_in_number_and_age(tmp_path: Path) -> None:
 def served_table(item_table: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("RECS_SERVED_TABLE", SERVED_TABLE)
     runtime.reset()
-    ddb = aws.client("dynamodb")
-    ddb.create_table(
-        TableName=SERVED_TABLE,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    ddb.update_time_to_live(
-        TableName=SERVED_TABLE,
-        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
-    )
+    create_served_table(aws.client("dynamodb"), SERVED_TABLE)
     yield SERVED_TABLE
 
 
