@@ -165,3 +165,17 @@ def test_kill_9_during_a_write_stream_loses_no_accepted_event(served: LiveServer
             writer.join()
     assert 0 < before < len(accepted)
     assert set(accepted) <= _stored(served.data_dir, "w")
+
+
+def test_a_stopped_server_has_kept_every_list_it_served(served: LiveServer) -> None:
+    """Served lists are written behind the answers (chalicelib/providers/local/write_behind.py):
+    stopping the server (SIGTERM) writes what its workers still held."""
+    rids = set()
+    for n in range(40):
+        answer = served.request("GET", f"/recommendations?user_id=u{n % 5}&campaign=c", None, AUTH)
+        assert answer.status == 200
+        rids.add(answer.headers["x-recommendation-id"])
+    served.stop()
+    with sqlite3.connect(served.data_dir / "loop.sqlite3") as db:
+        kept = {row[0] for row in db.execute("SELECT recommendation_id FROM served")}
+    assert rids <= kept and len(rids) == 40
