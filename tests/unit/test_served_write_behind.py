@@ -5,6 +5,7 @@ recovers (within a bound), and the writer thread ends when there is nothing to w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -74,10 +75,9 @@ def test_the_queue_is_bounded_while_the_store_refuses(tmp_path: Path, monkeypatc
     (tmp_path / "loop.sqlite3").unlink()
     with caplog.at_level(logging.WARNING, logger="recs.local"):
         for n in range(12):
-            try:  # from the fifth on, the answer itself tries to write (and its caller logs)
+            # From the fifth on, the answer itself tries to write (and its caller logs).
+            with contextlib.suppress(StoreUnavailable):
                 loop.record_served(_served(f"r{n}"))
-            except StoreUnavailable:
-                pass
     assert loop.pending_served() <= 5
     assert "served lists dropped" in caplog.text
 
