@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from chalicelib.providers.local import loop as loop_module
 from chalicelib.providers.local import write_behind
 from chalicelib.providers.local.database import StoreUnavailable
 from chalicelib.providers.local.loop import LocalLoop
@@ -95,3 +96,22 @@ def test_the_writer_ends_when_idle_and_starts_again(tmp_path: Path, monkeypatch)
     assert not queue.writing()
     loop.record_served(_served("r2"))
     _until(lambda: _on_file(tmp_path) == {"r1", "r2"})
+
+
+@pytest.mark.parametrize("one_statement", [True, False])
+def test_a_batch_is_written_whole_with_or_without_sqlite_json(
+    tmp_path: Path, monkeypatch, one_statement: bool
+) -> None:
+    """SQLite older than 3.38 has no `->>`: the rows then go one by one, to the same result."""
+    monkeypatch.setattr(loop_module, "JSON_INSERT", one_statement)
+    monkeypatch.setattr(write_behind, "FLUSH_SECONDS", 30.0)
+    loop = LocalLoop(tmp_path, ttl_days=1, max_records=1000)
+    hostile = ServedList(
+        "r-é", 'u"1\\', ["a,b", "ü", '"x"'], "related-items", "fallback", 1.25, None, "c", None
+    )
+    loop.record_served(hostile)
+    loop.record_served(_served("r2"))
+    assert loop.flush() == 2
+    kept = [*loop.history(0)[0]]
+    assert kept[0] == hostile and [s.recommendation_id for s in kept] == ["r-é", "r2"]
+    assert loop.served_to('u"1\\', "c", 2.0) == hostile
