@@ -47,6 +47,8 @@ class Result:
     errors: int = 0
     accepted: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
+    by_route: dict[str, list[float]] = field(default_factory=dict)
+    recommended: int = 0  # 200 answers of GET /recommendations, warm-up included
 
 
 def free_port() -> int:
@@ -227,9 +229,13 @@ async def _client(cid: int, plan: Plan, result: Result) -> None:
             conn = None
         if status == 202:
             result.accepted += json.loads(body)["accepted"]  # warm-up writes count too
+        elif status == 200 and request.startswith(b"GET /recommendations"):
+            result.recommended += 1
         if started < measure_from:
             continue
         result.latencies.append(elapsed)
+        route = request[: request.index(b"?") if request[0] == 71 else 12].decode().split()[1]
+        result.by_route.setdefault(route, []).append(elapsed)
         result.statuses[status] = result.statuses.get(status, 0) + 1
         if status not in (200, 202):
             result.errors += 1
@@ -265,6 +271,20 @@ def stored_events(data_dir: Path, tag: str) -> int:
         return int(db.execute(query, (f"{tag}-%",)).fetchone()[0])
 
 
+def _pct(ordered: list[float], share: float) -> float:
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))] * 1000 if ordered else 0.0
+
+
+def served_lists(data_dir: Path) -> int:
+    """Served lists the server kept (SPEC section 11), written behind its answers."""
+    path = data_dir / "loop.sqlite3"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path) as db:
+        query = "SELECT COUNT(*) FROM served WHERE route = 'recommendations'"
+        return int(db.execute(query).fetchone()[0])
+
+
 def uptime() -> str:
     return subprocess.run(["uptime"], check=False, capture_output=True, text=True).stdout.strip()
 
@@ -291,7 +311,10 @@ def run(kind: str, source: Path, work: Path, args: argparse.Namespace, ids: tupl
         "errors": result.errors,
         "accepted": result.accepted,
         "stored": stored_events(data_dir, tag),
+        "recommended": result.recommended,
+        "kept": served_lists(data_dir),
         "statuses": result.statuses,
+        "routes": {r: sorted(v) for r, v in result.by_route.items()},
         # Warm-up second included in both: CPU per request whatever else the machine runs.
         "cpu_ms": cpu * 1000 / max(count, 1) * args.seconds / (args.seconds + 1),
         "client_ms": client_cpu * 1000 / max(count, 1) * args.seconds / (args.seconds + 1),
@@ -332,13 +355,23 @@ def main() -> int:
         print(f"{row['server']:12s} {row['rps']:8.0f} {row['p50']:8.2f} {row['p99']:8.2f} "
               f"{row['errors']:7d} {row['accepted']:9d} {row['stored']:7d} {lost:5d} "
               f"{row['cpu_ms']:10.2f} {row['client_ms']:7.2f}")  # fmt: skip
+    for row in rows:
+        print(f"{row['server']:12s} served lists kept: {row['kept']} of {row['recommended']} "
+              "recommendations answered")  # fmt: skip
+    print("\nlatency by route, ms (p50 / p99 / max)")
+    for row in rows:
+        parts = [
+            f"{route} {_pct(v, 0.5):.1f} / {_pct(v, 0.99):.1f} / {v[-1] * 1000:.1f}"
+            for route, v in sorted(row["routes"].items())
+        ]
+        print(f"{row['server']:12s} " + "; ".join(parts))
     if len(rows) < 2:
         return 0
     ratio = rows[1]["rps"] / rows[0]["rps"] if rows[0]["rps"] else float("inf")
     print(f"production / chalice local: {ratio:.1f}x requests/s (target >= 3x); "
           f"production p99 {rows[1]['p99']:.1f} ms (target <= 25 ms)")  # fmt: skip
     ok = ratio >= 3 and rows[1]["p99"] <= 25 and not rows[1]["errors"]
-    ok = ok and all(r["accepted"] == r["stored"] for r in rows)
+    ok = ok and all(r["accepted"] == r["stored"] and r["kept"] == r["recommended"] for r in rows)
     return 0 if ok else 1
 
 

@@ -121,14 +121,14 @@ class Asked:
     canvas_step: str | None
 
 
-def _record(rt: Runtime, recs: Recommendations, body: str, asked: Asked) -> None:
+def _record(rt: Runtime, recs: Recommendations, shown: list[str], asked: Asked) -> None:
     """Keep what was served (SPEC section 11); never at the cost of the answer."""
     if not asked.user_id or not recs.recommendation_id:
         return
     served = ServedList(
         recs.recommendation_id,
         asked.user_id,
-        _ids(body),
+        shown,
         asked.route,
         recs.source,
         time.time(),
@@ -148,7 +148,7 @@ def _items_reply(
     rid = recs.recommendation_id or ""
     rendered = rt.serving.catalogue().render(recs.item_ids, limit, rid)
     body, trimmed = budget.fit(rendered, rt.settings.max_response_bytes)
-    _record(rt, recs, body, asked)
+    _record(rt, recs, _shown(recs, limit, body, trimmed), asked)
     headers = {"Content-Type": JSON, "X-Recommendation-Source": recs.source}
     headers["X-Recommendation-Id"] = rid
     headers["Cache-Control"] = (
@@ -162,10 +162,13 @@ def _items_reply(
     return Reply(200, body, headers)
 
 
-def _ids(body: str) -> list[str]:
-    """The ids of the items a body holds, in order: what the user was actually shown (the
-    catalogue and the byte budget may have left some of the answer out)."""
-    return [item["id"] for item in json.loads(body)]
+def _shown(recs: Recommendations, limit: int, body: str, trimmed: budget.Trim | None) -> list[str]:
+    """The ids of the items a body holds, in order: what the user was actually shown. The
+    catalogue renders every id it is given, up to `limit`; only the byte budget may have left
+    items out, and only then is the body read back."""
+    if trimmed == "items":
+        return [item["id"] for item in json.loads(body)]
+    return list(recs.item_ids[:limit])
 
 
 @_guarded(item_list=True)

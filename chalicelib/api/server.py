@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -93,6 +94,7 @@ async def _lifespan(receive: Receive, send: Send) -> None:
             _warm_up()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            _flush()
             await send({"type": "lifespan.shutdown.complete"})
             return
 
@@ -105,6 +107,16 @@ def _warm_up() -> None:
         routes.health()
     except Exception:  # the worker serves anyway; /health and the log say what is wrong
         log.exception("warm-up failed")
+    gc.collect()
+    gc.freeze()
+
+
+def _flush() -> None:
+    """What the worker wrote behind its answers reaches the store before it exits."""
+    try:
+        runtime.current().loop.flush()
+    except Exception:
+        log.exception("served lists not written at shutdown")
 
 
 async def application(scope: dict[str, Any], receive: Receive, send: Send) -> None:

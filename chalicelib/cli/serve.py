@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import sys
 import time
@@ -120,8 +121,15 @@ def _chalice_local(args: argparse.Namespace) -> int:
     server = create_local_server(factory, args.host, args.port, args.stage)
     os.environ.update(mine)
     print(f"chalice local (development server), stage {args.stage}", flush=True)
+    # SIGTERM ends the server as Ctrl-C does, through Python's exit, so that the served lists
+    # written behind the answers are flushed (by default SIGTERM kills the process outright).
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     server.serve_forever()
     return 0
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def add_command(sub: Any) -> None:

@@ -144,7 +144,12 @@ class Loop(Protocol):
 
     def record_served(self, served: ServedList) -> None:
         """Keep what an answer served (a failure here must never break the answer: the caller
-        logs and goes on)."""
+        logs and goes on). It may be written behind the answer: see `flush`."""
+        ...
+
+    def flush(self) -> int:
+        """Write the served lists this process still holds back; how many (0 where each is
+        written in its answer). Reads flush first; a server flushes when it stops."""
         ...
 
     def served_to(self, user_id: str, campaign: str | None, before: float) -> ServedList | None:

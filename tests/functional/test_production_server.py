@@ -165,3 +165,27 @@ def test_kill_9_during_a_write_stream_loses_no_accepted_event(served: LiveServer
             writer.join()
     assert 0 < before < len(accepted)
     assert set(accepted) <= _stored(served.data_dir, "w")
+
+
+@pytest.mark.parametrize("kind", ["production", "chalice"])
+def test_a_stopped_server_has_kept_every_list_it_served(
+    trained_store: Path, tmp_path: Path, kind: str
+) -> None:
+    """Served lists are written behind the answers (chalicelib/providers/local/write_behind.py):
+    stopping the server (SIGTERM) writes what it still held, on either server."""
+    data = tmp_path / kind
+    shutil.copytree(trained_store, data)
+    extra = ("--workers", "2") if kind == "production" else ("--server", "chalice")
+    server = LiveServer(data, *extra, env={"RECS_API_KEYS": KEY})
+    rids = set()
+    try:
+        for n in range(40):
+            path = f"/recommendations?user_id=u{n % 5}&campaign=c"
+            answer = server.request("GET", path, None, AUTH)
+            assert answer.status == 200
+            rids.add(answer.headers["x-recommendation-id"])
+    finally:
+        server.stop()
+    with sqlite3.connect(data / "loop.sqlite3") as db:
+        kept = {row[0] for row in db.execute("SELECT recommendation_id FROM served")}
+    assert rids <= kept and len(rids) == 40

@@ -2,23 +2,29 @@
 SQLite file (`loop.sqlite3` beside the store), so that a write per answer never waits on the
 store's writers (imports, events).
 
+Served lists are written behind the answer (`write_behind`): an answer only queues its list, which
+reaches the file within `FLUSH_SECONDS`, and before anything of this process reads the lists.
 Bounded in time and size: lists older than `RECS_SERVED_TTL_DAYS` go, and beyond
 `RECS_SERVED_MAX_RECORDS` the oldest go; pruned every `PRUNE_EVERY` writes rather than on each
-(a delete per answer would cost more than the insert). A Currents record id is claimed with a
-lease (`leases`, until `RECS_CURRENTS_LEASE_SECONDS` from now) and moved to `claimed` once
-settled: a record delivered twice is forwarded once, and one whose import died between the claim
-and the mark is taken again by a later import once its lease is over.
+(a delete per answer would cost more than the insert), by the writer.
+
+A Currents record id is claimed with a lease (`leases`, until `RECS_CURRENTS_LEASE_SECONDS` from
+now) and moved to `claimed` once settled: a record delivered twice is forwarded once, and one
+whose import died between the claim and the mark is taken again by a later import once its lease
+is over.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from chalicelib.providers.local.database import Database, guarded
+from chalicelib.providers.local.write_behind import queue_for
 from chalicelib.vocabulary import ClaimOutcome, Engagement, ServedList
 
 SCHEMA = """
@@ -62,6 +68,32 @@ def _served(row: Sequence[Any]) -> ServedList:
     return ServedList(rid, user, json.loads(items), route, source, at, version, campaign, step)
 
 
+def _row(served: ServedList) -> tuple[Any, ...]:
+    return (
+        served.recommendation_id,
+        served.user_id,
+        served.campaign,
+        served.canvas_step,
+        served.route,
+        served.source,
+        served.solution_version,
+        list(served.item_ids),
+        served.served_at,
+    )
+
+
+# A batch goes in as one JSON array and one statement, each row encoded by its request: whatever
+# Python work the writer thread does holds the GIL, and the server's request thread waits for
+# it (bench/load.py: requests stalled over 2 ms were 6x likelier during a flush building its
+# rows). `->` and `->>` need SQLite 3.38; older ones get the rows one by one.
+JSON_INSERT = sqlite3.sqlite_version_info >= (3, 38)
+_INSERT_ROWS = f"INSERT OR REPLACE INTO served ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)"
+_INSERT_JSON = (
+    f"INSERT OR REPLACE INTO served ({_COLUMNS}) SELECT value->>0, value->>1, value->>2, "
+    "value->>3, value->>4, value->>5, value->>6, value->7, value->>8 FROM json_each(?)"
+)
+
+
 class LocalLoop(Database):
     def __init__(
         self, data_dir: Path, ttl_days: int, max_records: int, lease_seconds: float = 960.0
@@ -71,31 +103,40 @@ class LocalLoop(Database):
         self.ttl = ttl_days * 86_400.0
         self.max_records = max_records
         self._writes = 0
+        self._behind = queue_for(self.path, "served lists")
+
+    def record_served(self, served: ServedList) -> None:
+        # Encoded here, by the request: the writer thread then does no Python work to speak of
+        # (see _INSERT_JSON).
+        row = json.dumps(_row(served), separators=(",", ":"))
+        self._behind.put(row, self._write_served, self.drop_connection)
+
+    def pending_served(self) -> int:
+        """Served lists queued and not yet written."""
+        return self._behind.pending()
 
     @guarded
-    def record_served(self, served: ServedList) -> None:
-        row = (
-            served.recommendation_id,
-            served.user_id,
-            served.campaign,
-            served.canvas_step,
-            served.route,
-            served.source,
-            served.solution_version,
-            json.dumps(list(served.item_ids), separators=(",", ":")),
-            served.served_at,
-        )
+    def flush(self) -> int:
+        """Write the served lists this process queued for the file; how many."""
+        return self._behind.flush(self._write_served)
+
+    @guarded
+    def _write_served(self, batch: list[str]) -> None:
+        """Write served lists, each a JSON array of `_row`'s values."""
         with self.transaction() as db:
-            db.execute(
-                f"INSERT OR REPLACE INTO served ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", row
-            )
-        self._writes += 1
-        if self._writes % PRUNE_EVERY == 0:
+            if JSON_INSERT:
+                db.execute(_INSERT_JSON, ("[" + ",".join(batch) + "]",))
+            else:
+                rows = [json.loads(row) for row in batch]
+                db.executemany(_INSERT_ROWS, [(*r[:7], json.dumps(r[7]), r[8]) for r in rows])
+        before, self._writes = self._writes, self._writes + len(batch)
+        if self._writes // PRUNE_EVERY != before // PRUNE_EVERY:
             self.prune()
 
     @guarded
     def prune(self, now: float | None = None) -> int:
         """Drop what is older than the TTL, then the oldest beyond the size bound."""
+        self.flush()
         cutoff = (now or time.time()) - self.ttl
         with self.transaction() as db:
             before = db.total_changes
@@ -112,6 +153,7 @@ class LocalLoop(Database):
 
     @guarded
     def served_to(self, user_id: str, campaign: str | None, before: float) -> ServedList | None:
+        self.flush()
         sql = f"SELECT {_COLUMNS} FROM served WHERE user_id = ? AND served_at <= ?"
         args: tuple[Any, ...] = (user_id, before)
         if campaign:
@@ -180,6 +222,7 @@ class LocalLoop(Database):
 
     @guarded
     def history(self, since: float) -> tuple[Iterator[ServedList], Iterator[Engagement]]:
+        self.flush()
         db = self.db
         served = db.execute(
             f"SELECT {_COLUMNS} FROM served WHERE served_at >= ? ORDER BY served_at", (since,)
