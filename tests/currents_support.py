@@ -169,3 +169,44 @@ class Clock:
 
     def sleep(self, seconds: float) -> None:
         self.now += seconds
+
+
+def invocation_record(event: dict[str, Any], error: BaseException, at: float) -> dict[str, Any]:
+    """What Lambda sends an on-failure destination once an asynchronous event failed its last
+    retry (AWS Lambda guide, "Capturing records of Lambda asynchronous invocations"): the
+    event as `requestPayload`, the error as `responsePayload`, the time of that last attempt."""
+    from datetime import UTC, datetime
+
+    stamp = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+    return {
+        "version": "1.0",
+        "timestamp": stamp.replace("+00:00", "Z"),
+        "requestContext": {
+            "requestId": "e4b46cbf-b738-4a1c-8880-a18cdf61200e",
+            "functionArn": (
+                "arn:aws:lambda:us-east-1:123456789012:function:"
+                "braze-personalize-recs-dev-ingest_currents:$LATEST"
+            ),
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": 3,
+        },
+        "requestPayload": event,
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": "Unhandled",
+        },
+        "responsePayload": {"errorMessage": str(error), "errorType": type(error).__name__},
+    }
+
+
+def lambda_gives_up(queue_url: str, event: dict[str, Any], error: BaseException, at: float) -> None:
+    """Lambda's delivery to the on-failure destination (SendMessage with the function's role,
+    whose credentials `chalicelib.aws` clients carry under `iam_support.acting_as`)."""
+    import json
+
+    from chalicelib import aws
+
+    aws.client("sqs").send_message(
+        QueueUrl=queue_url, MessageBody=json.dumps(invocation_record(event, error, at))
+    )
