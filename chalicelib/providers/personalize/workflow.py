@@ -31,6 +31,7 @@ from chalicelib.vocabulary import (
 
 if TYPE_CHECKING:
     from chalicelib.config import ProjectConfig
+    from chalicelib.currents.failures import CurrentsReplay
     from chalicelib.currents.ingest import CurrentsReport
     from chalicelib.providers.personalize.imports import ImportResult
 
@@ -98,6 +99,16 @@ class PersonalizeWorkflow:
                     raise ValueError(f"{source} is not an s3://bucket/key URI")
                 return [forwarder.forward_object(bucket, key, progress)]
             return forwarder.forward_path(Path(source), event_type, progress)
+
+    def replay_currents(self, *, dry_run: bool = False) -> list[CurrentsReplay]:
+        """The messages of RECS_CURRENTS_FAILURES_QUEUE, each file forwarded again as
+        `ingest_currents` forwards it (`currents_replay`)."""
+        from chalicelib.providers.personalize import currents_replay  # noqa: PLC0415
+        from chalicelib.providers.personalize.currents import CurrentsForwarder  # noqa: PLC0415
+
+        with _aws_errors():
+            forwarder = CurrentsForwarder(self.settings, self.config)
+            return currents_replay.replay(self.settings, forwarder.forward_object, dry_run=dry_run)
 
     def segment(
         self, item_ids: Sequence[str] | None, attribute: str | None, top: int
