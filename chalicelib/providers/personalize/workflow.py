@@ -132,7 +132,8 @@ class PersonalizeWorkflow:
             raise ValueError("RECS_ITEMS_TABLE is not set")
         validation = Validation()
         with _aws_errors():
-            loaded = items_table.load_items(table, read_rows(path, "items", validation))
+            rows = read_rows(path, "items", validation, self.config.schemas.get("items"))
+            loaded = items_table.load_items(table, rows)
         return CatalogueLoad(table, loaded, validation.errors)
 
     def store_popular(self, item_ids: Sequence[str]) -> str | None:
