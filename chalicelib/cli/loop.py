@@ -121,8 +121,10 @@ def cmd_replay_currents(args: argparse.Namespace) -> int:
     print_json([r.as_dict() for r in replays])
     counts = Counter(r.status for r in replays)
     waiting = [r.due_at for r in replays if r.status == "waiting"]
-    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing"
-    summary += " in the failures queue"
+    summary = (
+        f"{len(replays)} in the failures queue: " if replays else "the failures queue is empty"
+    )
+    summary += ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     if waiting:
         summary += f"; run again after {max(waiting)}, when the last lease is over"
     print(f"replay-currents: {summary}", file=sys.stderr)

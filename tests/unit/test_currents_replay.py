@@ -118,7 +118,7 @@ def test_a_file_lambda_gave_up_on_is_sent_once_its_lease_is_over_each_record_onc
     assert "CurrentsRetryError: 6 Currents records will be sent again" in waiting["reason"]
     due = waiting["due_at"]
     assert said == [
-        f"replay-currents: 1 waiting in the failures queue; run again after {due}, "
+        f"replay-currents: 1 in the failures queue: 1 waiting; run again after {due}, "
         "when the last lease is over\n"
     ]
     assert fake.accepted == [] and _in_queue(url) == 1  # still counted by the queue's alarm
@@ -132,6 +132,7 @@ def test_a_file_lambda_gave_up_on_is_sent_once_its_lease_is_over_each_record_onc
     assert sorted(e["itemId"] for e in fake.accepted) == [f"i{n}" for n in range(6)]
     assert _in_queue(url) == 0
     assert _replay(capsys) == (0, [])
+    assert said == ["replay-currents: the failures queue is empty\n"]
     # Currents delivering the same file again later sends nothing twice.
     [again] = currents.handle_s3(event)
     assert again.duplicates == 6 and len(fake.accepted) == 6
