@@ -17,6 +17,8 @@ EMAIL_CLICK = "users.messages.email.Click"
 CARD_CLICK = "users.messages.contentcard.Click"
 CARD_IMPRESSION = "users.messages.contentcard.Impression"
 SESSION_START = "users.behaviors.app.SessionStart"  # a type nothing maps
+# The stage of the AWS tests (`aws_stage`): import bucket, served table, event tracker.
+BUCKET, TABLE, TRACKING = "recs-imports", "recs-served", "tracking-1"
 
 _NULLABLE = ["null", "string"]
 _COMMON: list[dict[str, Any]] = [
@@ -210,3 +212,24 @@ def lambda_gives_up(queue_url: str, event: dict[str, Any], error: BaseException,
     aws.client("sqs").send_message(
         QueueUrl=queue_url, MessageBody=json.dumps(invocation_record(event, error, at))
     )
+
+
+def aws_stage(monkeypatch: Any, dead_letter_queue: str, **settings: str) -> None:
+    """Inside moto: the `personalize` stage `ingest_currents` runs in (its settings in the
+    environment, the import bucket, the dead-letter queue and the served table), plus
+    `settings`."""
+    import boto3
+
+    values = {
+        "RECS_PROVIDER": "personalize",
+        "RECS_TRACKING_ID": TRACKING,
+        "RECS_SERVED_TABLE": TABLE,
+        "RECS_DEAD_LETTER_QUEUE": dead_letter_queue,
+        "RECS_IMPORT_BUCKET": BUCKET,
+        **settings,
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
+    boto3.client("sqs", region_name="us-east-1").create_queue(QueueName=dead_letter_queue)
+    create_served_table(boto3.client("dynamodb", region_name="us-east-1"), TABLE)

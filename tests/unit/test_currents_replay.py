@@ -20,7 +20,7 @@ from chalicelib.seam import runtime
 from tests import currents_support as cs
 from tests.ingest_support import DLQ, REGION, FakeEvents
 
-BUCKET, TABLE, TRACKING = "recs-imports", "recs-served", "tracking-1"
+BUCKET, TABLE, TRACKING = cs.BUCKET, cs.TABLE, cs.TRACKING
 FAILURES = "braze-recs-dev-currents-failures"
 NOW = int(time.time())
 
@@ -38,20 +38,8 @@ def stage(
     fake_events: FakeEvents, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[FakeEvents, cs.Clock, str]]:
     """The AWS side of a stage (moto), a clock moved by hand for the claims and the command."""
-    for key, value in {
-        "RECS_PROVIDER": "personalize",
-        "RECS_TRACKING_ID": TRACKING,
-        "RECS_SERVED_TABLE": TABLE,
-        "RECS_DEAD_LETTER_QUEUE": DLQ,
-        "RECS_IMPORT_BUCKET": BUCKET,
-        "RECS_CURRENTS_FAILURES_QUEUE": FAILURES,
-    }.items():
-        monkeypatch.setenv(key, value)
-    boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
-    sqs = boto3.client("sqs", region_name=REGION)
-    sqs.create_queue(QueueName=DLQ)
-    url = sqs.create_queue(QueueName=FAILURES)["QueueUrl"]
-    cs.create_served_table(boto3.client("dynamodb", region_name=REGION), TABLE)
+    cs.aws_stage(monkeypatch, DLQ, RECS_CURRENTS_FAILURES_QUEUE=FAILURES)
+    url = boto3.client("sqs", region_name=REGION).create_queue(QueueName=FAILURES)["QueueUrl"]
     clock = cs.Clock()
     monkeypatch.setattr("chalicelib.providers.personalize.loop.time", clock)
     monkeypatch.setattr("chalicelib.providers.personalize.currents_replay.time", clock)
