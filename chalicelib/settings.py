@@ -92,6 +92,9 @@ class Settings(BaseModel):
     # claim this old is taken again (its sender died before marking it). A little longer than
     # `ingest_currents`' lambda_timeout (900 s), so that no live sender loses its claim.
     currents_lease_seconds: int = Field(default=960, ge=1, le=86_400)
+    # `ingest_currents`' on-failure destination (the stack's queue, written by `deploy sync`):
+    # Lambda's record of each S3 event it gave up on, which `replay-currents` reads.
+    currents_failures_queue: str = ""
     # A purchase of a recommended item counts for the list whose click came at most this long
     # before it (Personalize's metric attribution looks at events after the recommendation).
     attribution_window_hours: float = Field(default=24.0, gt=0, le=24 * 90)

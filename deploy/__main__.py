@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, text in (
         ("sync", "write the stack's outputs and the Personalize resources into the stage"),
         ("check", "list what stops the stage from being deployed"),
-        ("deploy", "check, then chalice deploy with partial batch responses and import retries"),
+        ("deploy", "check, then chalice deploy with partial batch responses and S3 failure queues"),
     ):
         command = commands.add_parser(name, help=text)
         command.add_argument("--stage", required=True)

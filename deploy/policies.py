@@ -31,6 +31,7 @@ class StageResources:
     import_role_arn: str
     items_table_arn: str
     import_failures_queue_arn: str
+    currents_failures_queue_arn: str
     dataset_group: str  # the Personalize dataset group's name
     tracker_arn: str  # the dataset group's event tracker (PutEvents)
     events_stream_arn: str = ""  # none when the stage has no stream
@@ -231,6 +232,8 @@ def ingest_currents(names: StageResources) -> list[dict[str, Any]]:
         _statement(
             "DeadLetters", ["sqs:GetQueueUrl", "sqs:SendMessage"], names.dead_letter_queue_arn
         ),
+        # Lambda sends a file's event that failed every retry here, with the function's role.
+        _statement("FailureDestination", ["sqs:SendMessage"], names.currents_failures_queue_arn),
     ]
 
 

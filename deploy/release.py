@@ -8,8 +8,11 @@ Chalice 1.34 cannot set.
   configuration lands: a function that reports partial failures never runs behind a mapping
   that ignores them (Lambda would then delete the failed messages). A plain `chalice deploy`
   sets neither, and the handler falls back to deleting what it finished and raising.
-- An on-failure destination for `import_s3` (the stack's import failures queue), so an S3 event
-  whose import fails after Lambda's two retries is kept, not dropped.
+- An on-failure destination for each S3-triggered function, its own queue of the stack:
+  `import_s3`'s import failures queue and `ingest_currents`' Currents failures queue, so an S3
+  event that still fails after Lambda's two retries is kept, not dropped. A Currents file lands
+  there mostly when its retries all came within the claims' lease of a delivery that died;
+  `python -m chalicelib replay-currents` sends it once the lease is over.
 - Bytecode in the zip (`deploy/chalice_compiled.py`).
 
 The stage is checked first (`deploy.stage.check_stage`): a stage `sync` has not filled is
@@ -33,6 +36,11 @@ from deploy.stage import PROJECT_ROOT, StageError, check_stage
 RESPONSE_TYPES = ["ReportBatchItemFailures"]
 BATCH_FAILURES = {"RECS_SQS_BATCH_ITEM_FAILURES": "true"}
 IMPORT_RETRIES = 2  # Lambda's asynchronous default, stated
+# The S3-triggered functions and the setting naming each one's on-failure destination queue.
+FAILURE_DESTINATIONS = {
+    "import_s3": "RECS_IMPORT_FAILURES_QUEUE",
+    "ingest_currents": "RECS_CURRENTS_FAILURES_QUEUE",
+}
 
 
 def _is_sqs(arn: str) -> bool:
@@ -115,20 +123,28 @@ def prepare(project_dir: Path, stage: str, session: Any) -> None:
             )
 
 
-def finish(project_dir: Path, stage: str, session: Any) -> dict[str, Any] | None:
-    """Give `import_s3` its on-failure destination; returns Lambda's answer (None without it)."""
-    function = _deployed(project_dir, stage).get("import_s3")
-    if function is None:
-        return None
+def finish(project_dir: Path, stage: str, session: Any) -> dict[str, dict[str, Any]]:
+    """Give each S3-triggered function its on-failure destination; Lambda's answer by function
+    (a function the stage does not deploy is left out)."""
+    deployed = _deployed(project_dir, stage)
     config = json.loads((project_dir / ".chalice" / "config.json").read_text())
-    variables = config["stages"][stage].get("environment_variables", {})
-    queue = variables["RECS_IMPORT_FAILURES_QUEUE"]
-    _, _, _, region, account, _ = function["lambda_arn"].split(":", 5)
-    return session.client("lambda").put_function_event_invoke_config(
-        FunctionName=function["lambda_arn"],
-        MaximumRetryAttempts=IMPORT_RETRIES,
-        DestinationConfig={"OnFailure": {"Destination": f"arn:aws:sqs:{region}:{account}:{queue}"}},
-    )
+    variables = {
+        **config.get("environment_variables", {}),
+        **config["stages"][stage].get("environment_variables", {}),
+    }
+    answers = {}
+    for name, setting in FAILURE_DESTINATIONS.items():
+        function = deployed.get(name)
+        if function is None:
+            continue
+        _, _, _, region, account, _ = function["lambda_arn"].split(":", 5)
+        queue = f"arn:aws:sqs:{region}:{account}:{variables[setting]}"
+        answers[name] = session.client("lambda").put_function_event_invoke_config(
+            FunctionName=function["lambda_arn"],
+            MaximumRetryAttempts=IMPORT_RETRIES,
+            DestinationConfig={"OnFailure": {"Destination": queue}},
+        )
+    return answers
 
 
 def deploy(

@@ -32,7 +32,17 @@ STACK_SETTINGS = (
     "RECS_IMPORT_ROLE_ARN",
     "RECS_ITEMS_TABLE",
     "RECS_IMPORT_FAILURES_QUEUE",
+    "RECS_CURRENTS_FAILURES_QUEUE",
     "RECS_API_KEYS_PARAMETER",
+    "RECS_SERVED_TABLE",
+)
+# The stack's resources the policies scope by ARN (the stream is optional).
+STACK_ARNS = (
+    "RECS_EVENTS_QUEUE",
+    "RECS_DEAD_LETTER_QUEUE",
+    "RECS_ITEMS_TABLE",
+    "RECS_IMPORT_FAILURES_QUEUE",
+    "RECS_CURRENTS_FAILURES_QUEUE",
     "RECS_SERVED_TABLE",
 )
 # Settings a deployable `personalize` stage cannot do without (the stream is optional).
@@ -124,8 +134,17 @@ def _session() -> Any:
     return boto3.session.Session()
 
 
-def resources(stage: str, stack: Stack, personalize: dict[str, str]) -> StageResources:
-    """The stage's resources as the policies need them (account and region from the ARNs)."""
+def resources(
+    stage: str, stack: Stack, personalize: dict[str, str], currents_bucket: str = ""
+) -> StageResources:
+    """The stage's resources as the policies need them (account and region from the ARNs);
+    `currents_bucket` is the stage's own RECS_CURRENTS_BUCKET, when it sets one."""
+    missing = [s for s in STACK_ARNS if s not in stack.arns]
+    if missing:  # a stack made by an older template: its new outputs are not there yet
+        raise StageError(
+            f"the stack has no output for {', '.join(missing)}: update it with "
+            "`aws cloudformation deploy ... --template-file deploy/infrastructure.yaml` first"
+        )
     queue = stack.arns["RECS_EVENTS_QUEUE"]  # arn:aws:sqs:REGION:ACCOUNT:NAME
     _, _, _, region, account, _ = queue.split(":", 5)
     group = personalize["RECS_DATASET_GROUP_ARN"].rpartition(":dataset-group/")[2]
@@ -139,10 +158,12 @@ def resources(stage: str, stack: Stack, personalize: dict[str, str]) -> StageRes
         import_role_arn=stack.settings["RECS_IMPORT_ROLE_ARN"],
         items_table_arn=stack.arns["RECS_ITEMS_TABLE"],
         import_failures_queue_arn=stack.arns["RECS_IMPORT_FAILURES_QUEUE"],
+        currents_failures_queue_arn=stack.arns["RECS_CURRENTS_FAILURES_QUEUE"],
         dataset_group=group,
         tracker_arn=personalize["RECS_EVENT_TRACKER_ARN"],
         events_stream_arn=stack.arns.get("RECS_EVENTS_STREAM", ""),
         served_table_arn=stack.arns["RECS_SERVED_TABLE"],
+        currents_bucket=currents_bucket,
     )
 
 
@@ -165,7 +186,8 @@ def write_stage(
     for setting in STACK_SETTINGS:
         variables[setting] = stack.settings.get(setting, "")  # no stream: no Kinesis consumer
     variables.update({k: v for k, v in personalize.items() if k != "RECS_EVENT_TRACKER_ARN"})
-    documents = policies(resources(stage, stack, personalize))
+    currents_bucket = variables.get("RECS_CURRENTS_BUCKET", "").strip()
+    documents = policies(resources(stage, stack, personalize, currents_bucket))
     entry["autogen_policy"] = False
     entry.pop("iam_policy_file", None)
     functions = entry.setdefault("lambda_functions", {})

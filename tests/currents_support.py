@@ -17,6 +17,8 @@ EMAIL_CLICK = "users.messages.email.Click"
 CARD_CLICK = "users.messages.contentcard.Click"
 CARD_IMPRESSION = "users.messages.contentcard.Impression"
 SESSION_START = "users.behaviors.app.SessionStart"  # a type nothing maps
+# The stage of the AWS tests (`aws_stage`): import bucket, served table, event tracker.
+BUCKET, TABLE, TRACKING = "recs-imports", "recs-served", "tracking-1"
 
 _NULLABLE = ["null", "string"]
 _COMMON: list[dict[str, Any]] = [
@@ -169,3 +171,65 @@ class Clock:
 
     def sleep(self, seconds: float) -> None:
         self.now += seconds
+
+
+def invocation_record(event: dict[str, Any], error: BaseException, at: float) -> dict[str, Any]:
+    """What Lambda sends an on-failure destination once an asynchronous event failed its last
+    retry (AWS Lambda guide, "Capturing records of Lambda asynchronous invocations"): the
+    event as `requestPayload`, the error as `responsePayload`, the time of that last attempt."""
+    from datetime import UTC, datetime
+
+    stamp = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+    return {
+        "version": "1.0",
+        "timestamp": stamp.replace("+00:00", "Z"),
+        "requestContext": {
+            "requestId": "e4b46cbf-b738-4a1c-8880-a18cdf61200e",
+            "functionArn": (
+                "arn:aws:lambda:us-east-1:123456789012:function:"
+                "braze-personalize-recs-dev-ingest_currents:$LATEST"
+            ),
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": 3,
+        },
+        "requestPayload": event,
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": "Unhandled",
+        },
+        "responsePayload": {"errorMessage": str(error), "errorType": type(error).__name__},
+    }
+
+
+def lambda_gives_up(queue_url: str, event: dict[str, Any], error: BaseException, at: float) -> None:
+    """Lambda's delivery to the on-failure destination (SendMessage with the function's role,
+    whose credentials `chalicelib.aws` clients carry under `iam_support.acting_as`)."""
+    import json
+
+    from chalicelib import aws
+
+    aws.client("sqs").send_message(
+        QueueUrl=queue_url, MessageBody=json.dumps(invocation_record(event, error, at))
+    )
+
+
+def aws_stage(monkeypatch: Any, dead_letter_queue: str, **settings: str) -> None:
+    """Inside moto: the `personalize` stage `ingest_currents` runs in (its settings in the
+    environment, the import bucket, the dead-letter queue and the served table), plus
+    `settings`."""
+    import boto3
+
+    values = {
+        "RECS_PROVIDER": "personalize",
+        "RECS_TRACKING_ID": TRACKING,
+        "RECS_SERVED_TABLE": TABLE,
+        "RECS_DEAD_LETTER_QUEUE": dead_letter_queue,
+        "RECS_IMPORT_BUCKET": BUCKET,
+        **settings,
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
+    boto3.client("sqs", region_name="us-east-1").create_queue(QueueName=dead_letter_queue)
+    create_served_table(boto3.client("dynamodb", region_name="us-east-1"), TABLE)

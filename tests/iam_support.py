@@ -273,5 +273,6 @@ def deployed_stage(stage: str = "dev") -> Iterator[Deployed]:
             import_role_arn=stack.settings["RECS_IMPORT_ROLE_ARN"],
             items_table=stack.settings["RECS_ITEMS_TABLE"],
             served_table=stack.settings["RECS_SERVED_TABLE"],
+            currents_failures_queue=stack.settings["RECS_CURRENTS_FAILURES_QUEUE"],
         )
         yield Deployed(stack, names, policies(names), settings)

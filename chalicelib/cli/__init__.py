@@ -1,5 +1,6 @@
 """The command line: `python -m chalicelib {import,train,metrics,versions,deploy,recommend,batch,
-braze-push,setup,popular,catalogue,attribution,segments,serve,emulate,run-aws,report}`.
+braze-push,setup,popular,catalogue,attribution,segments,replay-currents,serve,emulate,run-aws,
+report}`.
 
 Commands run against the provider of the current `RECS_*` environment (default: `local`),
 through the same seam the Lambda functions use: `workflow` holds the Personalize workflow's

@@ -187,23 +187,28 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 def cmd_popular(args: argparse.Namespace) -> int:
     """The fallback list: the most interacted-with items of an interactions file (optionally
     only its last `--days`), kept where the provider serves it from (the item table on AWS)."""
-    top = popular_items(Path(args.input), args.top, args.days)
-    stored = runtime.current().workflow.store_popular(top)
+    rt = runtime.current()
+    top = popular_items(Path(args.input), args.top, args.days, rt.config.schemas["interactions"])
+    stored = rt.workflow.store_popular(top)
     if stored:
         print(f"{len(top)} popular items stored in {stored}", file=sys.stderr)
     print_json(top)
     return 0
 
 
-def popular_items(path: Path, top: int, days: float | None = None) -> list[str]:
-    """The `top` most interacted-with items of an interactions file, most first; with `days`,
-    only its last days (relative to the file's newest event, so that old exports work too)."""
+def popular_items(
+    path: Path, top: int, days: float | None = None, schema: Mapping[str, str] | None = None
+) -> list[str]:
+    """The `top` most interacted-with items of an interactions file (read with the configured
+    schema, as `import` reads it), most first; with `days`, only its last days (relative to the
+    file's newest event, so that old exports work too)."""
     since = float("-inf")
     if days:
-        newest = max((row[4] for row in read_rows(path, "interactions", Validation())), default=0)
+        rows = read_rows(path, "interactions", Validation(), schema)
+        newest = max((row[4] for row in rows), default=0)
         since = newest - days * 86_400
     counts: Counter[str] = Counter(
-        row[1] for row in read_rows(path, "interactions", Validation()) if row[4] >= since
+        row[1] for row in read_rows(path, "interactions", Validation(), schema) if row[4] >= since
     )
     return [item for item, _ in counts.most_common(top)]
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from chalicelib.catalogue import Catalogue
+    from chalicelib.currents.failures import CurrentsReplay
     from chalicelib.currents.ingest import CurrentsReport
     from chalicelib.filters import FilterRequest
     from chalicelib.payloads import EventBatch, Item, User
@@ -122,6 +123,13 @@ class Workflow(Protocol):
         """Braze Currents Avro files (a file, a folder, or an s3:// object on AWS) forwarded
         as `ingest_currents` does, each record once; `event_type` names the Currents event type
         of files outside Currents' own layout."""
+        ...
+
+    def replay_currents(self, *, dry_run: bool = False) -> list[CurrentsReplay]:
+        """The Currents files `ingest_currents` gave up on (its on-failure destination queue),
+        each sent again once the claims' lease of its failed deliveries is over and removed from
+        the queue when all its records are sent; `dry_run` only reports them. A provider without
+        such a queue raises ValueError saying so."""
         ...
 
     def segment(

@@ -1,7 +1,7 @@
 """`python -m deploy deploy`: Chalice's own deploy of a synced stage, into moto (the stage's
 stack created from deploy/infrastructure.yaml), with what Chalice cannot set: the SQS mapping
 reports partial batch failures (and only then does `ingest_sqs` return them), and `import_s3`
-keeps an event whose import failed in the stack's failure queue.
+and `ingest_currents` each keep an S3 event they failed on in their own failure queue of the stack.
 
 Two gaps of moto are bridged, neither of this project's making: moto's S3 parses notification
 filter names in lower case only (S3 takes `Prefix` as Chalice sends it), and moto's API Gateway
@@ -105,7 +105,7 @@ def test_a_stage_sync_has_not_filled_is_refused(stage: Stage) -> None:
         release.deploy(stage.name, stage.project, bytecode=False)
 
 
-def test_deploy_wires_the_stack_with_partial_batch_responses_and_kept_import_events(
+def test_deploy_wires_the_stack_with_partial_batch_responses_and_kept_s3_events(
     stage: Stage,
 ) -> None:
     write_stage(stage.project, stage.name, stage.stack, offline.example_personalize())
@@ -131,13 +131,18 @@ def test_deploy_wires_the_stack_with_partial_batch_responses_and_kept_import_eve
         f"braze-personalize-recs-{stage.name}-import_s3": None,
         f"braze-personalize-recs-{stage.name}-ingest_currents": None,
     }
-    invoke = lam.get_function_event_invoke_config(
-        FunctionName=f"braze-personalize-recs-{stage.name}-import_s3"
-    )
-    assert invoke["MaximumRetryAttempts"] == 2
-    assert (
-        invoke["DestinationConfig"]["OnFailure"]["Destination"]
-        == arns["RECS_IMPORT_FAILURES_QUEUE"]
+    # Each S3-triggered function keeps an event it gave up on in its own queue of the stack.
+    for function, queue in (
+        ("import_s3", "RECS_IMPORT_FAILURES_QUEUE"),
+        ("ingest_currents", "RECS_CURRENTS_FAILURES_QUEUE"),
+    ):
+        invoke = lam.get_function_event_invoke_config(
+            FunctionName=f"braze-personalize-recs-{stage.name}-{function}"
+        )
+        assert invoke["MaximumRetryAttempts"] == 2
+        assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == arns[queue]
+    assert arns["RECS_CURRENTS_FAILURES_QUEUE"].endswith(
+        f"braze-recs-{stage.name}-currents-failures"
     )
     s3 = boto3.client("s3", region_name=REGION)
     notified = s3.get_bucket_notification_configuration(

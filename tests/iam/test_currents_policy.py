@@ -1,9 +1,12 @@
 """`ingest_currents` under its own policy, with moto's IAM authorization (tests.iam_support):
-a Currents file is read, its records claimed, joined, forwarded, dead-lettered or released;
-every granted action is used, and without any one statement the work fails."""
+a Currents file is read, its records claimed, joined, forwarded, dead-lettered or released, and
+the S3 event Lambda gives up on after its retries lands in the Currents failures queue (Lambda
+sends it with the function's role); every granted action is used, and without any one statement
+the work fails."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,9 @@ def run_currents(
     keys = [cs.key(cs.PURCHASE), cs.key(cs.CARD_CLICK)]
     for path, key in zip([buys, cards], keys, strict=True):
         s3.upload_file(str(path), bucket, key)
+    sqs = boto3.client("sqs", region_name=REGION)
+    failures = sqs.get_queue_url(QueueName=d.settings.currents_failures_queue)["QueueUrl"]
+    event = cs.s3_event(bucket, *keys)
     with iam_support.acting_as(policy, monkeypatch) as caller:
         fake = FakeEvents()
         fake.trackers[d.settings.tracking_id] = d.names.tracker_arn
@@ -58,20 +64,25 @@ def run_currents(
 
         fake.refuse = refuse
         try:
-            currents.handle_s3(cs.s3_event(bucket, *keys), d.settings)
+            currents.handle_s3(event, d.settings)
             raised = False
-        except currents.CurrentsRetryError:
+        except currents.CurrentsRetryError as exc:
             raised = True
+            try:  # the retries fail alike: Lambda keeps the event in the failures queue
+                cs.lambda_gives_up(failures, event, exc, time.time())
+            except Exception:
+                return False, caller
         except Exception:  # a refused call the handler cannot take in its stride
             return False, caller
-    sqs = boto3.client("sqs", region_name=REGION)
     dlq = sqs.get_queue_url(QueueName=d.settings.dead_letter_queue)["QueueUrl"]
     letters = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", [])
     table = boto3.client("dynamodb", region_name=REGION)
     items = table.scan(TableName=d.settings.served_table)["Items"]
     claims = {i["pk"]["S"] for i in items if i["sk"]["S"] == "C"}
     clicks = [i for i in items if i["sk"]["S"].startswith("E#") and i["kind"]["S"] == "click"]
+    kept = sqs.receive_message(QueueUrl=failures).get("Messages", [])
     ok = raised and sorted(e["itemId"] for e in fake.accepted) == ["i0", "i1"]
+    ok = ok and [json.loads(m["Body"])["requestPayload"] for m in kept] == [event]
     ok = ok and len(letters) == 1 and "C#purchase-2" not in claims and len(clicks) == 1
     return ok and not caller.denied, caller
 
@@ -85,7 +96,9 @@ def test_ingest_currents_works_under_its_policy_and_uses_all_of_it(
     assert granted(policy) - caller.actions() <= LOGS
 
 
-@pytest.mark.parametrize("sid", ["ReadCurrents", "ServedTable", "PutEvents", "DeadLetters"])
+@pytest.mark.parametrize(
+    "sid", ["ReadCurrents", "ServedTable", "PutEvents", "DeadLetters", "FailureDestination"]
+)
 def test_ingest_currents_fails_without_any_one_statement(
     deployed: Deployed, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sid: str
 ) -> None:

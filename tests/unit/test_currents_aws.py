@@ -21,7 +21,7 @@ from chalicelib.vocabulary import ServedList
 from tests import currents_support as cs
 from tests.ingest_support import DLQ, REGION, FakeEvents
 
-BUCKET, TABLE, TRACKING = "recs-imports", "recs-served", "tracking-1"
+BUCKET = cs.BUCKET
 NOW = int(time.time())
 
 
@@ -29,17 +29,7 @@ NOW = int(time.time())
 def stage(
     fake_events: FakeEvents, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[FakeEvents]:
-    for key, value in {
-        "RECS_PROVIDER": "personalize",
-        "RECS_TRACKING_ID": TRACKING,
-        "RECS_SERVED_TABLE": TABLE,
-        "RECS_DEAD_LETTER_QUEUE": DLQ,
-        "RECS_IMPORT_BUCKET": BUCKET,
-    }.items():
-        monkeypatch.setenv(key, value)
-    boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
-    boto3.client("sqs", region_name=REGION).create_queue(QueueName=DLQ)
-    cs.create_served_table(boto3.client("dynamodb", region_name=REGION), TABLE)
+    cs.aws_stage(monkeypatch, DLQ)
     yield fake_events
 
 

@@ -111,3 +111,25 @@ def test_check_says_what_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "RECS_EVENTS_QUEUE is not set: run `python -m deploy sync --stage dev`" in out
     assert "api_handler has no policy file" in out
+
+
+def test_a_stage_with_its_own_currents_bucket_lets_ingest_currents_read_that_bucket(
+    project: Path,
+) -> None:
+    config_path = project / ".chalice" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["stages"]["prod"]["environment_variables"]["RECS_CURRENTS_BUCKET"] = "shop-currents"
+    config_path.write_text(json.dumps(config))
+    stack = offline.example_stack("prod")
+    deploy_stage.write_stage(project, "prod", stack, offline.example_personalize())
+    policy = json.loads((project / ".chalice" / "policy-prod-ingest_currents.json").read_text())
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    assert by_sid["ReadCurrents"]["Resource"] == "arn:aws:s3:::shop-currents/currents/*"
+    assert by_sid["FailureDestination"]["Resource"] == stack.arns["RECS_CURRENTS_FAILURES_QUEUE"]
+
+
+def test_a_stack_from_an_older_template_is_named_for_an_update(project: Path) -> None:
+    stack = offline.example_stack("prod")
+    del stack.arns["RECS_CURRENTS_FAILURES_QUEUE"]
+    with pytest.raises(deploy_stage.StageError, match="no output for RECS_CURRENTS_FAILURES_QUEUE"):
+        deploy_stage.write_stage(project, "prod", stack, offline.example_personalize())

@@ -15,6 +15,7 @@ from chalicelib import aws
 from chalicelib.catalogue import normalise
 from chalicelib.config import ProjectConfig
 from chalicelib.csvdata import CsvError, Validation, read_rows
+from chalicelib.currents.failures import CurrentsReplay
 from chalicelib.currents.ingest import CurrentsReport
 from chalicelib.engine.data import Interactions
 from chalicelib.engine.training import train
@@ -79,6 +80,14 @@ class LocalWorkflow:
         if source.startswith("s3://"):
             raise ValueError("the local provider reads Currents files from disk: copy it down")
         return self.currents.import_path(Path(source), event_type, progress)
+
+    def replay_currents(self, *, dry_run: bool = False) -> list[CurrentsReplay]:
+        """Nothing to replay: `import currents` here reports a file's failures as it runs."""
+        raise ValueError(
+            "the local provider keeps no failures queue (`import currents` reports a file's "
+            "unsent records as it runs, exit code 1: run it again); on AWS run this with the "
+            "stage's settings, e.g. `--stage dev`"
+        )
 
     # -- datasets ----------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from chalicelib.vocabulary import (
 
 if TYPE_CHECKING:
     from chalicelib.config import ProjectConfig
+    from chalicelib.currents.failures import CurrentsReplay
     from chalicelib.currents.ingest import CurrentsReport
     from chalicelib.providers.personalize.imports import ImportResult
 
@@ -99,6 +100,16 @@ class PersonalizeWorkflow:
                 return [forwarder.forward_object(bucket, key, progress)]
             return forwarder.forward_path(Path(source), event_type, progress)
 
+    def replay_currents(self, *, dry_run: bool = False) -> list[CurrentsReplay]:
+        """The messages of RECS_CURRENTS_FAILURES_QUEUE, each file forwarded again as
+        `ingest_currents` forwards it (`currents_replay`)."""
+        from chalicelib.providers.personalize import currents_replay  # noqa: PLC0415
+        from chalicelib.providers.personalize.currents import CurrentsForwarder  # noqa: PLC0415
+
+        with _aws_errors():
+            forwarder = CurrentsForwarder(self.settings, self.config)
+            return currents_replay.replay(self.settings, forwarder.forward_object, dry_run=dry_run)
+
     def segment(
         self, item_ids: Sequence[str] | None, attribute: str | None, top: int
     ) -> tuple[list[str], list[tuple[str, float]]]:
@@ -121,7 +132,8 @@ class PersonalizeWorkflow:
             raise ValueError("RECS_ITEMS_TABLE is not set")
         validation = Validation()
         with _aws_errors():
-            loaded = items_table.load_items(table, read_rows(path, "items", validation))
+            rows = read_rows(path, "items", validation, self.config.schemas.get("items"))
+            loaded = items_table.load_items(table, rows)
         return CatalogueLoad(table, loaded, validation.errors)
 
     def store_popular(self, item_ids: Sequence[str]) -> str | None:
