@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from chalicelib.attribution import Figures, attribute
+from chalicelib.attribution import COLUMNS, DEFAULT_DAYS, over_last_days
 from chalicelib.cli.output import print_json
 from chalicelib.seam import runtime
 from chalicelib.segments import SegmentError
@@ -17,11 +16,9 @@ from chalicelib.segments import SegmentError
 
 def cmd_attribution(args: argparse.Namespace) -> int:
     rt = runtime.current()
-    since = time.time() - args.days * 86_400
-    served, engaged = rt.loop.history(since)
-    result = attribute(served, engaged, rt.settings.attribution_window_hours)
+    result = over_last_days(rt.loop.history, args.days, rt.settings.attribution_window_hours)
     if args.json:
-        print_json({"days": args.days, **result.as_dict()})
+        print_json(result.as_dict())
         return 0
     print(
         f"Last {args.days:g} days; purchases within {result.window_hours:g} h of a click "
@@ -32,34 +29,17 @@ def cmd_attribution(args: argparse.Namespace) -> int:
         ("Braze campaign", result.by_campaign),
     ):
         print(f"\nby {title}")
-        print(_row(title, _HEAD))
+        print(_row(title, tuple(short for short, _ in COLUMNS)))
         for name, figures in sorted(groups.items()):
-            print(_row(name, _cells(figures)))
-    print(_row("total", _cells(result.total)))
+            print(_row(name, figures.cells()))
+    print(_row("total", result.total.cells()))
     return 0
 
 
-_HEAD = ("served", "impr.", "clicks", "CTR", "clk/list", "purch.", "revenue")
-
-
-def _cells(figures: Figures) -> tuple[str, ...]:
-    d = figures.as_dict()
-
-    def pct(value: Any) -> str:
-        return "-" if value is None else f"{100 * value:.1f}%"
-
-    return (
-        str(d["served"]),
-        str(d["impressions"]),
-        str(d["clicks"]),
-        pct(d["ctr"]),
-        pct(d["clicks_per_list"]),
-        str(d["purchases"]),
-        f"{d['revenue']:.2f}",
-    )
-
-
 def _row(name: str, cells: tuple[str, ...]) -> str:
+    # A campaign's name is whoever edits the campaign's: its control characters are shown, not
+    # sent to the terminal (an escape sequence could clear the screen or recolour the figures).
+    name = "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
     shown = name if len(name) <= 40 else "…" + name[-39:]
     return f"  {shown:40s}" + "".join(f"{c:>10s}" for c in cells)
 
@@ -112,7 +92,7 @@ def add_commands(sub: Any) -> None:
         help="lists served, impressions, clicks, CTR, purchases and revenue per solution "
         "version and Braze campaign",
     )
-    s.add_argument("--days", type=float, default=30.0, help="look back this many days")
+    s.add_argument("--days", type=float, default=DEFAULT_DAYS, help="look back this many days")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_attribution)
 
