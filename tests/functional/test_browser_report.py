@@ -41,18 +41,24 @@ def test_the_report_in_a_browser(browser: Any, data_dir: Path, tmp_path: Path) -
     assert requests == [out.as_uri()]
 
 
+def _analyst(browser: Any) -> tuple[Any, list[str]]:  # noqa: F811
+    """A browser context with the key (Basic auth), and every URL it requests."""
+    context = browser.new_context(
+        http_credentials={"username": "analyst", "password": DEV_KEY},
+        viewport={"width": 1440, "height": 1000},
+    )
+    requests: list[str] = []
+    context.on("request", lambda request: requests.append(request.url))
+    return context, requests
+
+
 def test_the_console_links_the_report_in_a_browser(browser: Any, data_dir: Path) -> None:  # noqa: F811
     """From the preview page's console (what each campaign serves) to the served report."""
     server = LiveServer(data_dir, "--workers", "1")
     try:
         origin = f"http://127.0.0.1:{server.port}"
         served = json.loads(server.request("GET", "/health").body)["campaigns"]
-        context = browser.new_context(
-            http_credentials={"username": "analyst", "password": DEV_KEY},
-            viewport={"width": 1440, "height": 1000},
-        )
-        requests: list[str] = []
-        context.on("request", lambda request: requests.append(request.url))
+        context, requests = _analyst(browser)
         page = context.new_page()
         page.goto(f"{origin}/preview")
         console = page.locator("#console").inner_text()
@@ -100,12 +106,7 @@ def test_hostile_campaign_names_are_inert_in_the_browser(
     server = LiveServer(data_dir, "--workers", "1")
     try:
         origin = f"http://127.0.0.1:{server.port}"
-        context = browser.new_context(
-            http_credentials={"username": "analyst", "password": DEV_KEY},
-            viewport={"width": 1440, "height": 1000},
-        )
-        requests: list[str] = []
-        context.on("request", lambda request: requests.append(request.url))
+        context, requests = _analyst(browser)
         page = context.new_page()
         for url in (out.as_uri(), f"{origin}/report"):
             page.goto(url)
