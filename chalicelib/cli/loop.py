@@ -4,12 +4,11 @@ reported) and `segments` (the users most likely to engage with some items, pushe
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from chalicelib.attribution import COLUMNS, DEFAULT_DAYS, over_last_days
-from chalicelib.cli.output import print_json
+from chalicelib.cli.output import fail, print_json
 from chalicelib.seam import runtime
 from chalicelib.segments import SegmentError
 
@@ -79,9 +78,8 @@ def cmd_segments(args: argparse.Namespace) -> int:
                 out["braze"] = {"attribute": args.name, **pusher.push(values).as_dict()}
             finally:
                 state.close()
-    except (SegmentError, braze.BrazeError, OSError) as exc:
-        print(f"segments failed: {exc}", file=sys.stderr)
-        return 2
+    except braze.BrazeError as exc:  # not a ValueError: said here (the rest by `main`)
+        return fail(args, exc)
     print_json(out)
     return 0 if not out.get("braze", {}).get("failed") else 1
 
