@@ -43,6 +43,17 @@ def _row(name: str, cells: tuple[str, ...]) -> str:
     return f"  {shown:40s}" + "".join(f"{c:>10s}" for c in cells)
 
 
+def look_back(text: str) -> float:
+    """`--days`: a finite number of days above 0 (argparse says it in one line otherwise)."""
+    try:
+        days = float(text)
+    except ValueError:
+        days = float("nan")
+    if not 0 < days < float("inf"):
+        raise argparse.ArgumentTypeError(f"takes a number of days above 0, not {text!r}")
+    return days
+
+
 def cmd_segments(args: argparse.Namespace) -> int:
     """The users most likely to engage with some items, pushed to Braze as a custom attribute
     (`--name`, true for the segment's members; removed from users who left it)."""
@@ -90,7 +101,7 @@ def add_commands(sub: Any) -> None:
         help="lists served, impressions, clicks, CTR, purchases and revenue per solution "
         "version and Braze campaign",
     )
-    s.add_argument("--days", type=float, default=DEFAULT_DAYS, help="look back this many days")
+    s.add_argument("--days", type=look_back, default=DEFAULT_DAYS, help="look back this many days")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_attribution)
 

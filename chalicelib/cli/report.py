@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.attribution import DEFAULT_DAYS, over_last_days
+from chalicelib.cli.loop import look_back
 from chalicelib.report.sources import DEFAULT_LIMIT, PEERS_FILE, newest, read_peers
 from chalicelib.seam import runtime
 
@@ -53,7 +54,7 @@ def add_command(sub: Any) -> None:
     s.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="newest versions per solution")
     s.add_argument("--peers", help="engine benchmark results (RECS_DATA_DIR/bench-engine.json)")
     s.add_argument(
-        "--days", type=float, default=DEFAULT_DAYS,
+        "--days", type=look_back, default=DEFAULT_DAYS,
         help="attribution: the lists served in the last N days (as `attribution --days N`)",
     )  # fmt: skip
     s.set_defaults(func=cmd_report)

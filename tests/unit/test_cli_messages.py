@@ -121,6 +121,18 @@ def test_every_command_says_its_error_in_one_form(
     assert "failed:" not in err
 
 
+@pytest.mark.parametrize("command", ["attribution", "report"])
+@pytest.mark.parametrize("days", ["0", "-3", "nan", "inf", "a week"])
+def test_a_look_back_that_is_no_number_of_days_is_refused(
+    capsys: pytest.CaptureFixture[str], command: str, days: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "--days", days])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert f"--days: takes a number of days above 0, not {days!r}" in err
+
+
 def test_an_interrupted_command_says_so_in_the_same_form(
     empty_data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
