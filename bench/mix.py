@@ -4,8 +4,9 @@ route, without HTTP, sockets or the other processes that share the cores.
     .venv/bin/python bench/mix.py [--requests 4000] [--data-dir DIR] [--profile OUT.prof]
 
 It drives `chalicelib.api.server.application` (the ASGI app uvicorn runs, started and stopped
-through its lifespan as a worker is) on a copy of the bootstrapped sample shop: 70% `GET /recommendations`, 10% `GET /related-items`, 20%
-`POST /events` of 1-3 new events, after 300 requests of warm-up. CPU time (not wall time) is
+through its lifespan as a worker is) on a copy of the bootstrapped sample shop: 70%
+`GET /recommendations`, 10% `GET /related-items`, 20% `POST /events` of 1-3 new events, after
+300 requests of warm-up. CPU time (not wall time) is
 what it reports, so a busy machine changes the figures less; to compare two trees, run each
 tree's copy of this script at the same time, so that both meet the same load.
 `--profile` writes cProfile's stats of the measured requests (`python -m pstats OUT.prof`).

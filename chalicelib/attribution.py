@@ -12,12 +12,16 @@ The rules, over what the loop kept (`Loop.history`):
 - click-through rate is clicks over impressions where Currents reported impressions (None
   otherwise); clicks per list is clicks over lists served.
 Fallback lists have no solution version: they are reported as `fallback`.
+
+`over_last_days` is the one computation the `attribution` command and the report both show, and
+`cells` the one way their figures are written.
 """
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +29,18 @@ from chalicelib.vocabulary import Engagement, ServedList
 
 NO_CAMPAIGN = "(no campaign)"
 FALLBACK = "fallback"
+DEFAULT_DAYS = 30.0
+# The columns as the command's table heads them, and in full (the report's headers).
+COLUMNS = (
+    ("served", "lists served"),
+    ("impr.", "impressions"),
+    ("clicks", "clicks"),
+    ("CTR", "click-through rate"),
+    ("clk/list", "clicks per list"),
+    ("purch.", "purchases"),
+    ("revenue", "revenue"),
+)
+History = Callable[[float], tuple[Iterable[ServedList], Iterable[Engagement]]]
 
 
 @dataclass
@@ -50,13 +66,32 @@ class Figures:
             "revenue": round(self.revenue, 2),
         }
 
+    def cells(self) -> tuple[str, ...]:
+        """The figures as the command and the report write them, in `COLUMNS`' order."""
+        d = self.as_dict()
+
+        def pct(value: float | None) -> str:
+            return "-" if value is None else f"{100 * value:.1f}%"
+
+        return (
+            str(d["served"]),
+            str(d["impressions"]),
+            str(d["clicks"]),
+            pct(d["ctr"]),
+            pct(d["clicks_per_list"]),
+            str(d["purchases"]),
+            f"{d['revenue']:.2f}",
+        )
+
 
 @dataclass
 class Attribution:
     window_hours: float
+    days: float | None = None  # the look-back, when the history was read over one
     by_version: dict[str, Figures] = field(default_factory=lambda: defaultdict(Figures))
     by_campaign: dict[str, Figures] = field(default_factory=lambda: defaultdict(Figures))
     total: Figures = field(default_factory=Figures)
+    engagements: int = 0  # Currents records read (impressions, clicks, purchases), counted or not
 
     def count(self, served: ServedList, name: str, amount: float = 1) -> None:
         version = served.solution_version or FALLBACK
@@ -69,11 +104,23 @@ class Attribution:
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            **({} if self.days is None else {"days": self.days}),
             "window_hours": self.window_hours,
             "by_solution_version": {k: v.as_dict() for k, v in sorted(self.by_version.items())},
             "by_campaign": {k: v.as_dict() for k, v in sorted(self.by_campaign.items())},
             "total": self.total.as_dict(),
         }
+
+
+def over_last_days(
+    history: History, days: float, window_hours: float, now: float | None = None
+) -> Attribution:
+    """What the lists served in the last `days` did, from the loop's `history(since)`."""
+    since = (time.time() if now is None else now) - days * 86_400
+    served, engaged = history(since)
+    result = attribute(served, engaged, window_hours)
+    result.days = days
+    return result
 
 
 def attribute(
@@ -90,6 +137,7 @@ def attribute(
     clicks: dict[str, list[tuple[float, ServedList, frozenset[str]]]] = defaultdict(list)
     credited: set[tuple[str, str]] = set()  # (recommendation id, purchase record): once
     for e in sorted(engagements, key=lambda e: e.ts):
+        result.engagements += 1
         target = lists.get(e.recommendation_id or "")
         if e.kind == "impression" and target is not None:
             result.count(target, "impressions")

@@ -284,7 +284,8 @@ def _paths(filters: Sequence[str]) -> dict[str, Any]:
         },
         "/report": {
             "get": _operation(
-                "The evaluation report of the solution versions, and what each campaign serves",
+                "The evaluation report of the solution versions, what each campaign serves, and "
+                "what the lists served in the last 30 days did (attribution)",
                 {200: report, 401: unauthorized, 404: missing},
             )
         },

@@ -12,20 +12,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from chalicelib.cli import answers, emulate, loop, report, run_aws, serve, workflow
+from chalicelib.cli.output import USAGE_ERROR, CommandError, fail
 from chalicelib.seam import runtime
 from chalicelib.vocabulary import ProviderError
 
 bootstrap = serve.bootstrap
-
-# The exit code of every error the user can fix (a bad argument, file, id or value), as
-# argparse uses it; 1 stays for a command that ran and reports failures (bad CSV rows, lines).
-USAGE_ERROR = 2
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,19 +48,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return _run(args)
+    except CommandError as exc:
+        return fail(args, exc, exc.code)
     except FileNotFoundError as exc:  # the commonest mistake: say which file, nothing else
-        return _fail(args, f"no such file: {exc.filename or exc}")
+        return fail(args, f"no such file: {exc.filename or exc}")
     except (ValueError, ProviderError, OSError) as exc:
-        return _fail(args, str(exc) or type(exc).__name__)
+        return fail(args, str(exc) or type(exc).__name__)
     except KeyboardInterrupt:
-        print(f"{args.command}: interrupted", file=sys.stderr)
-        return 130
-
-
-def _fail(args: argparse.Namespace, message: str) -> int:
-    """One line (an expression with its caret keeps its lines), no traceback, exit code 2."""
-    print(f"{args.command}: {message}", file=sys.stderr)
-    return USAGE_ERROR
+        return fail(args, "interrupted", 130)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -6,28 +6,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from chalicelib.batchfile import parse_filter_values, summarize
-from chalicelib.cli.output import print_json
+from chalicelib.cli.output import fail, print_json
 from chalicelib.cli.progress import progress_bar
-from chalicelib.filters import FilterError, FilterRequest
+from chalicelib.filters import FilterRequest, MissingFilterValueError
 from chalicelib.filters.values import values_from_query
 from chalicelib.seam import fallback, runtime
-from chalicelib.vocabulary import ProviderError
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
     rt = runtime.current()
+    values = values_from_query(parse_filter_values(args.filter_value or []))
+    flt = FilterRequest(args.filter, values) if args.filter else None
     try:
-        values = values_from_query(parse_filter_values(args.filter_value or []))
-        flt = FilterRequest(args.filter, values) if args.filter else None
         recs = fallback.recommend(rt.serving, args.user_id, args.num_results, flt)
-    except (ValueError, FilterError) as exc:  # a bad or missing filter value: say which
-        print(f"recommend failed: {exc}", file=sys.stderr)
-        return 2
+    except MissingFilterValueError as exc:  # the API names its query parameter; here, the option
+        return fail(args, exc.given_as(f"--filter-value {exc.placeholder}=VALUE"))
     items = json.loads(rt.serving.catalogue().render(recs.item_ids, args.num_results))
     print_json({"source": recs.source, "items": items})
     return 0
@@ -36,26 +33,19 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 def cmd_batch(args: argparse.Namespace) -> int:
     """Batch inference in Personalize's JSON-lines formats, then a summary of the output."""
     rt = runtime.current()
-    try:
-        values = parse_filter_values(args.filter_value or [])
-        if values and not args.filter:
-            raise ValueError("--filter-value needs --filter")
-        flt = FilterRequest(args.filter, values) if args.filter else None
-        with progress_bar() as report:
-            result = rt.workflow.batch(
-                Path(args.input),
-                Path(args.output),
-                args.num_results,
-                solution=args.solution,
-                flt=flt,
-                progress=report,
-            )
-    except FileNotFoundError as exc:
-        print(f"batch failed: no such file: {exc.filename or exc}", file=sys.stderr)
-        return 2
-    except (ValueError, ProviderError, OSError) as exc:
-        print(f"batch failed: {exc}", file=sys.stderr)
-        return 2
+    values = parse_filter_values(args.filter_value or [])
+    if values and not args.filter:
+        return fail(args, "--filter-value needs --filter")
+    flt = FilterRequest(args.filter, values) if args.filter else None
+    with progress_bar() as report:
+        result = rt.workflow.batch(
+            Path(args.input),
+            Path(args.output),
+            args.num_results,
+            solution=args.solution,
+            flt=flt,
+            progress=report,
+        )
     catalogue_items = len(rt.serving.catalogue()) or None
     summary = summarize(Path(args.output), catalogue_items)
     print_json({"input": args.input, "output": args.output, **summary.as_dict()})
@@ -84,9 +74,8 @@ def cmd_braze_push(args: argparse.Namespace) -> int:
             report = pusher.run(Path(args.input))
         finally:
             state.close()
-    except (braze.BrazeError, OSError) as exc:
-        print(f"braze-push failed: {exc}", file=sys.stderr)
-        return 2
+    except braze.BrazeError as exc:  # not a ValueError: said here (the rest by `main`)
+        return fail(args, exc)
     print_json({"input": args.input, "attribute": settings.braze_attribute, **report.as_dict()})
     return 0 if report.failed == 0 else 1
 

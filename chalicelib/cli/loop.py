@@ -8,15 +8,14 @@ import argparse
 import json
 import os
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from chalicelib.attribution import Figures, attribute
-from chalicelib.cli.output import print_json
+from chalicelib.attribution import COLUMNS, DEFAULT_DAYS, over_last_days
+from chalicelib.cli.output import fail, print_json
 from chalicelib.seam import runtime
 from chalicelib.segments import SegmentError
 from chalicelib.settings import PREFIX, PROJECT_ROOT
@@ -24,11 +23,9 @@ from chalicelib.settings import PREFIX, PROJECT_ROOT
 
 def cmd_attribution(args: argparse.Namespace) -> int:
     rt = runtime.current()
-    since = time.time() - args.days * 86_400
-    served, engaged = rt.loop.history(since)
-    result = attribute(served, engaged, rt.settings.attribution_window_hours)
+    result = over_last_days(rt.loop.history, args.days, rt.settings.attribution_window_hours)
     if args.json:
-        print_json({"days": args.days, **result.as_dict()})
+        print_json(result.as_dict())
         return 0
     print(
         f"Last {args.days:g} days; purchases within {result.window_hours:g} h of a click "
@@ -39,36 +36,30 @@ def cmd_attribution(args: argparse.Namespace) -> int:
         ("Braze campaign", result.by_campaign),
     ):
         print(f"\nby {title}")
-        print(_row(title, _HEAD))
+        print(_row(title, tuple(short for short, _ in COLUMNS)))
         for name, figures in sorted(groups.items()):
-            print(_row(name, _cells(figures)))
-    print(_row("total", _cells(result.total)))
+            print(_row(name, figures.cells()))
+    print(_row("total", result.total.cells()))
     return 0
 
 
-_HEAD = ("served", "impr.", "clicks", "CTR", "clk/list", "purch.", "revenue")
-
-
-def _cells(figures: Figures) -> tuple[str, ...]:
-    d = figures.as_dict()
-
-    def pct(value: Any) -> str:
-        return "-" if value is None else f"{100 * value:.1f}%"
-
-    return (
-        str(d["served"]),
-        str(d["impressions"]),
-        str(d["clicks"]),
-        pct(d["ctr"]),
-        pct(d["clicks_per_list"]),
-        str(d["purchases"]),
-        f"{d['revenue']:.2f}",
-    )
-
-
 def _row(name: str, cells: tuple[str, ...]) -> str:
+    # A campaign's name is whoever edits the campaign's: its control characters are shown, not
+    # sent to the terminal (an escape sequence could clear the screen or recolour the figures).
+    name = "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
     shown = name if len(name) <= 40 else "…" + name[-39:]
     return f"  {shown:40s}" + "".join(f"{c:>10s}" for c in cells)
+
+
+def look_back(text: str) -> float:
+    """`--days`: a finite number of days above 0 (argparse says it in one line otherwise)."""
+    try:
+        days = float(text)
+    except ValueError:
+        days = float("nan")
+    if not 0 < days < float("inf"):
+        raise argparse.ArgumentTypeError(f"takes a number of days above 0, not {text!r}")
+    return days
 
 
 def cmd_segments(args: argparse.Namespace) -> int:
@@ -106,9 +97,8 @@ def cmd_segments(args: argparse.Namespace) -> int:
                 out["braze"] = {"attribute": args.name, **pusher.push(values).as_dict()}
             finally:
                 state.close()
-    except (SegmentError, braze.BrazeError, OSError) as exc:
-        print(f"segments failed: {exc}", file=sys.stderr)
-        return 2
+    except braze.BrazeError as exc:  # not a ValueError: said here (the rest by `main`)
+        return fail(args, exc)
     print_json(out)
     return 0 if not out.get("braze", {}).get("failed") else 1
 
@@ -169,7 +159,7 @@ def add_commands(sub: Any) -> None:
         help="lists served, impressions, clicks, CTR, purchases and revenue per solution "
         "version and Braze campaign",
     )
-    s.add_argument("--days", type=float, default=30.0, help="look back this many days")
+    s.add_argument("--days", type=look_back, default=DEFAULT_DAYS, help="look back this many days")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_attribution)
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from chalicelib import aws
 from chalicelib.cli.lambda_sources import Sources
+from chalicelib.cli.output import CommandError
 from chalicelib.cli.serve import DEV_KEY, SAMPLE_DIR
 from chalicelib.seam import runtime
 from chalicelib.settings import PROJECT_ROOT, Settings
@@ -89,7 +90,7 @@ def _wait_for_imports(expected: int, timeout: float = 1800) -> list[dict[str, An
         if len(jobs) >= expected and all(j["status"] in ("ACTIVE", "CREATE FAILED") for j in jobs):
             return jobs
         if time.monotonic() > deadline:
-            raise SystemExit("the sample's import jobs did not finish")
+            raise CommandError("the sample's import jobs did not finish", 1)
         time.sleep(POLL_SECONDS)
 
 
@@ -157,7 +158,7 @@ def cmd_run_aws(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one story, 
         jobs = _wait_for_imports(len(DATASETS))
         failed = [j for j in jobs if j["status"] != "ACTIVE"]
         if failed:
-            raise SystemExit(f"import failed: {failed}")
+            raise CommandError(f"a dataset import job failed: {failed}", 1)
         _say(started, f"{len(jobs)} dataset import jobs ACTIVE (import_s3 → Personalize)")
         settings = Settings()
         config = load_config(settings.config)

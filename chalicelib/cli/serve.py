@@ -17,6 +17,7 @@ import sys
 import time
 from typing import Any
 
+from chalicelib.cli.output import CommandError, fail
 from chalicelib.cli.progress import progress_bar
 from chalicelib.seam import runtime
 from chalicelib.settings import PROJECT_ROOT
@@ -45,7 +46,7 @@ def bootstrap(sample: str = SAMPLES[0]) -> None:
                 path = PROJECT_ROOT / "data" / sample / f"{dataset}.csv.gz"
                 result = rt.workflow.import_file(dataset, str(path), "full", report)
                 if result.status != "imported":
-                    raise SystemExit(f"could not import {path}: {result.errors}")
+                    raise CommandError(f"could not import {path}: {result.errors}", 1)
     if not health.get("model_version"):
         with progress_bar() as report:
             rt.workflow.train(None, report)
@@ -77,12 +78,11 @@ def port_in_use(host: str, port: int) -> str | None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     if (reason := port_in_use(args.host, args.port)) is not None:
-        print(
-            f"serve: cannot listen on {args.host}:{args.port} ({reason.lower()}): stop what uses "
-            f"it, or choose another port: make run PORT={args.port + 1}, or --port {args.port + 1}",
-            file=sys.stderr,
+        return fail(
+            args,
+            f"cannot listen on {args.host}:{args.port} ({reason.lower()}): stop what uses it, or "
+            f"choose another port: make run PORT={args.port + 1}, or --port {args.port + 1}",
         )
-        return 2
     shown = serving_keys()
     if args.bootstrap:
         started = time.perf_counter()

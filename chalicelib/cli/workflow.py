@@ -12,26 +12,23 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from chalicelib.cli.output import print_json
+from chalicelib.cli.output import fail, print_json
 from chalicelib.cli.progress import progress_bar
 from chalicelib.csvdata import Validation, read_rows
 from chalicelib.seam import runtime
-from chalicelib.vocabulary import ProviderError
 
 
 def cmd_import(args: argparse.Namespace) -> int:
     """A local path or s3:// URI, on either provider: on `local` the rows load into the store;
     on `personalize` the file is validated and imported exactly as `import_s3` does (a local file
-    is first uploaded under s3://RECS_IMPORT_BUCKET/imports/<dataset>/)."""
+    is first uploaded under s3://RECS_IMPORT_BUCKET/imports/<dataset>/). No bucket, a file in
+    the wrong place: a ValueError, which `main` says in one line (exit code 2), as every error
+    below."""
     workflow = runtime.current().workflow
     if args.dataset == "currents":
         return _import_currents(args)
-    try:
-        with progress_bar() as report:
-            result = workflow.import_file(args.dataset, args.path, args.mode, report)
-    except ValueError as exc:  # no bucket, a file in the wrong place: say which
-        print(exc, file=sys.stderr)
-        return 2
+    with progress_bar() as report:
+        result = workflow.import_file(args.dataset, args.path, args.mode, report)
     print_json(asdict(result))
     return 0 if result.ok else 1
 
@@ -39,30 +36,19 @@ def cmd_import(args: argparse.Namespace) -> int:
 def _import_currents(args: argparse.Namespace) -> int:
     """Braze Currents Avro files (a file or a folder; s3:// on AWS), each record once: a
     report per file; exit 1 when a record was dead-lettered or must be sent again (failed,
-    or held under another import's lease)."""
-    try:
-        with progress_bar() as report:
-            reports = runtime.current().workflow.import_currents(args.path, args.event_type, report)
-    except (ValueError, ProviderError) as exc:  # a missing file, not Avro, AWS refusing
-        print(f"import currents failed: {exc}", file=sys.stderr)
-        return 2
+    or held under another import's lease). A missing file, not Avro, AWS refusing: one line."""
+    with progress_bar() as report:
+        reports = runtime.current().workflow.import_currents(args.path, args.event_type, report)
     print_json([r.as_dict() for r in reports])
     return 1 if any(r.dead_lettered or r.retry or r.pending for r in reports) else 0
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    """Apply the configuration: Personalize resources on AWS; on `local`, a checked config."""
-    from chalicelib.config import ConfigError  # noqa: PLC0415
-    from chalicelib.filters import FilterError  # noqa: PLC0415
-
-    try:
-        rt = runtime.current()  # building the local provider checks the file and its filters
-        with progress_bar() as report:
-            result = rt.workflow.setup(report, poll_seconds=args.poll_seconds, dry_run=args.dry_run)
-    except (ConfigError, FilterError, ProviderError) as exc:
-        # A bad file, a filter expression (with its position), Personalize's own message.
-        print(f"setup failed: {exc}", file=sys.stderr)
-        return 2
+    """Apply the configuration: Personalize resources on AWS; on `local`, a checked config. A
+    bad file, a filter expression (with its position), Personalize's own message: one line."""
+    rt = runtime.current()  # building the local provider checks the file and its filters
+    with progress_bar() as report:
+        result = rt.workflow.setup(report, poll_seconds=args.poll_seconds, dry_run=args.dry_run)
     if args.json:
         print_json(result.as_dict())
         return 0
@@ -90,12 +76,8 @@ def known_solution(name: str | None) -> str | None:
 def cmd_train(args: argparse.Namespace) -> int:
     known_solution(args.solution)
     workflow = runtime.current().workflow
-    try:
-        with progress_bar() as report:
-            infos = workflow.train(args.solution, report)
-    except ValueError as exc:  # too little data, bad hyperparameters: say which, no traceback
-        print(f"training failed: {exc}", file=sys.stderr)
-        return 2
+    with progress_bar() as report:  # too little data, bad hyperparameters: a ValueError
+        infos = workflow.train(args.solution, report)
     for info in infos:
         print(f"{info.version_id}: {info.training_seconds:.1f} s, {dict(info.counts)}")
         for line in _chosen(info.params):
@@ -132,16 +114,11 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     workflow = runtime.current().workflow
     info = workflow.metrics(known_solution(args.solution), args.version)
     if info is None and args.version:
-        print(f"metrics: no solution version {args.version!r}; see `versions`", file=sys.stderr)
-        return 2
+        return fail(args, f"no solution version {args.version!r}; see `versions`")
     if info is None and args.solution and workflow.versions():
-        print(
-            f"metrics: solution {args.solution!r} has no version; see `versions`", file=sys.stderr
-        )
-        return 2
+        return fail(args, f"solution {args.solution!r} has no version; see `versions`")
     if info is None:
-        print("metrics: no solution version yet: run `python -m chalicelib train`", file=sys.stderr)
-        return 1
+        return fail(args, "no solution version yet: run `python -m chalicelib train`", 1)
     if args.json:
         print_json({"solutionVersionArn": info.version_id, "metrics": dict(info.metrics)})
     else:
@@ -172,14 +149,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         conf = rt.config.campaigns.get(args.campaign)
         latest = rt.workflow.versions(conf.solution) if conf else []
         if not latest:
-            print(f"no solution version to deploy to {args.campaign!r}", file=sys.stderr)
-            return 2
+            return fail(args, f"no solution version to deploy to {args.campaign!r}")
         version = latest[0].version_id
-    try:
-        rt.workflow.deploy(args.campaign, version)
-    except ValueError as exc:
-        print(f"deploy failed: {exc}", file=sys.stderr)
-        return 2
+    rt.workflow.deploy(args.campaign, version)  # an unknown version: a ValueError naming it
     print(f"{args.campaign} now serves {version}")
     return 0
 
@@ -214,12 +186,9 @@ def popular_items(
 
 
 def cmd_catalogue(args: argparse.Namespace) -> int:
-    """Load an items file into the catalogue that decorates responses."""
-    try:
-        result = runtime.current().workflow.load_catalogue(Path(args.path))
-    except ValueError as exc:  # no item table on AWS
-        print(exc, file=sys.stderr)
-        return 2
+    """Load an items file into the catalogue that decorates responses (no item table on AWS:
+    a ValueError)."""
+    result = runtime.current().workflow.load_catalogue(Path(args.path))
     print_json({"catalogue": result.destination, "loaded": result.loaded, "errors": result.errors})
     return 0 if not result.errors else 1
 

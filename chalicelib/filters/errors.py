@@ -34,13 +34,19 @@ class CurrentItemFilterError(FilterError):
 
 
 class MissingFilterValueError(FilterError):
-    """A request did not give a value the filter needs; the message names the placeholder."""
+    """A request did not give a value the filter needs; the message names the placeholder and
+    how to give it: the HTTP routes' query parameter unless the caller says otherwise."""
 
     code = "missing_filter_value"
 
-    def __init__(self, placeholder: str) -> None:
+    def __init__(self, placeholder: str, given_as: str | None = None) -> None:
+        how = given_as or f"the query parameter {placeholder}"
         super().__init__(
-            f"the filter needs a value for ${placeholder}: give it as the query parameter "
-            f"{placeholder} (several values: repeat it or separate them with commas)"
+            f"the filter needs a value for ${placeholder}: give it as {how} "
+            "(several values: repeat it or separate them with commas)"
         )
         self.placeholder = placeholder
+
+    def given_as(self, how: str) -> MissingFilterValueError:
+        """The same error for a caller that takes values otherwise (a command's option)."""
+        return MissingFilterValueError(self.placeholder, how)

@@ -1,5 +1,6 @@
-"""The evaluation report as one HTML file: the stored solution versions side by side, with inline
-SVG plots, and the peers' figures of the engine benchmark when its results file exists.
+"""The evaluation report as one HTML file: what the served lists did (attribution), the stored
+solution versions side by side, with inline SVG plots, and the peers' figures of the engine
+benchmark when its results file exists.
 
 No script, no external request (its Content-Security-Policy allows none): it can be mailed,
 archived or opened from disk. Every value from the store is escaped.
@@ -12,6 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from typing import Any
 
+from chalicelib.attribution import Attribution
+from chalicelib.report.attribution_section import section as attribution_section
 from chalicelib.report.svg import PALETTE, Series, bar_chart, hbar_chart, line_chart
 from chalicelib.vocabulary import SolutionVersionInfo
 
@@ -39,6 +42,8 @@ svg{background:#fff;border:1px solid #eee;border-radius:6px;max-width:100%;heigh
 .chart-title{font-weight:600;font-size:13px}.tick,.legend{font-size:11px;fill:#333}
 .axis{font-size:11px;fill:#5b5b6b}.grid{stroke:#e6e6ee}
 code{font-size:.85em}
+#attribution th[scope=row]{text-align:left;font-weight:400;overflow-wrap:anywhere;max-width:30em}
+#attribution tr.best th{font-weight:700}
 """
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 OURS, PEER, STORED = PALETTE[0], "#999999", PALETTE[2]
@@ -258,7 +263,11 @@ def render(
     *,
     peers_source: str,
     provider: str,
+    attribution: Attribution | None = None,
+    preview_link: str | None = None,
 ) -> str:
+    """The page; `attribution` (what the served lists did) gets its section when given, and
+    `preview_link` (the served report's way back to the preview page) a link in the header."""
     served = {v for v in campaigns.values() if v}
     # The solutions in the order of the campaigns serving them (recommendations first).
     ids = {info.version_id: info.solution for info in versions}
@@ -277,17 +286,24 @@ def render(
             "<code>python -m chalicelib train</code> makes one.</p></section>"
         )
     generated = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    online = attribution_section(attribution) if attribution is not None else ""
+    nav = (
+        f'<nav id="console" aria-label="Console"><a id="preview-link" '
+        f'href="{escape(preview_link)}">Content Card preview</a></nav>'
+        if preview_link
+        else ""
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{CSP}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Solution versions: evaluation report</title><style>{STYLE}</style></head>
-<body><header><h1>Solution versions: evaluation report</h1>
+<body><header><h1>Solution versions: evaluation report</h1>{nav}
 <p class=note>Generated {generated} on the <code>{escape(provider)}</code> provider.
 Metrics follow Amazon Personalize's protocol: 90% of users train; for the other 10%, the oldest
 90% of each user's events are the input and the newest 10% the truth. Curves come from the same
 held-out lists.</p>
 <table><tr><th>campaign</th><th>serves</th></tr>{campaign_rows}</table></header>
-{sections}{_peers(peers, peers_source, versions)}
+{online}{sections}{_peers(peers, peers_source, versions)}
 </body></html>
 """

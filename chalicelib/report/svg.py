@@ -189,6 +189,7 @@ def hbar_chart(
     *,
     x_label: str,
     width: int = 900,
+    value_format: str = "{:.4f}",
 ) -> str:
     """One horizontal bar per label (long names stay readable), its value at its end."""
     label_width, row = 300, 20
@@ -214,7 +215,8 @@ def hbar_chart(
         parts.append(
             f'<rect x="{label_width}" y="{y + 3}" width="{max(length, 1):.1f}" height="{row - 6}" '
             f'fill="{color}" class="mark"><title>{escape(label)}: {value:.4g}</title></rect>'
-            f'<text x="{label_width + length + 4:.1f}" y="{y + 14}" class="tick">{value:.4f}</text>'
+            f'<text x="{label_width + length + 4:.1f}" y="{y + 14}" class="tick">'
+            f"{escape(value_format.format(value))}</text>"
         )
     parts.append(
         f'<text x="{label_width + span / 2:.1f}" y="{height - 12}" class="axis" '

@@ -194,7 +194,8 @@ def test_rankings_take_filters_with_list_or_comma_values(fclient):
 )
 def test_missing_placeholder_is_400_naming_it(fclient, path: str):
     message = assert_error(get(fclient, path), 400, "missing_filter_value")
-    assert "$CATEGORY" in message
+    assert "$CATEGORY: give it as the query parameter CATEGORY" in message
+    assert "--filter-value" not in message  # an HTTP caller has no options
 
 
 @pytest.mark.parametrize(
@@ -269,7 +270,10 @@ def test_cli_recommend_takes_filter_values(
     try:
         args = ["recommend", "u1", "--num-results", "5", "--filter", "by-category"]
         assert cli.main(args) == 2
-        assert "$CATEGORY" in capsys.readouterr().err
+        assert capsys.readouterr().err == (
+            "recommend: the filter needs a value for $CATEGORY: give it as --filter-value "
+            "CATEGORY=VALUE (several values: repeat it or separate them with commas)\n"
+        )  # the option the command takes, not the API's query parameter
         assert cli.main([*args, "--filter-value", "CATEGORY=toys,garden"]) == 0
         items = json.loads(capsys.readouterr().out)["items"]
         assert items and {category(i["id"]) for i in items} <= {"toys", "garden"}

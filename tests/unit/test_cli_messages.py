@@ -77,8 +77,71 @@ def test_batch_of_a_missing_input_names_it(
     missing = tmp_path / "users.jsonl"
     output = tmp_path / "recs.jsonl"
     err = _one_line_error(capsys, ["batch", "--input", str(missing), "--output", str(output)])
-    assert err == f"batch failed: no such file: {missing}"
+    assert err == f"batch: no such file: {missing}"
     assert not list(tmp_path.glob("recs.jsonl*"))  # no output, no half-written .part file
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["import", "interactions", "missing.csv"], "no such file: missing.csv"),
+        (["import", "currents", "missing-folder"], "missing-folder"),
+        (["train"], "training needs at least 1000 interactions; there are 0"),
+        (["deploy", "recommendations"], "no solution version to deploy to 'recommendations'"),
+        (["metrics", "--version", "bogus"], "no solution version 'bogus'; see `versions`"),
+        (["versions", "--solution", "nope"], "no solution 'nope' in the configuration"),
+        (["recommend", "u1", "--filter", "nope"], "no filter named 'nope' is configured"),
+        (["batch", "--input", "in.jsonl", "--output", "out.jsonl"], "no such file: in.jsonl"),
+        (
+            ["batch", "--input", "in.jsonl", "--output", "o.jsonl", "--filter-value", "A=b"],
+            "--filter-value needs --filter",
+        ),
+        (["braze-push", "recs.jsonl"], "RECS_BRAZE"),
+        (["segments", "--items", ",", "--dry-run"], "--items names no item"),
+        (["catalogue", "missing.csv"], "no such file: missing.csv"),
+        (["popular", "--input", "missing.csv"], "no such file: missing.csv"),
+        (["setup", "--config", "missing.toml"], "missing.toml"),
+        (["report", "--output", "no/such/folder/report.html"], "no such file: "),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
+def test_every_command_says_its_error_in_one_form(
+    empty_data_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    says: str,
+) -> None:
+    """`COMMAND: what is wrong`, whichever command: never `COMMAND failed:`, never bare."""
+    monkeypatch.chdir(empty_data_dir.parent)
+    err = _one_line_error(capsys, argv)
+    command, _, message = err.partition(": ")
+    assert command == argv[0], err
+    assert says in message, err
+    assert "failed:" not in err
+
+
+@pytest.mark.parametrize("command", ["attribution", "report"])
+@pytest.mark.parametrize("days", ["0", "-3", "nan", "inf", "a week"])
+def test_a_look_back_that_is_no_number_of_days_is_refused(
+    capsys: pytest.CaptureFixture[str], command: str, days: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "--days", days])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert f"--days: takes a number of days above 0, not {days!r}" in err
+
+
+def test_an_interrupted_command_says_so_in_the_same_form(
+    empty_data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(_args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("chalicelib.cli.workflow.cmd_versions", interrupted)
+    assert cli.main(["versions"]) == 130
+    assert capsys.readouterr().err == "versions: interrupted\n"
 
 
 def test_a_bad_argument_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -178,5 +178,5 @@ def test_aws_setup_refuses_a_bad_expression_before_calling_personalize(
     finally:
         runtime.reset()
     err = capsys.readouterr().err
-    assert "setup failed: filter 'by-price': syntax error at column" in err
+    assert "setup: filter 'by-price': syntax error at column" in err
     assert "expected a $PLACEHOLDER, a number or CurrentItem.FIELD" in err

@@ -1,11 +1,13 @@
 """`GET /report`: the evaluation report of `chalicelib.report` served live, with which version
-each campaign serves; the preview page links to it. Served where the preview is (`python -m
-chalicelib serve`, `chalice local`); the deployed Lambda has neither (`routes.report`)."""
+each campaign serves and what the lists served in the last 30 days did; the preview page links to
+it and it links back. Served where the preview is (`python -m chalicelib serve`, `chalice
+local`); the deployed Lambda has neither (`routes.report`)."""
 
 from __future__ import annotations
 
 from chalicelib.api.preview.page import HEADERS, served_versions
 from chalicelib.api.web import Reply
+from chalicelib.attribution import DEFAULT_DAYS, over_last_days
 from chalicelib.report.build import CSP as REPORT_CSP
 from chalicelib.report.build import render
 from chalicelib.report.sources import DEFAULT_LIMIT, PEERS_FILE, newest, read_peers
@@ -25,5 +27,9 @@ def report_page(rt: Runtime) -> Reply:
         peers,
         peers_source=f"RECS_DATA_DIR/{PEERS_FILE}",  # the server's paths are its own
         provider=rt.settings.provider,
+        attribution=over_last_days(
+            rt.loop.history, DEFAULT_DAYS, rt.settings.attribution_window_hours
+        ),
+        preview_link="preview",  # relative, as the preview's link here: works under a stage path
     )
     return Reply(200, html, {**HEADERS, "Content-Security-Policy": CSP})

@@ -4,6 +4,7 @@ configuration checked (`setup`). What a write changes reaches serving at once (`
 
 from __future__ import annotations
 
+import errno
 import gzip
 import tempfile
 import time
@@ -113,6 +114,9 @@ class LocalWorkflow:
         progress: Progress | None,
         source: str,
     ) -> ImportReport:
+        if not path.is_file():  # said now: read lazily, under the store's guard, it would
+            # come out as the store being unavailable ("retry later"), which no retry mends
+            raise FileNotFoundError(errno.ENOENT, "no such file", source)
         validation = Validation()
         rows = read_rows(path, dataset, validation, self.config.schemas.get(dataset))
         if dataset == "items":
