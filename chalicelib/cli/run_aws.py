@@ -95,7 +95,7 @@ def _wait_for_imports(expected: int, timeout: float = 1800) -> list[dict[str, An
 
 
 def _first_user(path: Path) -> str:
-    """A customer of the sample, for the curl line (the bundled sample's first is 13085)."""
+    """A customer of the sample, for the curl line (the first row of its interactions file)."""
     with gzip.open(path, "rt", encoding="utf-8") as text:
         reader = csv.DictReader(text)
         return str(next(reader)["USER_ID"])
