@@ -94,11 +94,11 @@ def _wait_for_imports(expected: int, timeout: float = 1800) -> list[dict[str, An
         time.sleep(POLL_SECONDS)
 
 
-def _first_user(path: Path) -> str:
-    """A customer of the sample, for the curl line (the first row of its interactions file)."""
+def _first_row(path: Path) -> tuple[str, str]:
+    """(user, item) of the sample's first interaction, for the curl lines."""
     with gzip.open(path, "rt", encoding="utf-8") as text:
-        reader = csv.DictReader(text)
-        return str(next(reader)["USER_ID"])
+        row = next(csv.DictReader(text))
+        return str(row["USER_ID"]), str(row["ITEM_ID"])
 
 
 def _first_personalized(user: str) -> bool:
@@ -166,7 +166,7 @@ def cmd_run_aws(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one story, 
             ndcg = info.metrics.get("normalized_discounted_cumulative_gain_at_10", 0.0)
             _say(started, f"trained {info.version_id} (NDCG@10 {ndcg:.3f})")
         _apply(runtime.current().workflow.setup(None, poll_seconds=POLL_SECONDS).settings)
-        user = _first_user(sample / "interactions.csv.gz")
+        user, item = _first_row(sample / "interactions.csv.gz")
         if _first_personalized(user):
             _say(started, f"first personalized answer for user {user}")
         base = f"http://{args.host}:{args.port}"
@@ -175,7 +175,7 @@ def cmd_run_aws(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one story, 
             f"  curl -H 'x-api-key: {DEV_KEY}' '{base}/recommendations?user_id={user}'\n"
             f"  curl -H 'x-api-key: {DEV_KEY}' -H 'content-type: application/json' "
             f'-d \'{{"user_id": "{user}", "session_id": "s1", "events": '
-            f'[{{"event_type": "purchase", "item_id": "85123A"}}]}}\' {base}/events\n\n'
+            f'[{{"event_type": "purchase", "item_id": "{item}"}}]}}\' {base}/events\n\n'
             "An event travels HTTP → SQS → ingest_sqs → PutEvents and changes that user's next "
             "recommendations. Ctrl-C stops everything.\n",
             flush=True,
