@@ -85,6 +85,8 @@ def test_run_aws_serves_personalized_answers_that_follow_events_and_stops_on_ctr
         output = (tmp_path / "run-aws.log").read_text()
         assert "first personalized answer for user u0" in output
         assert f"curl -H 'x-api-key: {DEV_KEY}' '{base}/recommendations?user_id=u0'" in output
+        first_item = shop_csv().splitlines()[1].split(",")[1]  # the event line posts the
+        assert f'"item_id": "{first_item}"' in output  # sample's own first item
     finally:
         process.send_signal(signal.SIGINT)  # Ctrl-C
         code = process.wait(30)
