@@ -18,6 +18,8 @@ from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from chalicelib.vocabulary import ImportReport
+
 # replayed: every file done (the message removed); waiting: not safe to replay yet; due: a dry
 # run's "would replay now"; failed: the replay did not finish a file (the message stays, with
 # the reason); unreadable: not an invocation record of an S3 event (it stays).
@@ -138,6 +140,16 @@ class Replay:
                 value = [_plain(r) for r in value]
             out[f.name] = value
         return out
+
+
+@dataclass
+class ImportReplay(Replay):
+    """What `replay-imports` did with one message of `import_s3`'s failures queue: each file's
+    import report (the `import` command's), and Lambda's last error kept beside the reason this
+    replay did not finish."""
+
+    lambda_error: str = ""  # why Lambda gave up, whatever the replay says
+    reports: list[ImportReport] = field(default_factory=list)
 
 
 def _plain(report: Any) -> Any:
