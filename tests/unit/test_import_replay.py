@@ -24,15 +24,13 @@ from chalicelib.invocations import S3File, read_record
 from chalicelib.seam import runtime
 from tests import currents_support as cs
 from tests.personalize_control import FakeJobs
+from tests.personalize_fakes import ACCOUNT, REGION
 
-REGION = "us-east-1"
 BUCKET = "recs-imports"
 FAILURES = "braze-recs-dev-import-failures"
-GROUP = f"arn:aws:personalize:{REGION}:123456789012:dataset-group/braze-shop"
-ROLE = "arn:aws:iam::123456789012:role/braze-recs-dev-personalize"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/braze-recs-dev-personalize"
 SETTINGS = {
     "RECS_PROVIDER": "personalize",
-    "RECS_DATASET_GROUP_ARN": GROUP,
     "RECS_IMPORT_ROLE_ARN": ROLE,
     "RECS_IMPORT_BUCKET": BUCKET,
     "RECS_IMPORT_FAILURES_QUEUE": FAILURES,
@@ -41,15 +39,10 @@ USERS = "USER_ID,COUNTRY\nu1,France\nu2,Spain\n"
 
 
 @pytest.fixture
-def stage(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, FakeJobs, str]]:
+def stage(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, FakeJobs, str]]:
     """A `personalize` stage in moto: the versioned import bucket, the failures queue, and
     Personalize's import jobs (CREATE PENDING until `complete()`)."""
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        **SETTINGS,
-    }.items():
+    for key, value in SETTINGS.items():
         monkeypatch.setenv(key, value)
     with mock_aws():
         aws.reset()
@@ -61,7 +54,6 @@ def stage(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, FakeJobs, str]
         jobs = FakeJobs()
         yield s3, jobs, url
         runtime.reset()
-    aws.reset()
     assert jobs.violations == [], jobs.violations
 
 
