@@ -89,7 +89,7 @@ def _replay_one(
     if left:
         result.status, result.reason = "failed", " | ".join(left)
     else:
-        result.status, result.reason = "replayed", ""
+        result.status = "replayed"
     return result
 
 
