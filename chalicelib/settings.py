@@ -59,6 +59,9 @@ class Settings(BaseModel):
     # Dataset import jobs replace (full) or add to (incremental) a dataset; a key under
     # `imports/<dataset>/full/` or named `*.full.csv` asks for full whatever this says.
     import_mode: Literal["incremental", "full"] = "incremental"
+    # `import_s3`'s on-failure destination (the stack's queue, written by `deploy sync`): Lambda's
+    # record of each S3 event it gave up on, which `replay-imports` reads.
+    import_failures_queue: str = ""
     # Only for an SQS mapping with ReportBatchItemFailures turned on (chalice deploy does not):
     # `ingest_sqs` then returns batchItemFailures instead of raising to retry.
     sqs_batch_item_failures: bool = False

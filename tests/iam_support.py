@@ -274,5 +274,6 @@ def deployed_stage(stage: str = "dev") -> Iterator[Deployed]:
             items_table=stack.settings["RECS_ITEMS_TABLE"],
             served_table=stack.settings["RECS_SERVED_TABLE"],
             currents_failures_queue=stack.settings["RECS_CURRENTS_FAILURES_QUEUE"],
+            import_failures_queue=stack.settings["RECS_IMPORT_FAILURES_QUEUE"],
         )
         yield Deployed(stack, names, policies(names), settings)

@@ -1,6 +1,6 @@
 """The command line: `python -m chalicelib {import,train,metrics,versions,deploy,recommend,batch,
-braze-push,setup,popular,catalogue,attribution,segments,replay-currents,serve,emulate,run-aws,
-report}`.
+braze-push,setup,popular,catalogue,attribution,segments,replay-currents,replay-imports,serve,
+emulate,run-aws,report}`.
 
 Commands run against the provider of the current `RECS_*` environment (default: `local`),
 through the same seam the Lambda functions use: `workflow` holds the Personalize workflow's
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from chalicelib.cli import answers, emulate, loop, report, run_aws, serve, workflow
+from chalicelib.cli import answers, emulate, loop, replay, report, run_aws, serve, workflow
 from chalicelib.cli.output import USAGE_ERROR, CommandError, fail
 from chalicelib.seam import runtime
 from chalicelib.vocabulary import ProviderError
@@ -37,6 +37,7 @@ def parser() -> argparse.ArgumentParser:
     workflow.add_commands(sub)
     answers.add_commands(sub)
     loop.add_commands(sub)
+    replay.add_commands(sub)
     serve.add_command(sub)
     emulate.add_command(sub)
     run_aws.add_command(sub)

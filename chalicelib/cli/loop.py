@@ -1,16 +1,10 @@
 """The loop's commands: `attribution` (what the served lists did, from what Braze Currents
-reported), `segments` (the users most likely to engage with some items, pushed to Braze) and
-`replay-currents` (the Currents files `ingest_currents` gave up on, sent again)."""
+reported) and `segments` (the users most likely to engage with some items, pushed to Braze).
+`replay-currents` lives with the other failures queue's command in `replay`."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +12,6 @@ from chalicelib.attribution import COLUMNS, DEFAULT_DAYS, over_last_days
 from chalicelib.cli.output import fail, print_json
 from chalicelib.seam import runtime
 from chalicelib.segments import SegmentError
-from chalicelib.settings import PREFIX, PROJECT_ROOT
 
 
 def cmd_attribution(args: argparse.Namespace) -> int:
@@ -103,56 +96,6 @@ def cmd_segments(args: argparse.Namespace) -> int:
     return 0 if not out.get("braze", {}).get("failed") else 1
 
 
-def cmd_replay_currents(args: argparse.Namespace) -> int:
-    """Exit 0 when nothing is left in the queue (or on a dry run), 1 when a file waits for
-    its lease, failed again or a message is unreadable: run it again later."""
-    with stage_settings(args.stage):
-        replays = runtime.current().workflow.replay_currents(dry_run=args.dry_run)
-    print_json([r.as_dict() for r in replays])
-    counts = Counter(r.status for r in replays)
-    waiting = [r.due_at for r in replays if r.status == "waiting"]
-    summary = (
-        f"{len(replays)} in the failures queue: " if replays else "the failures queue is empty"
-    )
-    summary += ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    if waiting:
-        summary += f"; run again after {max(waiting)}, when the last lease is over"
-    print(f"replay-currents: {summary}", file=sys.stderr)
-    left = counts["waiting"] + counts["failed"] + counts["unreadable"]
-    return 1 if left and not args.dry_run else 0
-
-
-@contextmanager
-def stage_settings(stage: str | None) -> Iterator[None]:
-    """With a stage, its `RECS_*` environment variables from .chalice/config.json (what
-    `python -m deploy sync` wrote) fill in what the environment does not set, as the stage's
-    Lambda functions see them; put back afterwards."""
-    if not stage:
-        yield
-        return
-    config = json.loads((PROJECT_ROOT / ".chalice" / "config.json").read_text())
-    stages = config.get("stages", {})
-    if stage not in stages:
-        raise ValueError(f"no stage {stage!r} in .chalice/config.json ({', '.join(stages)})")
-    found = {
-        **config.get("environment_variables", {}),
-        **stages[stage].get("environment_variables", {}),
-    }
-    added = {
-        k: str(v)
-        for k, v in found.items()
-        if k.startswith(PREFIX) and str(v) and k not in os.environ
-    }
-    os.environ.update(added)
-    runtime.reset()
-    try:
-        yield
-    finally:
-        for key in added:
-            os.environ.pop(key, None)
-        runtime.reset()
-
-
 def add_commands(sub: Any) -> None:
     s = sub.add_parser(
         "attribution",
@@ -179,16 +122,3 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--state", help="the state file (default: RECS_DATA_DIR/braze-push.sqlite)")
     s.add_argument("--dry-run", action="store_true", help="print the segment, push nothing")
     s.set_defaults(func=cmd_segments)
-
-    s = sub.add_parser(
-        "replay-currents",
-        help="send again the Braze Currents files ingest_currents gave up on (its failures "
-        "queue, RECS_CURRENTS_FAILURES_QUEUE), once their claims' lease is over",
-    )
-    s.add_argument(
-        "--stage", help="take the RECS_* settings the environment lacks from this Chalice stage"
-    )
-    s.add_argument(
-        "--dry-run", action="store_true", help="list the queue's files and when each is due"
-    )
-    s.set_defaults(func=cmd_replay_currents)

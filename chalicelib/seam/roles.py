@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from chalicelib.currents.failures import CurrentsReplay
     from chalicelib.currents.ingest import CurrentsReport
     from chalicelib.filters import FilterRequest
+    from chalicelib.invocations import ImportReplay
     from chalicelib.payloads import EventBatch, Item, User
     from chalicelib.vocabulary import (
         Answer,
@@ -130,6 +131,13 @@ class Workflow(Protocol):
         each sent again once the claims' lease of its failed deliveries is over and removed from
         the queue when all its records are sent; `dry_run` only reports them. A provider without
         such a queue raises ValueError saying so."""
+        ...
+
+    def replay_imports(self, *, dry_run: bool = False) -> list[ImportReplay]:
+        """The CSV files `import_s3` gave up on (its on-failure destination queue), each imported
+        again as `import_s3` imports it and removed from the queue once imported; a file gone
+        or failing again stays, with the reason. `dry_run` only reports them. A provider
+        without such a queue raises ValueError saying so."""
         ...
 
     def segment(

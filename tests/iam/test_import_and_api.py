@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import gzip
 import json
+import time
 from typing import Any
 
 import boto3
@@ -16,6 +17,7 @@ import pytest
 from chalicelib.config import load_config
 from chalicelib.handlers import imports as s3_handler
 from chalicelib.providers.personalize import imports
+from tests import currents_support as cs
 from tests import iam_support
 from tests.iam_support import (
     BY_LAMBDA,
@@ -103,6 +105,50 @@ def test_import_s3_fails_without_any_one_statement(
 ) -> None:
     ok, _ = run_import(deployed, without(deployed.documents["import_s3"], sid), monkeypatch)
     assert not ok
+
+
+def given_up(
+    d: Deployed, policy: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> tuple[bool, iam_support.Caller]:
+    """A users file dropped while the dataset's first import runs fails every attempt; Lambda
+    then sends its record of the event to the function's on-failure destination, with the
+    function's role (what `replay-imports` reads)."""
+    bucket = d.settings.import_bucket
+    s3 = boto3.client("s3", region_name=REGION)
+    dropped = []
+    for name in ("first", "second"):
+        key = f"imports/users/{name}.csv"
+        version = s3.put_object(Bucket=bucket, Key=key, Body=b"USER_ID,COUNTRY\nu1,FR\n")[
+            "VersionId"
+        ]
+        dropped.append(_notification(bucket, key, version))
+    sqs = boto3.client("sqs", region_name=REGION)
+    failures = sqs.get_queue_url(QueueName=d.settings.import_failures_queue)["QueueUrl"]
+    config = load_config(d.settings.config)
+    with iam_support.acting_as(policy, monkeypatch) as caller:
+        FakeJobs()
+        s3_handler.handle_s3(dropped[0], d.settings, config)
+        try:
+            s3_handler.handle_s3(dropped[1], d.settings, config)
+            return False, caller
+        except s3_handler.ImportFailedError as exc:
+            try:
+                cs.lambda_gives_up(failures, dropped[1], exc, time.time())
+            except Exception:  # SendMessage refused
+                return False, caller
+    kept = sqs.receive_message(QueueUrl=failures).get("Messages", [])
+    ok = [json.loads(m["Body"])["requestPayload"] for m in kept] == [dropped[1]]
+    return ok and not caller.denied, caller
+
+
+def test_an_event_import_s3_gave_up_on_lands_in_its_failures_queue_under_its_policy(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok, caller = given_up(deployed, deployed.documents["import_s3"], monkeypatch)
+    assert ok, caller.denied
+    assert ("sqs:SendMessage", deployed.stack.arns["RECS_IMPORT_FAILURES_QUEUE"]) in caller.allowed
+    policy = without(deployed.documents["import_s3"], "FailureDestination")
+    assert given_up(deployed, policy, monkeypatch)[0] is False
 
 
 def test_the_import_role_and_bucket_are_those_of_the_stage(deployed: Deployed) -> None:

@@ -107,7 +107,7 @@ def test_a_file_lambda_gave_up_on_is_sent_once_its_lease_is_over_each_record_onc
     due = waiting["due_at"]
     assert said == [
         f"replay-currents: 1 in the failures queue: 1 waiting; run again after {due}, "
-        "when the last lease is over\n"
+        f"when the last lease is over\n  waiting: s3://{BUCKET}/{key}: {waiting['reason']}\n"
     ]
     assert fake.accepted == [] and _in_queue(url) == 1  # still counted by the queue's alarm
 
@@ -215,7 +215,7 @@ def test_a_stage_supplies_the_settings_and_their_absence_is_said(
         "prod": {"environment_variables": unsynced},
     }
     (project / ".chalice" / "config.json").write_text(json.dumps({"stages": stages}))
-    monkeypatch.setattr("chalicelib.cli.loop.PROJECT_ROOT", project)
+    monkeypatch.setattr("chalicelib.cli.replay.PROJECT_ROOT", project)
     for key in settings:
         monkeypatch.delenv(key)
     runtime.reset()

@@ -21,6 +21,7 @@ from chalicelib.currents.ingest import CurrentsReport
 from chalicelib.engine.data import Interactions
 from chalicelib.engine.training import train
 from chalicelib.filters import FilterRequest
+from chalicelib.invocations import ImportReplay
 from chalicelib.providers.local import evaluations, segments
 from chalicelib.providers.local.batch import BatchJob
 from chalicelib.providers.local.currents import LocalCurrents
@@ -88,6 +89,14 @@ class LocalWorkflow:
             "the local provider keeps no failures queue (`import currents` reports a file's "
             "unsent records as it runs, exit code 1: run it again); on AWS run this with the "
             "stage's settings, e.g. `--stage dev`"
+        )
+
+    def replay_imports(self, *, dry_run: bool = False) -> list[ImportReplay]:
+        """Nothing to replay: `import` here reports a file's failures as it runs."""
+        raise ValueError(
+            "the local provider keeps no failures queue (`import` reports a file's errors as "
+            "it runs: run it again); on AWS run this with the stage's settings, e.g. "
+            "`--stage dev`"
         )
 
     # -- datasets ----------------------------------------------------------------------------

@@ -6,21 +6,21 @@ Each message is Lambda's invocation record of one S3 event (`chalicelib.currents
 A message whose lease still runs is left alone (`waiting`, with the time it is due); a due one
 is forwarded file by file exactly as the Lambda does (`CurrentsForwarder`: claims, duplicates
 skipped, the same event ids), and deleted only when no record is left to retry or held under
-another delivery's lease. Whatever stays is made visible again before the command ends, so the
-queue's alarm keeps counting it and the next run finds it.
+another delivery's lease (`failures_queue` reads and deletes; whatever stays is made visible
+again before the command ends, so the queue's alarm keeps counting it).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import aws
-from chalicelib.currents.failures import CurrentsReplay, iso, read_invocation_record
+from chalicelib.currents.failures import CurrentsReplay, read_invocation_record
 from chalicelib.currents.ingest import CurrentsReport
+from chalicelib.invocations import iso
+from chalicelib.providers.personalize import failures_queue
 from chalicelib.settings import Settings
 
 Forward = Callable[[str, str], CurrentsReport]  # (bucket, key) -> the file's report
@@ -28,49 +28,19 @@ Forward = Callable[[str, str], CurrentsReport]  # (bucket, key) -> the file's re
 
 def replay(settings: Settings, forward: Forward, *, dry_run: bool = False) -> list[CurrentsReplay]:
     """Every message of the failures queue, each once (a dry run only reads them)."""
-    queue = settings.currents_failures_queue
-    if not queue:
-        raise ValueError(
-            "RECS_CURRENTS_FAILURES_QUEUE is not set: run with the stage's settings "
-            "(`python -m deploy sync` writes it into .chalice/config.json)"
-        )
-    sqs = aws.client("sqs")
-    url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
-    handled: list[CurrentsReplay] = []
-    kept: dict[str, str] = {}  # message id -> its latest receipt handle
-    while True:
-        # Hidden from other readers while this run holds it; a run that dies leaves it to
-        # reappear after this long.
-        got = sqs.receive_message(
-            QueueUrl=url,
-            MaxNumberOfMessages=10,
-            WaitTimeSeconds=1,
-            VisibilityTimeout=settings.currents_lease_seconds,
-        ).get("Messages", [])
-        seen = {r.message_id for r in handled}
-        fresh = [m for m in got if m["MessageId"] not in seen]
-        # One this run left in the queue and received again (a long run): only its newer
-        # receipt handle can make it visible again.
-        kept.update({m["MessageId"]: m["ReceiptHandle"] for m in got if m["MessageId"] in seen})
-        if not fresh:
-            break
-        for message in fresh:
-            result = _replay_one(message, settings, forward, dry_run)
-            handled.append(result)
-            if result.status == "replayed":
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-            else:
-                kept[message["MessageId"]] = message["ReceiptHandle"]
-    _show_again(sqs, url, kept)
-    return handled
+    return failures_queue.drain(
+        settings.currents_failures_queue,
+        "RECS_CURRENTS_FAILURES_QUEUE",
+        lambda message_id, body: _replay_one(message_id, body, settings, forward, dry_run),
+        hold_seconds=settings.currents_lease_seconds,
+    )
 
 
 def _replay_one(
-    message: dict[str, Any], settings: Settings, forward: Forward, dry_run: bool
+    message_id: str, body: str, settings: Settings, forward: Forward, dry_run: bool
 ) -> CurrentsReplay:
-    message_id = message["MessageId"]
     try:
-        failed = read_invocation_record(message["Body"])
+        failed = read_invocation_record(body)
     except ValueError as exc:
         return CurrentsReplay(message_id, "unreadable", reason=str(exc))
     due = failed.due_at(settings.currents_lease_seconds)
@@ -99,13 +69,3 @@ def _replay_one(
     why += [f"{held} records are held under another delivery's lease"] if held else []
     result.status, result.reason = "failed", f"{' and '.join(why)}: run again later"
     return result
-
-
-def _show_again(sqs: Any, url: str, kept: dict[str, str]) -> None:
-    """Messages left in the queue are made visible at once (the alarm counts visible ones)."""
-    entries = [
-        {"Id": str(n), "ReceiptHandle": handle, "VisibilityTimeout": 0}
-        for n, handle in enumerate(kept.values())
-    ]
-    for start in range(0, len(entries), 10):
-        sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries[start : start + 10])

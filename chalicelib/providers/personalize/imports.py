@@ -33,7 +33,7 @@ from chalicelib.config import ProjectConfig
 from chalicelib.csvdata import CsvError, Validation, read_text
 from chalicelib.providers.personalize import arns, s3files
 from chalicelib.settings import Settings
-from chalicelib.vocabulary import DATASETS, Dataset, Progress
+from chalicelib.vocabulary import DATASETS, Dataset, ImportReport, Progress
 
 log = logging.getLogger("recs.imports")
 
@@ -120,7 +120,7 @@ def _rows(
         yield from read_text(text, dataset, validation, schema)
 
 
-def _read_report(bucket: str, report_key: str) -> dict[str, Any] | None:
+def read_report(bucket: str, report_key: str) -> dict[str, Any] | None:
     """The report of an earlier notification, None when there is none. S3 says "no such key"
     (404) only to a caller allowed s3:ListBucket; without it the answer is 403, which is raised
     as the permission problem it is."""
@@ -152,8 +152,13 @@ def import_object(
     version: str | None = None,
     mode: str | None = None,
     progress: Progress | None = None,
+    again: bool = False,
 ) -> ImportResult:
-    """Validate s3://bucket/key and start its import job; the report says what happened."""
+    """Validate s3://bucket/key and start its import job; the report says what happened.
+
+    A version reported before is not handled twice, unless the report says `error`, or says
+    `rejected` and `again` asks (`replay-imports`: the file's schema in the configuration may
+    have been fixed since)."""
     dataset = dataset_of(key)
     if dataset is None:
         return ImportResult("ignored", key, reason="not a .csv or .csv.gz under imports/<dataset>/")
@@ -164,8 +169,9 @@ def import_object(
     report_key = f"reports/{key}.json"
     result = ImportResult("rejected", key, dataset, version, report_key=report_key)
     result.mode = mode_of(key, mode or settings.import_mode)
-    previous = _read_report(bucket, report_key)
-    if previous and previous.get("version") == version and previous.get("status") != "error":
+    previous = read_report(bucket, report_key)
+    settled = ("started", "duplicate") if again else ("started", "duplicate", "rejected")
+    if previous and previous.get("version") == version and previous.get("status") in settled:
         return ImportResult(
             "duplicate",
             key,
@@ -232,6 +238,28 @@ def import_object(
     _write_report(bucket, result)
     log.info(json.dumps({k: v for k, v in asdict(result).items() if k != "errors"}))
     return result
+
+
+def as_report(dataset: Dataset, bucket: str, result: ImportResult) -> ImportReport:
+    """The one report of an import both providers print (the `import` command's JSON)."""
+    errors = [f"row {e['row']}, {e['column']}: {e['reason']}" for e in result.errors]
+    if result.reason:
+        errors.insert(0, result.reason)
+    status = result.status if result.status != "ignored" else "rejected"
+    accepted = status in ("started", "duplicate")
+    return ImportReport(
+        dataset,
+        status,
+        result.rows,
+        result.valid_rows if accepted else 0,
+        errors,
+        source=f"s3://{bucket}/{result.key}",
+        version=result.version,
+        job=result.job_arn,
+        mode=result.mode,
+        items_loaded=result.items_loaded,
+        report=f"s3://{bucket}/{result.report_key}" if result.report_key else None,
+    )
 
 
 class ImportBlockedError(Exception):

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from chalicelib.config import ProjectConfig
     from chalicelib.currents.failures import CurrentsReplay
     from chalicelib.currents.ingest import CurrentsReport
-    from chalicelib.providers.personalize.imports import ImportResult
+    from chalicelib.invocations import ImportReplay
 
 T = TypeVar("T")
 
@@ -82,7 +82,15 @@ class PersonalizeWorkflow:
             result = imports.import_object(
                 bucket, key, self.settings, self.config, mode=mode, progress=progress
             )
-        return _report(dataset, bucket, result)
+        return imports.as_report(dataset, bucket, result)
+
+    def replay_imports(self, *, dry_run: bool = False) -> list[ImportReplay]:
+        """The messages of RECS_IMPORT_FAILURES_QUEUE, each file imported again as `import_s3`
+        imports it (`import_replay`)."""
+        from chalicelib.providers.personalize import import_replay  # noqa: PLC0415
+
+        with _aws_errors():
+            return import_replay.replay(self.settings, self.config, dry_run=dry_run)
 
     def import_currents(
         self, source: str, event_type: str | None = None, progress: Progress | None = None
@@ -234,24 +242,3 @@ def _as_value_error(call: Callable[[], T]) -> T:
             return call()
     except ProviderError as exc:
         raise ValueError(str(exc)) from exc
-
-
-def _report(dataset: Dataset, bucket: str, result: ImportResult) -> ImportReport:
-    errors = [f"row {e['row']}, {e['column']}: {e['reason']}" for e in result.errors]
-    if result.reason:
-        errors.insert(0, result.reason)
-    status = result.status if result.status != "ignored" else "rejected"
-    accepted = status in ("started", "duplicate")
-    return ImportReport(
-        dataset,
-        status,
-        result.rows,
-        result.valid_rows if accepted else 0,
-        errors,
-        source=f"s3://{bucket}/{result.key}",
-        version=result.version,
-        job=result.job_arn,
-        mode=result.mode,
-        items_loaded=result.items_loaded,
-        report=f"s3://{bucket}/{result.report_key}" if result.report_key else None,
-    )
