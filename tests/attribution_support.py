@@ -5,8 +5,10 @@ campaign names chosen by someone hostile."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 
+from chalicelib.attribution import Attribution
 from chalicelib.seam import runtime
 from chalicelib.vocabulary import Engagement, ServedList
 
@@ -96,3 +98,104 @@ def keep(served: Sequence[ServedList], engaged: Sequence[Engagement]) -> None:
     for s in served:
         loop.record_served(s)
     loop.record_engagements(engaged)
+
+
+def generated(
+    lists: int,
+    *,
+    items: int = 4,
+    window_hours: float = 24.0,
+    start: float = NOW,
+    spacing: float = 60.0,
+) -> Iterator[ServedList | Engagement]:
+    """A loop of `lists` lists (a multiple of 200) and what users did with them, in the order
+    Currents would deliver it, at rates `generated_totals` states: an impression on 4 lists in 5,
+    a click on 1 in 10 and a second click on 1 in 40, a purchase of the clicked item an hour
+    later on 1 in 20, one a window and an hour late on 1 in 20 (never counted), one in the very
+    second of the click on 1 in 200 (counted: it came after the click), one in the second of a
+    click it came before on 1 in 200 (never counted), a click under an id nobody served on 1 in
+    100; versions, Braze campaigns, Canvas steps and fallback lists in turn; a list every
+    `spacing` seconds from `start`."""
+    users = max(1, lists // 4)
+    window = window_hours * HOUR
+    for n in range(lists):
+        user, rid, at = f"u{n % users}", f"r{n}", start + spacing * n
+        version = None if n % 10 == 9 else f"v{n % 3}"
+        campaign = None if n % 6 == 5 else f"cmp-{n % 4}"
+        step = f"step-{n % 5}" if n % 6 == 5 and n % 12 != 11 else None
+        shown = [f"i{n}-{k}" for k in range(items)]
+        route, source = "recommendations", "personalized"
+        yield ServedList(rid, user, shown, route, source, at, version, campaign, step)
+        if n % 5 != 4:
+            yield Engagement(f"{rid}-imp", user, "impression", at + 1, None, rid, campaign)
+        price = 5.0 + (n % 7) * 0.35
+        click = at + 2
+        if n % 200 == 100:  # bought in the second of the click, but before it arrived
+            yield Engagement(f"{rid}-tie-", user, "purchase", click, shown[2], value=price)
+        if n % 10 == 0:
+            yield Engagement(f"{rid}-clk", user, "click", click, shown[1], rid, campaign)
+        if n % 40 == 0:
+            yield Engagement(f"{rid}-clk2", user, "click", click + 30, shown[0], rid, campaign)
+        if n % 200 == 0:  # bought in the second of the click, after it
+            yield Engagement(f"{rid}-tie+", user, "purchase", click, shown[2], value=price)
+        if n % 100 == 50:
+            yield Engagement(f"{rid}-ghost", user, "click", click, shown[0], f"x{rid}", campaign)
+        if n % 20 == 0:
+            yield Engagement(f"{rid}-buy", user, "purchase", click + HOUR, shown[1], value=price)
+        if n % 20 == 10:
+            late = click + window + HOUR
+            yield Engagement(f"{rid}-late", user, "purchase", late, shown[1], value=price)
+
+
+def generated_totals(lists: int) -> dict[str, int]:
+    """The totals `generated(lists)` must come to, by its rates."""
+    return {
+        "served": lists,
+        "impressions": lists * 4 // 5,
+        "clicks": lists // 10 + lists // 40,
+        "purchases": lists // 20 + lists // 200,
+    }
+
+
+def reference_attribute(
+    served: Iterable[ServedList], engagements: Iterable[Engagement], window_hours: float
+) -> Attribution:
+    """The computation as it was before it moved into SQLite (a pass in Python over the whole
+    history), kept as the peer the SQL must match exactly and the benchmark's "before"."""
+    result = Attribution(window_hours)
+
+    def count(s: ServedList, name: str, amount: float = 1) -> None:
+        result.count(s.solution_version, s.campaign, s.canvas_step, name, amount)
+
+    lists: dict[str, ServedList] = {}
+    for s in served:
+        if s.recommendation_id not in lists:
+            lists[s.recommendation_id] = s
+            count(s, "served")
+    window = window_hours * 3600
+    # user -> clicks on a known list, oldest first: (ts, list, items it vouches for)
+    clicks: dict[str, list[tuple[float, ServedList, frozenset[str]]]] = defaultdict(list)
+    credited: set[tuple[str, str]] = set()  # (recommendation id, purchase record): once
+    for e in sorted(engagements, key=lambda e: e.ts):
+        result.engagements += 1
+        target = lists.get(e.recommendation_id or "")
+        if e.kind == "impression" and target is not None:
+            count(target, "impressions")
+        elif e.kind == "click" and target is not None:
+            count(target, "clicks")
+            vouched = frozenset(target.item_ids) | ({e.item_id} if e.item_id else set())
+            clicks[e.user_id].append((e.ts, target, vouched))
+        elif e.kind == "purchase" and e.item_id:
+            found = next(
+                (
+                    s
+                    for ts, s, items in reversed(clicks.get(e.user_id, []))
+                    if ts <= e.ts <= ts + window and e.item_id in items
+                ),
+                None,
+            )
+            if found is not None and (found.recommendation_id, e.event_id) not in credited:
+                credited.add((found.recommendation_id, e.event_id))
+                count(found, "purchases")
+                count(found, "revenue", e.value or 0.0)
+    return result

@@ -16,7 +16,7 @@ from chalicelib.segments import SegmentError
 
 def cmd_attribution(args: argparse.Namespace) -> int:
     rt = runtime.current()
-    result = over_last_days(rt.loop.history, args.days, rt.settings.attribution_window_hours)
+    result = over_last_days(rt.loop.attribution, args.days, rt.settings.attribution_window_hours)
     if args.json:
         print_json(result.as_dict())
         return 0

@@ -28,7 +28,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     peers, problem = read_peers(peers_path)
     if problem:
         print(problem, file=sys.stderr)
-    online = over_last_days(rt.loop.history, args.days, rt.settings.attribution_window_hours)
+    online = over_last_days(rt.loop.attribution, args.days, rt.settings.attribution_window_hours)
     html = render(
         shown,
         campaigns if isinstance(campaigns, dict) else {},

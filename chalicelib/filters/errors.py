@@ -39,14 +39,18 @@ class MissingFilterValueError(FilterError):
 
     code = "missing_filter_value"
 
-    def __init__(self, placeholder: str, given_as: str | None = None) -> None:
+    def __init__(
+        self, placeholder: str, given_as: str | None = None, several: str | None = None
+    ) -> None:
         how = given_as or f"the query parameter {placeholder}"
+        several = several or "repeat it or separate them with commas"
         super().__init__(
             f"the filter needs a value for ${placeholder}: give it as {how} "
-            "(several values: repeat it or separate them with commas)"
+            f"(several values: {several})"
         )
         self.placeholder = placeholder
 
-    def given_as(self, how: str) -> MissingFilterValueError:
-        """The same error for a caller that takes values otherwise (a command's option)."""
-        return MissingFilterValueError(self.placeholder, how)
+    def given_as(self, how: str, several: str | None = None) -> MissingFilterValueError:
+        """The same error for a caller that takes values otherwise (a command's option, a batch
+        line's `filterValues`), with how it takes several when that differs."""
+        return MissingFilterValueError(self.placeholder, how, several)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from chalicelib.attribution import Attribution
     from chalicelib.catalogue import Catalogue
     from chalicelib.currents.failures import CurrentsReplay
     from chalicelib.currents.ingest import CurrentsReport
@@ -190,5 +191,10 @@ class Loop(Protocol):
     def record_engagements(self, engagements: Sequence[Engagement]) -> int: ...
 
     def history(self, since: float) -> tuple[Iterator[ServedList], Iterator[Engagement]]:
-        """Every served list and engagement since `since` (epoch seconds), for attribution."""
+        """Every served list and engagement since `since` (epoch seconds)."""
+        ...
+
+    def attribution(self, since: float, window_hours: float) -> Attribution:
+        """What the lists served since `since` did (`chalicelib.attribution`), computed where
+        the history is kept, in memory bounded whatever its size."""
         ...

@@ -155,3 +155,26 @@ def test_filter_values_without_a_filter_are_a_line_error(data_dir, tmp_path, cap
     code, records, _ = run(tmp_path, capsys, lines)
     assert code == 1
     assert "no filter" in records[0]["error"]
+
+
+def test_a_missing_filter_value_names_filter_values_and_the_option_not_a_query(
+    data_dir, tmp_path, capsys, monkeypatch
+):
+    config = tmp_path / "recs.toml"
+    text = (PROJECT_ROOT / "chalicelib" / "recs.toml").read_text()
+    config.write_text(text + "in-category = 'INCLUDE ItemID WHERE Items.CATEGORY IN ($CATEGORY)'\n")
+    monkeypatch.setenv("RECS_CONFIG", str(config))
+    runtime.reset()
+    lines = [
+        {"userId": "u2"},
+        {"userId": "u2", "filterValues": {"OTHER": '"x"'}},
+        {"userId": "u2", "filterValues": {"CATEGORY": '"garden"'}},
+    ]
+    code, records, summary = run(tmp_path, capsys, lines, "--filter", "in-category")
+    assert code == 1 and summary["errors"] == 2
+    for record in records[:2]:
+        error = record["error"]
+        assert "$CATEGORY" in error and "query parameter" not in error
+        assert '"filterValues": {"CATEGORY": "\\"VALUE\\""}' in error
+        assert "--filter-value CATEGORY=VALUE" in error
+    assert {category(i) for i in records[2]["output"]["recommendedItems"]} == {"garden"}

@@ -28,7 +28,7 @@ def report_page(rt: Runtime) -> Reply:
         peers_source=f"RECS_DATA_DIR/{PEERS_FILE}",  # the server's paths are its own
         provider=rt.settings.provider,
         attribution=over_last_days(
-            rt.loop.history, DEFAULT_DAYS, rt.settings.attribution_window_hours
+            rt.loop.attribution, DEFAULT_DAYS, rt.settings.attribution_window_hours
         ),
         preview_link="preview",  # relative, as the preview's link here: works under a stage path
     )

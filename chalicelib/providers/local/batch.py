@@ -18,7 +18,7 @@ from typing import Any
 
 from chalicelib.batchfile import MAX_ITEM_LIST, decode_filter_values, read_lines
 from chalicelib.config import ProjectConfig
-from chalicelib.filters import FilterError, FilterRequest
+from chalicelib.filters import FilterError, FilterRequest, MissingFilterValueError
 from chalicelib.providers.local.filtering import LocalFilters
 from chalicelib.providers.local.served import ServedVersion
 from chalicelib.providers.local.state import ServingState
@@ -97,11 +97,19 @@ class BatchJob:
         kind = _kind(line)
         served = self.served(kind)
         flt = self._filter(line)
-        if kind == "recommend":
-            return self._recommend(served, line["userId"], flt)
-        if kind == "related":
-            return self._related(served, line["itemId"], flt)
-        return self._rank(served, line, flt)
+        try:
+            if kind == "recommend":
+                return self._recommend(served, line["userId"], flt)
+            if kind == "related":
+                return self._related(served, line["itemId"], flt)
+            return self._rank(served, line, flt)
+        except MissingFilterValueError as exc:  # worded for the API: a batch has no query
+            name = exc.placeholder
+            raise exc.given_as(
+                f'"filterValues": {{"{name}": "\\"VALUE\\""}} on the line, '
+                f"or --filter-value {name}=VALUE for the whole job",
+                several='"\\"a\\",\\"b\\"" in filterValues, --filter-value repeated',
+            ) from None
 
     def run(
         self, input_path: Path, output_path: Path, progress: Progress | None = None

@@ -23,11 +23,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from chalicelib.attribution import CLICKS_INDEX, Attribution, attribution_in
 from chalicelib.providers.local.database import Database, guarded
 from chalicelib.providers.local.write_behind import queue_for
 from chalicelib.vocabulary import ClaimOutcome, Engagement, ServedList
 
-SCHEMA = """
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS served (
     recommendation_id TEXT PRIMARY KEY,
     user_id TEXT NOT NULL,
@@ -53,6 +54,7 @@ CREATE TABLE IF NOT EXISTS engagements (
     event_type TEXT
 );
 CREATE INDEX IF NOT EXISTS engagements_time ON engagements (ts);
+{CLICKS_INDEX};
 CREATE TABLE IF NOT EXISTS claimed (record_id TEXT PRIMARY KEY, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS leases (record_id TEXT PRIMARY KEY, lease_until REAL NOT NULL);
 """
@@ -233,3 +235,8 @@ class LocalLoop(Database):
             (since,),
         ).fetchall()
         return (_served(r) for r in served), (Engagement(*r) for r in engaged)
+
+    @guarded
+    def attribution(self, since: float, window_hours: float) -> Attribution:
+        self.flush()
+        return attribution_in(self.db, since, window_hours)

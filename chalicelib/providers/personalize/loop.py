@@ -25,6 +25,7 @@ from contextlib import suppress
 from typing import Any
 
 from chalicelib import aws
+from chalicelib.attribution import Attribution, Scratch
 from chalicelib.settings import Settings
 from chalicelib.vocabulary import ClaimOutcome, Engagement, EngagementKind, ServedList
 
@@ -251,18 +252,38 @@ class DynamoLoop:
                 raise RuntimeError(f"{self.table}: engagements left unprocessed after retries")
         return len(requests)
 
+    def _scan(self, since: float) -> Iterator[ServedList | Engagement]:
+        """The table's lists and engagements since `since`, page by page, in the scan's order."""
+        if not self.table:
+            return
+        paginator = aws.client("dynamodb").get_paginator("scan")
+        for page in paginator.paginate(TableName=self.table):
+            for item in page.get("Items", []):
+                sk = _str(item, "sk") or ""
+                if sk.startswith("S#") and (_num(item, "served_at") or 0) >= since:
+                    yield served_of(item)
+                elif sk.startswith("E#") and (_num(item, "ts") or 0) >= since:
+                    yield engagement_of(item)
+
     def history(self, since: float) -> tuple[Iterator[ServedList], Iterator[Engagement]]:
         served: list[ServedList] = []
         engaged: list[Engagement] = []
-        if self.table:
-            paginator = aws.client("dynamodb").get_paginator("scan")
-            for page in paginator.paginate(TableName=self.table):
-                for item in page.get("Items", []):
-                    sk = _str(item, "sk") or ""
-                    if sk.startswith("S#") and (_num(item, "served_at") or 0) >= since:
-                        served.append(served_of(item))
-                    elif sk.startswith("E#") and (_num(item, "ts") or 0) >= since:
-                        engaged.append(engagement_of(item))
+        for record in self._scan(since):
+            if isinstance(record, ServedList):
+                served.append(record)
+            else:
+                engaged.append(record)
         served.sort(key=lambda s: s.served_at)
         engaged.sort(key=lambda e: e.ts)
         return iter(served), iter(engaged)
+
+    def attribution(self, since: float, window_hours: float) -> Attribution:
+        # Streamed page by page into a scratch SQLite file: a table of millions of lists never
+        # sits in memory whole (a scan comes in no order, so the file does the sorting).
+        with Scratch() as scratch:
+            for record in self._scan(since):
+                if isinstance(record, ServedList):
+                    scratch.served(record)
+                else:
+                    scratch.engaged(record)
+            return scratch.attribution(since, window_hours)
