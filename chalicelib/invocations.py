@@ -23,7 +23,7 @@ from chalicelib.vocabulary import ImportReport
 # replayed: every file done (the message removed); waiting: not safe to replay yet; due: a dry
 # run's "would replay now"; failed: the replay did not finish a file (the message stays, with
 # the reason); unreadable: not an invocation record of an S3 event (it stays).
-ReplayStatus = Literal["replayed", "waiting", "due", "failed", "unreadable"]
+ReplayStatus = Literal["replayed", "waiting", "due", "failed", "unreadable", "dropped"]
 
 
 class _Loose(BaseModel):

@@ -28,7 +28,7 @@ def cmd_replay_currents(args: argparse.Namespace) -> int:
     """Exit 0 when nothing is left in the queue (or on a dry run), 1 when a file waits for
     its lease, failed again or a message is unreadable: run it again later."""
     with stage_settings(args.stage):
-        replays = runtime.current().workflow.replay_currents(dry_run=args.dry_run)
+        replays = runtime.current().workflow.replay_currents(dry_run=args.dry_run, drop=args.drop)
     waiting = [r.due_at for r in replays if r.status == "waiting"]
     after = f"; run again after {max(waiting)}, when the last lease is over" if waiting else ""
     return _said(args, replays, after)
@@ -38,13 +38,14 @@ def cmd_replay_imports(args: argparse.Namespace) -> int:
     """Exit 0 when nothing is left in the queue (or on a dry run), 1 when a file is gone,
     failed validation or failed again, or a message is unreadable: fix it, run it again."""
     with stage_settings(args.stage):
-        replays = runtime.current().workflow.replay_imports(dry_run=args.dry_run)
+        replays = runtime.current().workflow.replay_imports(dry_run=args.dry_run, drop=args.drop)
     return _said(args, replays, "")
 
 
 def _said(args: argparse.Namespace, replays: Sequence[Replay], after: str) -> int:
     """The JSON of every message; on stderr, the queue's count by status, then one line per
-    message left (or listed by a dry run) with its files and reason."""
+    message left (or listed by a dry run, or dropped) with its files and reason, and each
+    `--drop` id that was not in the queue (exit 1: nothing was dropped for it)."""
     print_json([r.as_dict() for r in replays])
     counts: Counter[ReplayStatus] = Counter(r.status for r in replays)
     summary = (
@@ -57,9 +58,11 @@ def _said(args: argparse.Namespace, replays: Sequence[Replay], after: str) -> in
         for r in replays
         if r.status != "replayed"
     ]
+    absent = [i for i in dict.fromkeys(args.drop) if i not in {r.message_id for r in replays}]
+    lines += [f"  not in the queue, nothing dropped: {message_id}" for message_id in absent]
     print("\n".join(lines), file=sys.stderr)
     left = sum(counts[status] for status in LEFT)
-    return 1 if left and not args.dry_run else 0
+    return 1 if (left and not args.dry_run) or absent else 0
 
 
 @contextmanager
@@ -115,5 +118,11 @@ def add_commands(sub: Any) -> None:
         s.add_argument(
             "--stage", help="take the RECS_* settings the environment lacks from this Chalice stage"
         )
-        s.add_argument("--dry-run", action="store_true", help=f"{dry}; change nothing")
+        how = s.add_mutually_exclusive_group()
+        how.add_argument("--dry-run", action="store_true", help=f"{dry}; change nothing")
+        how.add_argument(
+            "--drop", action="append", default=[], metavar="MESSAGE_ID",
+            help="remove this message from the queue without replaying it (a file that will "
+            "never go through; its id is in the JSON a run prints); repeatable",
+        )  # fmt: skip
         s.set_defaults(func=func)

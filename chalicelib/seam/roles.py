@@ -127,18 +127,24 @@ class Workflow(Protocol):
         of files outside Currents' own layout."""
         ...
 
-    def replay_currents(self, *, dry_run: bool = False) -> list[CurrentsReplay]:
+    def replay_currents(
+        self, *, dry_run: bool = False, drop: Sequence[str] = ()
+    ) -> list[CurrentsReplay]:
         """The Currents files `ingest_currents` gave up on (its on-failure destination queue),
         each sent again once the claims' lease of its failed deliveries is over and removed from
-        the queue when all its records are sent; `dry_run` only reports them. A provider without
-        such a queue raises ValueError saying so."""
+        the queue when all its records are sent; `dry_run` only reports them; the message ids
+        in `drop` are reported as a dry run would and removed. A provider without such a queue
+        raises ValueError saying so."""
         ...
 
-    def replay_imports(self, *, dry_run: bool = False) -> list[ImportReplay]:
+    def replay_imports(
+        self, *, dry_run: bool = False, drop: Sequence[str] = ()
+    ) -> list[ImportReplay]:
         """The CSV files `import_s3` gave up on (its on-failure destination queue), each imported
         again as `import_s3` imports it and removed from the queue once imported; a file gone
-        or failing again stays, with the reason. `dry_run` only reports them. A provider
-        without such a queue raises ValueError saying so."""
+        or failing again stays, with the reason. `dry_run` only reports them; the message ids
+        in `drop` are reported as a dry run would and removed. A provider without such a queue
+        raises ValueError saying so."""
         ...
 
     def segment(

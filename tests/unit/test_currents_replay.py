@@ -228,3 +228,18 @@ def test_a_stage_supplies_the_settings_and_their_absence_is_said(
     code, [replayed] = _replay(capsys, "--stage", "dev")
     assert code == 0 and replayed["status"] == "replayed"
     assert [e["itemId"] for e in fake.accepted] == ["i1"]
+
+
+def test_the_operator_drops_a_message_and_nothing_of_it_is_sent(
+    stage: tuple[FakeEvents, cs.Clock, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--drop MESSAGE_ID`: out of the queue, listed as a dry run lists it, nothing forwarded."""
+    fake, clock, url = stage
+    key = _upload(tmp_path, [cs.purchase(n, "u1", f"i{n}", 1.0, NOW) for n in range(3)])
+    _given_up_within_the_lease(fake, clock, url, cs.s3_event(BUCKET, key))
+    code, [waiting] = _replay(capsys)
+    clock.sleep(961)  # due: without --drop it would be sent now
+    code, [dropped] = _replay(capsys, "--drop", waiting["message_id"])
+    assert code == 0 and dropped["status"] == "dropped" and dropped["reports"] == []
+    assert dropped["reason"].startswith("dropped by the operator (CurrentsRetryError: ")
+    assert fake.accepted == [] and _in_queue(url) == 0

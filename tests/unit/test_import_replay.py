@@ -265,3 +265,34 @@ def test_the_record_names_each_import_file_of_the_event_with_its_version() -> No
     assert (given_up.failed_at, given_up.reason) == (1_700_000_000.5, "RuntimeError: boom")
     with pytest.raises(ValueError, match="the S3 event names no CSV file"):
         read_record(body, lambda key: False, "CSV file")
+
+
+def test_the_operator_drops_a_file_that_will_never_import(
+    stage: tuple[Any, FakeJobs, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--drop MESSAGE_ID` takes a message out of the queue without importing it (the alarm
+    then stops counting it), listed as a dry run lists it; an id not in the queue is said."""
+    s3, jobs, url = stage
+    jobs.refuse = "LimitExceededException"
+    gone_key, kept_key = "imports/users/gone.csv", "imports/users/kept.csv"
+    _lambda_gives_up(url, _drop(s3, gone_key, USERS))
+    _lambda_gives_up(url, _drop(s3, kept_key, USERS))
+    jobs.refuse = None
+    s3.delete_object(Bucket=BUCKET, Key=gone_key)
+    _, found, _ = _replay(capsys, "--dry-run")
+    gone_id = next(r["message_id"] for r in found if r["files"][0].endswith("gone.csv"))
+
+    with pytest.raises(SystemExit) as refused:  # a dry run changes nothing: not both
+        main(["replay-imports", "--dry-run", "--drop", gone_id])
+    assert refused.value.code == 2
+
+    code, found, said = _replay(capsys, "--drop", gone_id, "--drop", "no-such-message")
+    by_status = {r["status"]: r for r in found}
+    assert set(by_status) == {"dropped", "replayed"}  # the other file imported as usual
+    dropped = by_status["dropped"]
+    assert dropped["message_id"] == gone_id and dropped["reports"] == []
+    assert dropped["reason"].startswith("dropped by the operator (ImportFailedError: ")
+    assert f"  dropped: s3://{BUCKET}/{gone_key}: dropped by the operator" in said
+    assert "  not in the queue, nothing dropped: no-such-message" in said
+    assert code == 1  # one id asked for was not there
+    assert _in_queue(url) == 0 and len(jobs.jobs) == 1

@@ -83,7 +83,9 @@ class LocalWorkflow:
             raise ValueError("the local provider reads Currents files from disk: copy it down")
         return self.currents.import_path(Path(source), event_type, progress)
 
-    def replay_currents(self, *, dry_run: bool = False) -> list[CurrentsReplay]:
+    def replay_currents(
+        self, *, dry_run: bool = False, drop: Sequence[str] = ()
+    ) -> list[CurrentsReplay]:
         """Nothing to replay: `import currents` here reports a file's failures as it runs."""
         raise ValueError(
             "the local provider keeps no failures queue (`import currents` reports a file's "
@@ -91,7 +93,9 @@ class LocalWorkflow:
             "stage's settings, e.g. `--stage dev`"
         )
 
-    def replay_imports(self, *, dry_run: bool = False) -> list[ImportReplay]:
+    def replay_imports(
+        self, *, dry_run: bool = False, drop: Sequence[str] = ()
+    ) -> list[ImportReplay]:
         """Nothing to replay: `import` here reports a file's failures as it runs."""
         raise ValueError(
             "the local provider keeps no failures queue (`import` reports a file's errors as "

@@ -13,7 +13,7 @@ again before the command ends, so the queue's alarm keeps counting it).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -26,13 +26,18 @@ from chalicelib.settings import Settings
 Forward = Callable[[str, str], CurrentsReport]  # (bucket, key) -> the file's report
 
 
-def replay(settings: Settings, forward: Forward, *, dry_run: bool = False) -> list[CurrentsReplay]:
-    """Every message of the failures queue, each once (a dry run only reads them)."""
+def replay(
+    settings: Settings, forward: Forward, *, dry_run: bool = False, drop: Sequence[str] = ()
+) -> list[CurrentsReplay]:
+    """Every message of the failures queue, each once (a dry run only reads them; those in
+    `drop` are listed and deleted)."""
     return failures_queue.drain(
         settings.currents_failures_queue,
         "RECS_CURRENTS_FAILURES_QUEUE",
         lambda message_id, body: _replay_one(message_id, body, settings, forward, dry_run),
         hold_seconds=settings.currents_lease_seconds,
+        listed=lambda message_id, body: _replay_one(message_id, body, settings, forward, True),
+        drop=drop,
     )
 
 

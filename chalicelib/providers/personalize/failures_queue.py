@@ -1,8 +1,9 @@
 """A failures queue drained by a replay command: an S3-triggered function's on-failure
 destination (`replay-currents`, `replay-imports`), each message read once, handed to the
-command's own replay of one message, deleted only when that replay says `replayed`, and
-whatever stays made visible again before the command ends, so that the queue's alarm keeps
-counting it and the next run finds it.
+command's own replay of one message, deleted only when that replay says `replayed` (or the
+operator drops it: a file that will never import, listed as a dry run lists it), and whatever
+stays made visible again before the command ends, so that the queue's alarm keeps counting it
+and the next run finds it.
 
 A message is hidden from other readers while this run holds it (`hold_seconds`); a run that
 dies leaves it to reappear after that long.
@@ -10,7 +11,8 @@ dies leaves it to reappear after that long.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
 from chalicelib import aws
@@ -26,9 +28,12 @@ def drain(
     *,
     hold_seconds: int,
     per_receive: int = 10,
+    listed: Callable[[str, str], R] | None = None,
+    drop: Collection[str] = (),
 ) -> list[R]:
     """Every message of `queue` (named by the setting `setting`), each once:
-    `replay_one(message id, body)`."""
+    `replay_one(message id, body)`, or for an id in `drop`, `listed(message id, body)` (what a
+    dry run says of it) and the message deleted."""
     if not queue:
         raise ValueError(
             f"{setting} is not set: run with the stage's settings "
@@ -53,14 +58,22 @@ def drain(
         if not fresh:
             break
         for message in fresh:
-            result = replay_one(message["MessageId"], message["Body"])
+            if message["MessageId"] in drop and listed is not None:
+                result = _dropped(listed(message["MessageId"], message["Body"]))
+            else:
+                result = replay_one(message["MessageId"], message["Body"])
             handled.append(result)
-            if result.status == "replayed":
+            if result.status in ("replayed", "dropped"):
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
             else:
                 kept[message["MessageId"]] = message["ReceiptHandle"]
     _show_again(sqs, url, kept)
     return handled
+
+
+def _dropped(result: R) -> R:
+    why = f" ({result.reason})" if result.reason else ""
+    return dataclasses.replace(result, status="dropped", reason=f"dropped by the operator{why}")
 
 
 def _show_again(sqs: Any, url: str, kept: dict[str, str]) -> None:

@@ -20,6 +20,8 @@ imported after a newer one would put back the rows it replaced.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import aws
@@ -40,15 +42,18 @@ class _Gone(Exception):
 
 
 def replay(
-    settings: Settings, config: ProjectConfig, *, dry_run: bool = False
+    settings: Settings, config: ProjectConfig, *, dry_run: bool = False, drop: Sequence[str] = ()
 ) -> list[ImportReplay]:
-    """Every message of the failures queue, each once (a dry run only reads them)."""
+    """Every message of the failures queue, each once (a dry run only reads them; those in
+    `drop` are listed and deleted)."""
     return failures_queue.drain(
         settings.import_failures_queue,
         "RECS_IMPORT_FAILURES_QUEUE",
         lambda message_id, body: _replay_one(message_id, body, settings, config, dry_run),
         hold_seconds=HOLD_SECONDS,
         per_receive=1,
+        listed=lambda message_id, body: _replay_one(message_id, body, settings, config, True),
+        drop=drop,
     )
 
 

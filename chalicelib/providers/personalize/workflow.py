@@ -84,13 +84,15 @@ class PersonalizeWorkflow:
             )
         return imports.as_report(dataset, bucket, result)
 
-    def replay_imports(self, *, dry_run: bool = False) -> list[ImportReplay]:
+    def replay_imports(
+        self, *, dry_run: bool = False, drop: Sequence[str] = ()
+    ) -> list[ImportReplay]:
         """The messages of RECS_IMPORT_FAILURES_QUEUE, each file imported again as `import_s3`
         imports it (`import_replay`)."""
         from chalicelib.providers.personalize import import_replay  # noqa: PLC0415
 
         with _aws_errors():
-            return import_replay.replay(self.settings, self.config, dry_run=dry_run)
+            return import_replay.replay(self.settings, self.config, dry_run=dry_run, drop=drop)
 
     def import_currents(
         self, source: str, event_type: str | None = None, progress: Progress | None = None
@@ -108,7 +110,9 @@ class PersonalizeWorkflow:
                 return [forwarder.forward_object(bucket, key, progress)]
             return forwarder.forward_path(Path(source), event_type, progress)
 
-    def replay_currents(self, *, dry_run: bool = False) -> list[CurrentsReplay]:
+    def replay_currents(
+        self, *, dry_run: bool = False, drop: Sequence[str] = ()
+    ) -> list[CurrentsReplay]:
         """The messages of RECS_CURRENTS_FAILURES_QUEUE, each file forwarded again as
         `ingest_currents` forwards it (`currents_replay`)."""
         from chalicelib.providers.personalize import currents_replay  # noqa: PLC0415
@@ -116,7 +120,9 @@ class PersonalizeWorkflow:
 
         with _aws_errors():
             forwarder = CurrentsForwarder(self.settings, self.config)
-            return currents_replay.replay(self.settings, forwarder.forward_object, dry_run=dry_run)
+            return currents_replay.replay(
+                self.settings, forwarder.forward_object, dry_run=dry_run, drop=drop
+            )
 
     def segment(
         self, item_ids: Sequence[str] | None, attribute: str | None, top: int
