@@ -11,6 +11,8 @@ from typing import Any
 
 import fastavro
 
+from chalicelib.cli import run_aws
+
 PURCHASE = "users.behaviors.Purchase"
 CUSTOM = "users.behaviors.CustomEvent"
 EMAIL_CLICK = "users.messages.email.Click"
@@ -125,22 +127,9 @@ def card(n: int, user: str, campaign: str, ts: int) -> dict[str, Any]:
 
 
 def create_served_table(client: Any, name: str) -> None:
-    """The served table as deploy/infrastructure.yaml makes it (keys and TTL)."""
-    client.create_table(
-        TableName=name,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    client.update_time_to_live(
-        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
-    )
+    """The served table as deploy/infrastructure.yaml makes it (keys and TTL), as run-aws
+    makes it in moto."""
+    run_aws.create_served_table(client, name)
 
 
 def s3_event(bucket: str, *keys: str) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """Lambda's event sources played on one machine for `run-aws`: the events queue and stream
-polled and handed to `ingest_sqs` / `ingest_kinesis`, and new objects under the import bucket's
-`imports/` prefix handed to `import_s3`, each in the event shape Lambda sends, with Lambda's
-handling of the outcome (a batch whose handler returned is deleted; one that raised is left for
-redelivery after the queue's visibility timeout).
+polled and handed to `ingest_sqs` / `ingest_kinesis`, new objects under the import bucket's
+`imports/` prefix handed to `import_s3` and under its `currents/` prefix (Braze Currents'
+export, RECS_CURRENTS_BUCKET's default) to `ingest_currents`, each in the event shape Lambda
+sends, with Lambda's handling of the outcome (a batch whose handler returned is deleted; one that
+raised is left for redelivery after the queue's visibility timeout; an S3 event that raised is
+logged, as Lambda's retries would be).
 
 Polling rather than S3 notifications: the moto server keeps no notification configuration a
 local process can subscribe to, and a listing every second finds a new file as soon.
@@ -17,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib import aws
-from chalicelib.handlers import imports, ingest
+from chalicelib.handlers import currents, imports, ingest
 
 log = logging.getLogger("recs.run-aws")
 
@@ -27,7 +29,7 @@ class Sources:
         self.queue, self.stream, self.bucket, self.region = queue, stream, bucket, region
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
-        self.handled = {"sqs": 0, "kinesis": 0, "s3": 0}
+        self.handled = {"sqs": 0, "kinesis": 0, "s3": 0, "currents": 0}
 
     def start(self) -> None:
         for name, loop in (("sqs", self._sqs), ("kinesis", self._kinesis), ("s3", self._s3)):
@@ -99,22 +101,33 @@ class Sources:
         s3 = aws.client("s3")
         seen: set[tuple[str, str]] = set()
         while not self.stop.is_set():
-            pages = s3.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix="imports/"
-            )
-            for page in pages:
-                for obj in page.get("Contents", []):
-                    mark = (obj["Key"], obj["ETag"])
-                    if mark in seen:
-                        continue
-                    seen.add(mark)
-                    event = {"Records": [_s3_record(self.bucket, obj, self.region)]}
-                    try:
-                        imports.handle_s3(event)
-                    except imports.ImportFailedError as exc:
-                        log.warning("import_s3: %s", exc)
-                    self.handled["s3"] += 1
+            for prefix in ("imports/", "currents/"):
+                pages = s3.get_paginator("list_objects_v2").paginate(
+                    Bucket=self.bucket, Prefix=prefix
+                )
+                for page in pages:
+                    for obj in page.get("Contents", []):
+                        mark = (obj["Key"], obj["ETag"])
+                        if mark not in seen:
+                            seen.add(mark)
+                            self._object(
+                                prefix, {"Records": [_s3_record(self.bucket, obj, self.region)]}
+                            )
             self.stop.wait(1.0)
+
+    def _object(self, prefix: str, event: dict[str, Any]) -> None:
+        if prefix == "imports/":
+            try:
+                imports.handle_s3(event)
+            except imports.ImportFailedError as exc:
+                log.warning("import_s3: %s", exc)
+            self.handled["s3"] += 1
+            return
+        try:
+            currents.handle_s3(event)
+        except currents.CurrentsRetryError as exc:
+            log.warning("ingest_currents: %s", exc)
+        self.handled["currents"] += 1
 
 
 def _sqs_record(message: dict[str, Any], arn: str, region: str) -> dict[str, Any]:

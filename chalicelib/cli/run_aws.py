@@ -46,6 +46,7 @@ STAGE = {
     "RECS_EVENTS_QUEUE": "braze-recs-local-events",
     "RECS_DEAD_LETTER_QUEUE": "braze-recs-local-dead-letters",
     "RECS_EVENTS_STREAM": "braze-recs-local-events",
+    "RECS_SERVED_TABLE": "braze-recs-local-served",
     "RECS_IMPORT_MODE": "full",
     "RECS_PERSONALIZE_POLL_SECONDS": "0.25",
 }
@@ -68,6 +69,27 @@ def _resources() -> None:
         KeySchema=[{"AttributeName": "item_id", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "item_id", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
+    )
+    create_served_table(aws.client("dynamodb"), STAGE["RECS_SERVED_TABLE"])
+
+
+def create_served_table(client: Any, name: str) -> None:
+    """The served table as deploy/infrastructure.yaml makes it (keys and TTL): what was served,
+    Currents engagements and claimed Currents records."""
+    client.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
     )
 
 

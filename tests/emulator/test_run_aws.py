@@ -16,8 +16,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+import boto3
+
+from chalicelib.cli.run_aws import REGION, STAGE
 from chalicelib.cli.serve import DEV_KEY
 from chalicelib.settings import PROJECT_ROOT
+from tests import currents_support as cs
 from tests.emulator_support import free_port, shop_csv
 
 
@@ -82,6 +86,7 @@ def test_run_aws_serves_personalized_answers_that_follow_events_and_stops_on_ctr
                 break
             time.sleep(0.5)
         assert all(30 <= int(item["id"][1:]) < 40 for item in after)
+        _kept_and_braze_currents_played(tmp_path, ports["--moto-port"])
         output = (tmp_path / "run-aws.log").read_text()
         assert "first personalized answer for user u0" in output
         assert f"curl -H 'x-api-key: {DEV_KEY}' '{base}/recommendations?user_id=u0'" in output
@@ -93,3 +98,33 @@ def test_run_aws_serves_personalized_answers_that_follow_events_and_stops_on_ctr
         log.close()
     assert code == 0
     assert not any(listening(port) for port in ports.values())
+
+
+def _kept_and_braze_currents_played(tmp_path: Path, moto_port: int) -> None:
+    """What was served is kept in the stage's served table (moto's DynamoDB), and a Braze
+    Currents file dropped under `currents/` is played into `ingest_currents`: its record ends
+    claimed `done` once PutEvents took it."""
+    moto = {"endpoint_url": f"http://127.0.0.1:{moto_port}", "region_name": REGION}
+    moto |= {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+    dynamodb = boto3.client("dynamodb", **moto)
+    table = STAGE["RECS_SERVED_TABLE"]
+    kept = dynamodb.query(
+        TableName=table,
+        KeyConditionExpression="pk = :user",
+        ExpressionAttributeValues={":user": {"S": "U#u1"}},
+    )["Items"]
+    assert kept and all(item["sk"]["S"].startswith("S#") for item in kept)
+    record = cs.purchase(7, "u1", "i31", 2.5, int(time.time()))
+    path = cs.write(tmp_path / "currents", cs.PURCHASE, [record])
+    boto3.client("s3", **moto).upload_file(
+        str(path), STAGE["RECS_IMPORT_BUCKET"], cs.key(cs.PURCHASE)
+    )
+
+    def done() -> bool:
+        items = dynamodb.scan(TableName=table)["Items"]
+        return any(item.get("status", {}).get("S") == "done" for item in items)
+
+    deadline = time.monotonic() + 30
+    while not done():
+        assert time.monotonic() < deadline, "ingest_currents did not take the Currents file"
+        time.sleep(0.5)
