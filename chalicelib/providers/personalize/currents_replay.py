@@ -34,9 +34,11 @@ def replay(
     return failures_queue.drain(
         settings.currents_failures_queue,
         "RECS_CURRENTS_FAILURES_QUEUE",
-        lambda message_id, body: _replay_one(message_id, body, settings, forward, dry_run),
+        lambda message_id, body, only_list: _replay_one(
+            message_id, body, settings, forward, only_list
+        ),
         hold_seconds=settings.currents_lease_seconds,
-        listed=lambda message_id, body: _replay_one(message_id, body, settings, forward, True),
+        dry_run=dry_run,
         drop=drop,
     )
 

@@ -24,16 +24,16 @@ R = TypeVar("R", bound=Replay)
 def drain(
     queue: str,
     setting: str,
-    replay_one: Callable[[str, str], R],
+    replay_one: Callable[[str, str, bool], R],
     *,
     hold_seconds: int,
     per_receive: int = 10,
-    listed: Callable[[str, str], R] | None = None,
+    dry_run: bool = False,
     drop: Collection[str] = (),
 ) -> list[R]:
     """Every message of `queue` (named by the setting `setting`), each once:
-    `replay_one(message id, body)`, or for an id in `drop`, `listed(message id, body)` (what a
-    dry run says of it) and the message deleted."""
+    `replay_one(message id, body, only_list)`, `only_list` on a dry run and for an id in `drop`
+    (then listed as `dropped` and deleted)."""
     if not queue:
         raise ValueError(
             f"{setting} is not set: run with the stage's settings "
@@ -58,10 +58,9 @@ def drain(
         if not fresh:
             break
         for message in fresh:
-            if message["MessageId"] in drop and listed is not None:
-                result = _dropped(listed(message["MessageId"], message["Body"]))
-            else:
-                result = replay_one(message["MessageId"], message["Body"])
+            dropped = message["MessageId"] in drop
+            result = replay_one(message["MessageId"], message["Body"], dry_run or dropped)
+            result = _dropped(result) if dropped else result
             handled.append(result)
             if result.status in ("replayed", "dropped"):
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])

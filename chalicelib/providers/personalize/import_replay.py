@@ -49,10 +49,12 @@ def replay(
     return failures_queue.drain(
         settings.import_failures_queue,
         "RECS_IMPORT_FAILURES_QUEUE",
-        lambda message_id, body: _replay_one(message_id, body, settings, config, dry_run),
+        lambda message_id, body, only_list: _replay_one(
+            message_id, body, settings, config, only_list
+        ),
         hold_seconds=HOLD_SECONDS,
         per_receive=1,
-        listed=lambda message_id, body: _replay_one(message_id, body, settings, config, True),
+        dry_run=dry_run,
         drop=drop,
     )
 
