@@ -234,7 +234,7 @@ async def _client(cid: int, plan: Plan, result: Result) -> None:
         if started < measure_from:
             continue
         result.latencies.append(elapsed)
-        route = request[: request.index(b"?") if request[0] == 71 else 12].decode().split()[1]
+        route = request.split(b" ", 2)[1].split(b"?")[0].decode()
         result.by_route.setdefault(route, []).append(elapsed)
         result.statuses[status] = result.statuses.get(status, 0) + 1
         if status not in (200, 202):

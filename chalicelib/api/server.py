@@ -107,6 +107,8 @@ def _warm_up() -> None:
         routes.health()
     except Exception:  # the worker serves anyway; /health and the log say what is wrong
         log.exception("warm-up failed")
+    # What start-up built (models, catalogue, runtime) lives as long as the worker: frozen, a
+    # full collection while serving walks only what requests made since.
     gc.collect()
     gc.freeze()
 

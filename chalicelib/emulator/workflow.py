@@ -174,9 +174,10 @@ class Workflow:
             "trainingType": "MANUAL",
             "_versionId": version_id,
         }
-        for key in ("name", "eventType"):
-            if key in (b if key == "name" else solution):
-                record[key] = (b if key == "name" else solution)[key]
+        if "name" in b:
+            record["name"] = b["name"]
+        if "eventType" in solution:
+            record["eventType"] = solution["eventType"]
         self.c.create("SolutionVersion", record)
         return {"solutionVersionArn": arn}
 

@@ -86,8 +86,7 @@ def _row(served: ServedList) -> tuple[Any, ...]:
 
 # A batch goes in as one JSON array and one statement, each row encoded by its request: whatever
 # Python work the writer thread does holds the GIL, and the server's request thread waits for
-# it (bench/load.py: requests stalled over 2 ms were 6x likelier during a flush building its
-# rows). `->` and `->>` need SQLite 3.38; older ones get the rows one by one.
+# it meanwhile. `->` and `->>` need SQLite 3.38; older ones get the rows one by one.
 JSON_INSERT = sqlite3.sqlite_version_info >= (3, 38)
 _INSERT_ROWS = f"INSERT OR REPLACE INTO served ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)"
 _INSERT_JSON = (
