@@ -12,7 +12,7 @@ import pytest
 from chalicelib import cli
 from chalicelib.providers.local.store import LocalStore
 from chalicelib.seam import runtime
-from chalicelib.settings import PROJECT_ROOT
+from tests.configs import with_filter
 from tests.functional.support import category
 
 
@@ -117,12 +117,17 @@ def test_a_filter_applies_to_every_line(data_dir, tmp_path, capsys):
     ]
 
 
-def test_filter_values_from_the_command_or_each_line(data_dir, tmp_path, capsys, monkeypatch):
-    config = tmp_path / "recs.toml"
-    text = (PROJECT_ROOT / "chalicelib" / "recs.toml").read_text()
-    config.write_text(text + "in-category = 'INCLUDE ItemID WHERE Items.CATEGORY IN ($CATEGORY)'\n")
+def _in_category(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The project's recs.toml plus a filter on the test shop's CATEGORY, for this test."""
+    config = with_filter(
+        folder, "in-category", "INCLUDE ItemID WHERE Items.CATEGORY IN ($CATEGORY)"
+    )
     monkeypatch.setenv("RECS_CONFIG", str(config))
     runtime.reset()
+
+
+def test_filter_values_from_the_command_or_each_line(data_dir, tmp_path, capsys, monkeypatch):
+    _in_category(tmp_path, monkeypatch)
     lines = [
         {"userId": "u2"},
         {"userId": "u2", "filterValues": {"CATEGORY": '"kitchen","garden"'}},
@@ -160,11 +165,7 @@ def test_filter_values_without_a_filter_are_a_line_error(data_dir, tmp_path, cap
 def test_a_missing_filter_value_names_filter_values_and_the_option_not_a_query(
     data_dir, tmp_path, capsys, monkeypatch
 ):
-    config = tmp_path / "recs.toml"
-    text = (PROJECT_ROOT / "chalicelib" / "recs.toml").read_text()
-    config.write_text(text + "in-category = 'INCLUDE ItemID WHERE Items.CATEGORY IN ($CATEGORY)'\n")
-    monkeypatch.setenv("RECS_CONFIG", str(config))
-    runtime.reset()
+    _in_category(tmp_path, monkeypatch)
     lines = [
         {"userId": "u2"},
         {"userId": "u2", "filterValues": {"OTHER": '"x"'}},
